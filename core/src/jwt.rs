@@ -1,0 +1,634 @@
+//! HS256 JWTs in the two claim layouts of fastmcp (TypeScript and Python), byte-compatible with each.
+//!
+//! Verification is stricter than either peer: HS256 only (never `none`), a signature compared in constant time,
+//! `exp` required, tokens over [`MAX_TOKEN_BYTES`] rejected before any decoding, and reserved claims can never be
+//! overridden by caller-supplied claims.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde_json::{Map, Value};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result, TokenError};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Tokens longer than this are rejected before decoding (16 KiB).
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Default access-token lifetime in seconds.
+pub const DEFAULT_ACCESS_TOKEN_TTL: u64 = 3600;
+/// Default refresh-token lifetime in seconds.
+pub const DEFAULT_REFRESH_TOKEN_TTL: u64 = 2_592_000;
+
+/// Claims that caller-supplied claims may never override.
+pub const RESERVED_CLAIMS: &[&str] = &["iss", "aud", "exp", "iat", "jti", "client_id", "scope", "token_use"];
+
+/// JSON claims of a token, in issue order.
+pub type Claims = Map<String, Value>;
+
+/// Whose claim layout tokens follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ClaimLayout {
+    /// fastmcp TS: header `{"alg":"HS256","typ":"JWT"}`, claims `aud, client_id, exp, iat, iss, jti, scope[]`,
+    /// extra claims at top level, no `token_use`.
+    #[default]
+    FastmcpTs,
+    /// fastmcp Python: header `{"typ":"JWT","alg":"HS256"}`, claims `iss, aud, client_id, scope "a b", exp, iat,
+    /// jti`, `token_use: "refresh"` on refresh tokens, `upstream_claims` nested.
+    FastmcpPython,
+}
+
+impl ClaimLayout {
+    /// Parses `ts` / `py` (also `typescript`, `python`).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "ts" | "typescript" | "fastmcp-ts" => Ok(ClaimLayout::FastmcpTs),
+            "py" | "python" | "fastmcp-py" => Ok(ClaimLayout::FastmcpPython),
+            _ => Err(Error::InvalidArgument("layout must be `ts` or `py`".into())),
+        }
+    }
+}
+
+/// Access or refresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenUse {
+    /// An access token.
+    Access,
+    /// A refresh token.
+    Refresh,
+}
+
+impl TokenUse {
+    /// `access` / `refresh`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenUse::Access => "access",
+            TokenUse::Refresh => "refresh",
+        }
+    }
+
+    /// Parses `access` / `refresh`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "access" => Ok(TokenUse::Access),
+            "refresh" => Ok(TokenUse::Refresh),
+            _ => Err(Error::InvalidArgument("token use must be `access` or `refresh`".into())),
+        }
+    }
+}
+
+/// Optional inputs to issuing a token.
+#[derive(Clone, Debug, Default)]
+pub struct IssueOptions {
+    /// Token id; 16 random bytes in base64url when absent (fastmcp TS). fastmcp Python callers always pass one.
+    pub jti: Option<String>,
+    /// Lifetime in seconds; the issuer's TTL for the token kind when absent.
+    pub expires_in: Option<u64>,
+    /// `sub` claim.
+    pub subject: Option<String>,
+    /// Claims from the upstream identity provider: nested as `upstream_claims` in the Python layout, merged at top
+    /// level in the TS layout (reserved names skipped).
+    pub upstream_claims: Option<Claims>,
+    /// Extra top-level claims (reserved names skipped).
+    pub extra_claims: Option<Claims>,
+}
+
+/// The outcome of [`JwtIssuer::verify_detailed`], shaped like fastmcp TS's `verify()` result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verification {
+    /// Whether the token is accepted.
+    pub valid: bool,
+    /// The decoded claims, whenever the signature was good (also for expired or wrong-audience tokens).
+    pub claims: Option<Claims>,
+    /// Why it was rejected.
+    pub error: Option<TokenError>,
+}
+
+struct SigningKey {
+    kid: Option<String>,
+    secret: Zeroizing<Vec<u8>>,
+    // HMAC state after absorbing the key; cloned per signature, so the key schedule runs once.
+    mac: HmacSha256,
+}
+
+impl SigningKey {
+    fn new(secret: &[u8], kid: Option<String>) -> Result<Self> {
+        if secret.is_empty() {
+            return Err(Error::InvalidArgument("signing key must not be empty".into()));
+        }
+        let mac = HmacSha256::new_from_slice(secret)
+            .map_err(|_| Error::InvalidArgument("signing key rejected by HMAC".into()))?;
+        Ok(SigningKey { kid, secret: Zeroizing::new(secret.to_vec()), mac })
+    }
+}
+
+/// Issues and verifies HS256 JWTs.
+///
+/// ```
+/// use fastmcp_auth::{JwtIssuer, IssueOptions, TokenUse};
+/// let issuer = JwtIssuer::new("https://mcp.example.com", "https://mcp.example.com", b"secret").unwrap();
+/// let token = issuer.issue_access_token("client-1", &["read"], IssueOptions::default()).unwrap();
+/// let claims = issuer.verify(&token, TokenUse::Access).unwrap();
+/// assert_eq!(claims["client_id"], "client-1");
+/// ```
+pub struct JwtIssuer {
+    issuer: String,
+    audience: String,
+    keys: Vec<SigningKey>,
+    layout: ClaimLayout,
+    access_token_ttl: u64,
+    refresh_token_ttl: u64,
+    leeway: u64,
+    fixed_now: Option<u64>,
+    // Precomputed base64url header of the current key (it never changes per token).
+    header_b64: String,
+}
+
+impl fmt::Debug for JwtIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtIssuer")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("layout", &self.layout)
+            .field("keys", &format_args!("[redacted; {}]", self.keys.len()))
+            .finish()
+    }
+}
+
+impl JwtIssuer {
+    /// An issuer in the fastmcp TS layout with default TTLs. `signing_key` bytes are the HMAC key (both peers use
+    /// the UTF-8 bytes of their key string).
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>, signing_key: impl AsRef<[u8]>) -> Result<Self> {
+        let key = SigningKey::new(signing_key.as_ref(), None)?;
+        let mut me = JwtIssuer {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            keys: vec![key],
+            layout: ClaimLayout::FastmcpTs,
+            access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
+            refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
+            leeway: 0,
+            fixed_now: None,
+            header_b64: String::new(),
+        };
+        me.rebuild_header();
+        Ok(me)
+    }
+
+    /// Selects the claim layout.
+    pub fn with_layout(mut self, layout: ClaimLayout) -> Self {
+        self.layout = layout;
+        self.rebuild_header();
+        self
+    }
+
+    /// Sets the access and refresh lifetimes (seconds, each at least 1).
+    pub fn with_ttls(mut self, access: u64, refresh: u64) -> Result<Self> {
+        if access == 0 || refresh == 0 {
+            return Err(Error::InvalidArgument("token TTLs must be at least 1 second".into()));
+        }
+        self.access_token_ttl = access;
+        self.refresh_token_ttl = refresh;
+        Ok(self)
+    }
+
+    /// Names the current key: tokens carry a `kid` header, and verification picks the key by it.
+    pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
+        self.keys[0].kid = Some(kid.into());
+        self.rebuild_header();
+        self
+    }
+
+    /// Adds a previous key that still verifies (never signs) during a signing-key rotation.
+    pub fn with_previous_key(mut self, key: impl AsRef<[u8]>, kid: Option<String>) -> Result<Self> {
+        self.keys.push(SigningKey::new(key.as_ref(), kid)?);
+        Ok(self)
+    }
+
+    /// Seconds of clock skew tolerated on `exp`/`nbf`.
+    pub fn with_leeway(mut self, seconds: u64) -> Self {
+        self.leeway = seconds;
+        self
+    }
+
+    /// Freezes "now" (seconds since the epoch) for issuing and verifying — for tests and vectors.
+    pub fn with_fixed_time(mut self, now: Option<u64>) -> Self {
+        self.fixed_now = now;
+        self
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The configured audience.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The claim layout.
+    pub fn layout(&self) -> ClaimLayout {
+        self.layout
+    }
+
+    /// Access-token lifetime in seconds.
+    pub fn access_token_ttl(&self) -> u64 {
+        self.access_token_ttl
+    }
+
+    /// Refresh-token lifetime in seconds.
+    pub fn refresh_token_ttl(&self) -> u64 {
+        self.refresh_token_ttl
+    }
+
+    fn rebuild_header(&mut self) {
+        let mut header = String::with_capacity(64);
+        match self.layout {
+            ClaimLayout::FastmcpTs => header.push_str(r#"{"alg":"HS256","typ":"JWT""#),
+            ClaimLayout::FastmcpPython => header.push_str(r#"{"typ":"JWT","alg":"HS256""#),
+        }
+        if let Some(kid) = &self.keys[0].kid {
+            header.push_str(",\"kid\":");
+            header.push_str(&Value::String(kid.clone()).to_string());
+        }
+        header.push('}');
+        self.header_b64 = URL_SAFE_NO_PAD.encode(header.as_bytes());
+    }
+
+    fn now(&self) -> u64 {
+        self.fixed_now.unwrap_or_else(unix_now)
+    }
+
+    /// Issues an access token for `client_id` with `scopes`.
+    pub fn issue_access_token<S: AsRef<str>>(&self, client_id: &str, scopes: &[S], opts: IssueOptions) -> Result<String> {
+        self.issue(TokenUse::Access, client_id, scopes, opts)
+    }
+
+    /// Issues a refresh token for `client_id` with `scopes` (`token_use: "refresh"` in the Python layout).
+    pub fn issue_refresh_token<S: AsRef<str>>(&self, client_id: &str, scopes: &[S], opts: IssueOptions) -> Result<String> {
+        self.issue(TokenUse::Refresh, client_id, scopes, opts)
+    }
+
+    /// Builds the claims a token of `kind` would carry, in the layout's order.
+    pub fn build_claims<S: AsRef<str>>(&self, kind: TokenUse, client_id: &str, scopes: &[S], opts: IssueOptions) -> Result<Claims> {
+        let now = self.now();
+        let ttl = opts.expires_in.unwrap_or(match kind {
+            TokenUse::Access => self.access_token_ttl,
+            TokenUse::Refresh => self.refresh_token_ttl,
+        });
+        let exp = now
+            .checked_add(ttl)
+            .filter(|e| *e <= (1u64 << 53))
+            .ok_or_else(|| Error::InvalidArgument("expires_in is too large".into()))?;
+        let jti = opts.jti.unwrap_or_else(generate_jti);
+        let mut c = Map::new();
+        match self.layout {
+            ClaimLayout::FastmcpTs => {
+                c.insert("aud".into(), self.audience.clone().into());
+                c.insert("client_id".into(), client_id.into());
+                c.insert("exp".into(), exp.into());
+                c.insert("iat".into(), now.into());
+                c.insert("iss".into(), self.issuer.clone().into());
+                c.insert("jti".into(), jti.into());
+                c.insert("scope".into(), Value::Array(scopes.iter().map(|s| s.as_ref().into()).collect()));
+                if let Some(sub) = opts.subject {
+                    c.insert("sub".into(), sub.into());
+                }
+                merge_unreserved(&mut c, opts.upstream_claims);
+                merge_unreserved(&mut c, opts.extra_claims);
+            }
+            ClaimLayout::FastmcpPython => {
+                c.insert("iss".into(), self.issuer.clone().into());
+                c.insert("aud".into(), self.audience.clone().into());
+                c.insert("client_id".into(), client_id.into());
+                let scope: Vec<&str> = scopes.iter().map(|s| s.as_ref()).collect();
+                c.insert("scope".into(), scope.join(" ").into());
+                c.insert("exp".into(), exp.into());
+                c.insert("iat".into(), now.into());
+                c.insert("jti".into(), jti.into());
+                match kind {
+                    TokenUse::Refresh => {
+                        c.insert("token_use".into(), "refresh".into());
+                    }
+                    TokenUse::Access => {
+                        if let Some(sub) = opts.subject {
+                            c.insert("sub".into(), sub.into());
+                        }
+                        merge_unreserved(&mut c, opts.extra_claims);
+                    }
+                }
+                if let Some(up) = opts.upstream_claims.filter(|m| !m.is_empty()) {
+                    c.insert("upstream_claims".into(), Value::Object(up));
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    fn issue<S: AsRef<str>>(&self, kind: TokenUse, client_id: &str, scopes: &[S], opts: IssueOptions) -> Result<String> {
+        let claims = self.build_claims(kind, client_id, scopes, opts)?;
+        self.sign_claims(&claims)
+    }
+
+    /// Signs `claims` as they are (no reserved-claim protection): the caller owns the layout.
+    pub fn sign_claims(&self, claims: &Claims) -> Result<String> {
+        let payload = serde_json::to_vec(claims)?;
+        let mut token = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 48);
+        token.push_str(&self.header_b64);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let mut mac = self.keys[0].mac.clone();
+        mac.update(token.as_bytes());
+        let sig = mac.finalize().into_bytes();
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(sig, &mut token);
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Error::InvalidArgument("claims make a token over the 16 KiB limit".into()));
+        }
+        Ok(token)
+    }
+
+    /// Verifies a token and returns its claims, or the reason it was rejected.
+    ///
+    /// `expected` is compared with the `token_use` claim (absent = `access`) in the Python layout. fastmcp TS tokens
+    /// carry no token use, so in the TS layout the claim is only checked when present.
+    pub fn verify(&self, token: &str, expected: TokenUse) -> Result<Claims> {
+        self.verify_at(token, expected, self.now())
+    }
+
+    /// [`verify`](Self::verify) at a given time (seconds since the epoch).
+    pub fn verify_at(&self, token: &str, expected: TokenUse, now: u64) -> Result<Claims> {
+        let claims = self.decode_verified(token)?;
+        self.check_claims(&claims, expected, now)?;
+        Ok(claims)
+    }
+
+    /// Like fastmcp TS's `verify()`: a verdict plus the claims whenever the signature was good.
+    pub fn verify_detailed(&self, token: &str, expected: TokenUse) -> Verification {
+        match self.decode_verified(token) {
+            Err(e) => Verification { valid: false, claims: None, error: e.token_error() },
+            Ok(claims) => match self.check_claims(&claims, expected, self.now()) {
+                Ok(()) => Verification { valid: true, claims: Some(claims), error: None },
+                Err(e) => Verification { valid: false, claims: Some(claims), error: e.token_error() },
+            },
+        }
+    }
+
+    /// Checks size, structure, algorithm and signature; returns the claims without checking their values.
+    fn decode_verified(&self, token: &str) -> Result<Claims> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge.into());
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(TokenError::Malformed.into());
+        };
+        let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| TokenError::Malformed)?;
+        let header: Map<String, Value> = parse_object(&header_bytes)?;
+        if header.get("alg").and_then(Value::as_str) != Some("HS256") || header.contains_key("crit") {
+            return Err(TokenError::UnsupportedAlgorithm.into());
+        }
+        let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| TokenError::InvalidSignature)?;
+        let signing_input = &token.as_bytes()[..h.len() + 1 + p.len()];
+        let kid = header.get("kid").and_then(Value::as_str);
+        if !self.signature_matches(signing_input, &sig, kid) {
+            return Err(TokenError::InvalidSignature.into());
+        }
+        let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| TokenError::Malformed)?;
+        parse_object(&payload)
+    }
+
+    fn signature_matches(&self, input: &[u8], sig: &[u8], kid: Option<&str>) -> bool {
+        // A `kid` naming one of our keys selects it; otherwise every key is tried (tokens from peers carry no kid).
+        // The per-key comparison is constant time (hmac's verify_slice uses subtle).
+        let named: Vec<&SigningKey> = match kid {
+            Some(k) => self.keys.iter().filter(|key| key.kid.as_deref() == Some(k)).collect(),
+            None => Vec::new(),
+        };
+        let candidates: Box<dyn Iterator<Item = &SigningKey>> =
+            if named.is_empty() { Box::new(self.keys.iter()) } else { Box::new(named.into_iter()) };
+        let mut ok = false;
+        for key in candidates {
+            let mut mac = key.mac.clone();
+            mac.update(input);
+            ok |= mac.verify_slice(sig).is_ok();
+        }
+        ok
+    }
+
+    fn check_claims(&self, claims: &Claims, expected: TokenUse, now: u64) -> Result<()> {
+        let exp = match claims.get("exp") {
+            Some(Value::Number(n)) => n.as_f64().ok_or(TokenError::MissingExpiry)?,
+            _ => return Err(TokenError::MissingExpiry.into()),
+        };
+        // fastmcp TS: expired when exp <= now.
+        if exp + self.leeway as f64 <= now as f64 {
+            return Err(TokenError::Expired.into());
+        }
+        if let Some(nbf) = claims.get("nbf").and_then(Value::as_f64) {
+            if nbf > (now + self.leeway) as f64 {
+                return Err(TokenError::NotYetValid.into());
+            }
+        }
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(TokenError::InvalidIssuer.into());
+        }
+        if claims.get("aud").and_then(Value::as_str) != Some(self.audience.as_str()) {
+            return Err(TokenError::InvalidAudience.into());
+        }
+        let token_use = claims.get("token_use");
+        let ok = match (self.layout, token_use) {
+            (ClaimLayout::FastmcpTs, None) => true,
+            (ClaimLayout::FastmcpPython, None) => expected == TokenUse::Access,
+            (_, Some(v)) => v.as_str() == Some(expected.as_str()),
+        };
+        if !ok {
+            return Err(TokenError::WrongTokenUse.into());
+        }
+        Ok(())
+    }
+
+    /// Zeroizes nothing by itself: key bytes are held in `Zeroizing` and wiped on drop. Exposed for tests that
+    /// need to know how many keys verify.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    #[doc(hidden)]
+    pub fn current_key_len(&self) -> usize {
+        self.keys[0].secret.len()
+    }
+}
+
+fn merge_unreserved(into: &mut Claims, extra: Option<Claims>) {
+    for (k, v) in extra.into_iter().flatten() {
+        if RESERVED_CLAIMS.contains(&k.as_str()) {
+            tracing::debug!(claim = %k, "ignoring an attempt to override a reserved JWT claim");
+            continue;
+        }
+        into.insert(k, v);
+    }
+}
+
+/// Parses a JSON object, rejecting duplicate member names (a classic parser-confusion vector).
+fn parse_object(bytes: &[u8]) -> Result<Claims> {
+    let v: NoDupObject = serde_json::from_slice(bytes).map_err(|_| TokenError::Malformed)?;
+    Ok(v.0)
+}
+
+struct NoDupObject(Claims);
+
+impl<'de> serde::Deserialize<'de> for NoDupObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = NoDupObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> std::result::Result<NoDupObject, A::Error> {
+                let mut out = Map::new();
+                while let Some((k, v)) = m.next_entry::<String, Value>()? {
+                    if out.contains_key(&k) {
+                        return Err(serde::de::Error::custom("duplicate claim"));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(NoDupObject(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// 16 random bytes in base64url, as fastmcp TS generates token ids.
+pub fn generate_jti() -> String {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Decodes the claims of a token WITHOUT verifying it — for display and debugging only.
+pub mod dangerous {
+    use super::*;
+
+    /// The payload of `token` as JSON, signature unchecked. Never base a decision on it.
+    pub fn insecure_decode_claims(token: &str) -> Result<Claims> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge.into());
+        }
+        let p = token.split('.').nth(1).ok_or(TokenError::Malformed)?;
+        let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| TokenError::Malformed)?;
+        parse_object(&payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issuer() -> JwtIssuer {
+        JwtIssuer::new("https://i", "https://a", b"k").unwrap().with_fixed_time(Some(1_000_000))
+    }
+
+    #[test]
+    fn reserved_claims_are_protected() {
+        let mut extra = Map::new();
+        extra.insert("iss".into(), "evil".into());
+        extra.insert("exp".into(), 9_999_999_999u64.into());
+        extra.insert("email".into(), "u@x".into());
+        for layout in [ClaimLayout::FastmcpTs, ClaimLayout::FastmcpPython] {
+            let i = issuer().with_layout(layout);
+            let t = i
+                .issue_access_token("c", &["a"], IssueOptions { extra_claims: Some(extra.clone()), ..Default::default() })
+                .unwrap();
+            let c = i.verify(&t, TokenUse::Access).unwrap();
+            assert_eq!(c["iss"], "https://i");
+            assert_eq!(c["exp"], 1_003_600);
+            assert_eq!(c["email"], "u@x");
+        }
+    }
+
+    #[test]
+    fn token_use_rules() {
+        let py = issuer().with_layout(ClaimLayout::FastmcpPython);
+        let r = py.issue_refresh_token("c", &["a"], IssueOptions::default()).unwrap();
+        let a = py.issue_access_token("c", &["a"], IssueOptions::default()).unwrap();
+        assert_eq!(py.verify(&r, TokenUse::Access).unwrap_err().token_error(), Some(TokenError::WrongTokenUse));
+        assert_eq!(py.verify(&a, TokenUse::Refresh).unwrap_err().token_error(), Some(TokenError::WrongTokenUse));
+        assert!(py.verify(&r, TokenUse::Refresh).is_ok());
+        let ts = issuer();
+        let r = ts.issue_refresh_token("c", &["a"], IssueOptions::default()).unwrap();
+        assert!(ts.verify(&r, TokenUse::Refresh).is_ok());
+    }
+
+    #[test]
+    fn rotation_and_kid() {
+        let old = issuer().with_kid("k1");
+        let t = old.issue_access_token("c", &["a"], IssueOptions::default()).unwrap();
+        let new = JwtIssuer::new("https://i", "https://a", b"k2")
+            .unwrap()
+            .with_kid("k2")
+            .with_fixed_time(Some(1_000_000))
+            .with_previous_key(b"k", Some("k1".into()))
+            .unwrap();
+        assert!(new.verify(&t, TokenUse::Access).is_ok());
+        let only_new = JwtIssuer::new("https://i", "https://a", b"k2").unwrap().with_fixed_time(Some(1_000_000));
+        assert_eq!(
+            only_new.verify(&t, TokenUse::Access).unwrap_err().token_error(),
+            Some(TokenError::InvalidSignature)
+        );
+        assert!(format!("{new:?}").contains("redacted"));
+    }
+
+    #[test]
+    fn size_and_structure() {
+        let i = issuer();
+        let big = "a".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(i.verify(&big, TokenUse::Access).unwrap_err().token_error(), Some(TokenError::TooLarge));
+        for bad in ["", "a.b", "a.b.c.d", "!!.!!.!!", "e30.e30.e30"] {
+            assert!(i.verify(bad, TokenUse::Access).is_err(), "{bad}");
+        }
+        // Duplicate claim names are refused even with a good signature.
+        let dup = r#"{"exp":9999999999,"exp":1,"iss":"https://i","aud":"https://a"}"#;
+        let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+        let p = URL_SAFE_NO_PAD.encode(dup);
+        let mut mac = HmacSha256::new_from_slice(b"k").unwrap();
+        mac.update(format!("{h}.{p}").as_bytes());
+        let s = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let t = format!("{h}.{p}.{s}");
+        assert_eq!(i.verify(&t, TokenUse::Access).unwrap_err().token_error(), Some(TokenError::Malformed));
+    }
+
+    #[test]
+    fn missing_exp_rejected() {
+        let i = issuer();
+        let mut c = Map::new();
+        c.insert("iss".into(), "https://i".into());
+        c.insert("aud".into(), "https://a".into());
+        let t = i.sign_claims(&c).unwrap();
+        assert_eq!(i.verify(&t, TokenUse::Access).unwrap_err().token_error(), Some(TokenError::MissingExpiry));
+    }
+
+    #[test]
+    fn leeway() {
+        let i = issuer();
+        let t = i.issue_access_token("c", &["a"], IssueOptions { expires_in: Some(10), ..Default::default() }).unwrap();
+        assert!(i.verify_at(&t, TokenUse::Access, 1_000_009).is_ok());
+        assert!(i.verify_at(&t, TokenUse::Access, 1_000_010).is_err());
+        let lenient = issuer().with_leeway(5);
+        assert!(lenient.verify_at(&t, TokenUse::Access, 1_000_014).is_ok());
+    }
+}

@@ -1,0 +1,694 @@
+//! One file per key, in fastmcp TS's `DiskStore` format: `{"expiresAt": <ms>, "value": <json>}`, pretty-printed.
+//!
+//! File names. fastmcp maps every character outside `[A-Za-z0-9_-]` to `_`, so `a:b`, `a.b` and `a_b` share one
+//! file. Here:
+//! - a *plain* key (only `[A-Za-z0-9_-]`) keeps fastmcp's name, so both implementations read each other's files;
+//! - any other key is percent-encoded (`mapping:abc` → `mapping%3Aabc.json`): injective, no `.`/`/`/NUL can
+//!   survive, so no name can leave the directory or collide;
+//! - a name too long for the filesystem becomes `~<sha256 hex>`;
+//! - files whose name alone does not identify the key (hashed names, and plain names containing `_`, which a
+//!   fastmcp-sanitised key could share) record it in a `"key"` member, which fastmcp ignores.
+//!
+//! A key fastmcp wrote under its sanitised name (`mapping:abc` → `mapping_abc.json`) is still found: when a
+//! non-plain key has no file of its own, its legacy name is read, and accepted only if that file records no key
+//! (a file that records one belongs to exactly that key). `delete`/`take` remove the legacy file too.
+//!
+//! Writes go to a temp file (0600) that is renamed over the target, optionally with fsync of file and directory.
+//! `take` renames the file to a unique claim name first: rename is atomic, so among threads and processes exactly
+//! one caller wins. Corrupt files read as absent, are logged by fingerprint and left in place for inspection.
+//!
+//! Sweep cost: every save with a TTL records (expiry → name) in an in-memory index, so a sweep visits only what
+//! has expired. A full scan (every file read) runs when the store opens and then hourly, to pick up entries
+//! other processes wrote.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::sweeper::Sweeper;
+use super::{expires_at_ms, fingerprint, now_ms, validate_key, Store, SyncStore, NO_EXPIRY_MS};
+use crate::error::{Error, Result};
+
+/// Everything but `[A-Za-z0-9_-]` is percent-encoded.
+const ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'_').remove(b'-');
+/// Longest file name most filesystems accept.
+const MAX_NAME: usize = 255;
+/// Room kept for the temp and claim suffixes (`.` + 16 hex + `.claim`/`.tmp`).
+const SUFFIX_ROOM: usize = 24;
+/// Temp and claim files older than this are crash leftovers and removed by the full scan.
+const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+/// Options of a [`DiskStore`].
+#[derive(Clone, Debug)]
+pub struct DiskStoreOptions {
+    /// Directory holding the files; created (0700) when missing.
+    pub directory: PathBuf,
+    /// Interval of the background sweep; `None` disables it. Default 60 s.
+    pub cleanup_interval: Option<Duration>,
+    /// Extension of entry files, `.json` by default: a dot and 1-16 of `[A-Za-z0-9_-]`.
+    pub file_extension: String,
+    /// fsync each file before its rename and the directory after it: durable across power loss, slower.
+    pub fsync: bool,
+    /// How often the sweep re-reads every file to find entries other processes wrote. Default one hour.
+    pub full_scan_interval: Duration,
+}
+
+impl DiskStoreOptions {
+    /// Defaults for `directory`.
+    pub fn new(directory: impl Into<PathBuf>) -> Self {
+        DiskStoreOptions {
+            directory: directory.into(),
+            cleanup_interval: Some(Duration::from_secs(60)),
+            file_extension: ".json".into(),
+            fsync: false,
+            full_scan_interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    #[serde(rename = "expiresAt")]
+    expires_at: u64,
+    value: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct EntryIn {
+    #[serde(rename = "expiresAt")]
+    expires_at: f64,
+    value: Value,
+    #[serde(default)]
+    key: Option<String>,
+}
+
+/// Where a key lives.
+struct Names {
+    /// Our file name for the key.
+    own: String,
+    /// Whether our file records the key.
+    records_key: bool,
+    /// fastmcp's name for the key, when it differs from ours.
+    legacy: Option<String>,
+}
+
+#[derive(Default)]
+struct ExpiryIndex {
+    by_time: BTreeMap<u64, HashSet<String>>,
+    by_name: HashMap<String, u64>,
+}
+
+impl ExpiryIndex {
+    fn set(&mut self, name: &str, expires_at: u64) {
+        self.remove(name);
+        if expires_at >= NO_EXPIRY_MS {
+            return;
+        }
+        self.by_time.entry(expires_at).or_default().insert(name.to_owned());
+        self.by_name.insert(name.to_owned(), expires_at);
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Some(t) = self.by_name.remove(name) {
+            if let Some(set) = self.by_time.get_mut(&t) {
+                set.remove(name);
+                if set.is_empty() {
+                    self.by_time.remove(&t);
+                }
+            }
+        }
+    }
+
+    /// Removes and returns the names whose expiry is before `now`.
+    fn drain_expired(&mut self, now: u64) -> Vec<String> {
+        let later = self.by_time.split_off(&now);
+        let expired = std::mem::replace(&mut self.by_time, later);
+        let mut out = Vec::new();
+        for (_, names) in expired {
+            for n in names {
+                self.by_name.remove(&n);
+                out.push(n);
+            }
+        }
+        out
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    ext: String,
+    fsync: bool,
+    full_scan_interval: Duration,
+    index: Mutex<ExpiryIndex>,
+    last_full_scan: Mutex<Option<Instant>>,
+    closed: AtomicBool,
+}
+
+/// Result of reading one entry file.
+enum Read {
+    Missing,
+    Corrupt,
+    Entry(EntryIn),
+}
+
+/// A directory of JSON files, one per key, compatible with fastmcp TS's `DiskStore`.
+///
+/// ```
+/// use fastmcp_auth::store::{DiskStore, DiskStoreOptions, SyncStore};
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = DiskStore::open(DiskStoreOptions::new(dir.path())).unwrap();
+/// store.save_sync("mapping:abc", serde_json::json!("v"), None).unwrap();
+/// assert_eq!(store.get_sync("mapping:abc").unwrap(), Some(serde_json::json!("v")));
+/// assert!(dir.path().join("mapping%3Aabc.json").exists());
+/// ```
+pub struct DiskStore {
+    inner: Arc<Inner>,
+    sweeper: Sweeper,
+}
+
+impl std::fmt::Debug for DiskStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskStore").field("directory", &self.inner.dir).finish_non_exhaustive()
+    }
+}
+
+impl DiskStore {
+    /// Opens (creating when missing) the directory, runs the first full scan, starts the sweep.
+    pub fn open(options: DiskStoreOptions) -> Result<Self> {
+        let ext = options.file_extension;
+        let ext_ok = ext.len() >= 2
+            && ext.len() <= 17
+            && ext.starts_with('.')
+            && ext[1..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ext_ok {
+            return Err(Error::InvalidArgument(
+                "file_extension must be a dot followed by 1-16 of [A-Za-z0-9_-]".into(),
+            ));
+        }
+        ensure_directory(&options.directory)?;
+        let inner = Arc::new(Inner {
+            dir: options.directory,
+            ext,
+            fsync: options.fsync,
+            full_scan_interval: options.full_scan_interval,
+            index: Mutex::new(ExpiryIndex::default()),
+            last_full_scan: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        });
+        inner.full_scan();
+        let sweeper = match options.cleanup_interval {
+            Some(i) if !i.is_zero() => {
+                Sweeper::spawn("fastmcp-auth-disk-sweep", i, Arc::downgrade(&inner), |s| {
+                    if let Err(e) = s.cleanup() {
+                        tracing::warn!(error = %e, "DiskStore sweep failed");
+                    }
+                })
+            }
+            _ => Sweeper::disabled(),
+        };
+        Ok(DiskStore { inner, sweeper })
+    }
+
+    /// Shorthand for [`open`](Self::open) with default options.
+    pub fn new(directory: impl Into<PathBuf>) -> Result<Self> {
+        Self::open(DiskStoreOptions::new(directory))
+    }
+
+    /// The directory.
+    pub fn directory(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The file our store uses for `key` (for tools and tests).
+    pub fn file_name_for(&self, key: &str) -> Result<String> {
+        validate_key(key)?;
+        Ok(self.inner.names(key).own)
+    }
+
+    /// fastmcp's file name for `key`: every character outside `[A-Za-z0-9_-]` becomes `_`.
+    pub fn legacy_file_name(key: &str, ext: &str) -> String {
+        let mut s: String =
+            key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+        s.push_str(ext);
+        s
+    }
+
+    /// Whether the background sweep thread is running.
+    pub fn sweeper_running(&self) -> bool {
+        self.sweeper.is_running()
+    }
+
+    /// Runs a full scan now (reads every file), as the sweep does hourly; returns how many were removed.
+    pub fn full_scan(&self) -> Result<u64> {
+        self.inner.check_open()?;
+        Ok(self.inner.full_scan())
+    }
+}
+
+fn ensure_directory(dir: &Path) -> Result<()> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::NotADirectory(dir.display().to_string())),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io("create directory", e))
+        }
+        Err(e) => Err(Error::io("stat directory", e)),
+    }
+}
+
+fn is_plain(key: &str) -> bool {
+    key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn random_suffix() -> String {
+    let mut b = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+impl Inner {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn names(&self, key: &str) -> Names {
+        let plain = is_plain(key);
+        let stem: String = if plain { key.to_owned() } else { utf8_percent_encode(key, ENCODE).collect() };
+        let (stem, hashed) = if stem.len() + self.ext.len() + SUFFIX_ROOM > MAX_NAME {
+            (format!("~{}", hex::encode(Sha256::digest(key.as_bytes()))), true)
+        } else {
+            (stem, false)
+        };
+        let own = format!("{stem}{}", self.ext);
+        let records_key = hashed || (plain && key.contains('_'));
+        let legacy = if plain && !hashed { None } else { Some(DiskStore::legacy_file_name(key, &self.ext)) };
+        // fastmcp would itself fail on a legacy name over the limit; never look those up.
+        let legacy = legacy.filter(|l| l.len() <= MAX_NAME && *l != own);
+        Names { own, records_key, legacy }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn read(&self, path: &Path) -> Result<Read> {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Read::Missing),
+            Err(e) => return Err(Error::io("read entry", e)),
+        };
+        match serde_json::from_slice::<EntryIn>(&bytes) {
+            Ok(entry) => Ok(Read::Entry(entry)),
+            Err(_) => {
+                let name = path.file_name().and_then(OsStr::to_str).unwrap_or("");
+                tracing::warn!(file = %fingerprint(name), "DiskStore: corrupt entry file ignored (left in place)");
+                Ok(Read::Corrupt)
+            }
+        }
+    }
+
+    /// Whether the entry at our own name belongs to `key`.
+    fn owns(entry: &EntryIn, key: &str, names: &Names) -> bool {
+        match &entry.key {
+            Some(k) => k == key,
+            // A hashed name must say whose it is; other names are the key itself (or fastmcp's file for it).
+            None => !names.own.starts_with('~'),
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Value>> {
+        self.check_open()?;
+        validate_key(key)?;
+        let names = self.names(key);
+        let now = now_ms() as f64;
+        match self.read(&self.path(&names.own))? {
+            Read::Entry(e) if Self::owns(&e, key, &names) => {
+                return Ok((e.expires_at >= now).then_some(e.value));
+            }
+            Read::Missing => {}
+            _ => return Ok(None),
+        }
+        if let Some(legacy) = &names.legacy {
+            if let Read::Entry(e) = self.read(&self.path(legacy))? {
+                if e.key.is_none() && e.expires_at >= now {
+                    return Ok(Some(e.value));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn save(&self, key: &str, value: &Value, ttl: Option<Duration>) -> Result<()> {
+        self.check_open()?;
+        validate_key(key)?;
+        ensure_directory(&self.dir)?;
+        let names = self.names(key);
+        let expires_at = expires_at_ms(ttl);
+        let entry = EntryOut { expires_at, value, key: names.records_key.then_some(key) };
+        let content = serde_json::to_vec_pretty(&entry)?;
+        let tmp = self.path(&format!(".{}.{}.tmp", names.own, random_suffix()));
+        let write = || -> std::io::Result<()> {
+            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            f.write_all(&content)?;
+            if self.fsync {
+                f.sync_all()?;
+            }
+            Ok(())
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io("write entry", e));
+        }
+        if let Err(e) = fs::rename(&tmp, self.path(&names.own)) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io("rename entry", e));
+        }
+        if self.fsync {
+            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", e))?;
+        }
+        self.lock_index().set(&names.own, expires_at);
+        Ok(())
+    }
+
+    fn lock_index(&self) -> std::sync::MutexGuard<'_, ExpiryIndex> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Renames `name` to a unique claim name. `Ok(None)` when it does not exist (another caller won).
+    fn claim(&self, name: &str) -> Result<Option<PathBuf>> {
+        let claim = self.path(&format!("{name}.{}.claim", random_suffix()));
+        match fs::rename(self.path(name), &claim) {
+            Ok(()) => Ok(Some(claim)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("claim entry", e)),
+        }
+    }
+
+    /// Puts a claimed file back under `name` unless a newer file took its place meanwhile.
+    fn unclaim(&self, claim: &Path, name: &str) {
+        match fs::hard_link(claim, self.path(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => tracing::warn!(error = %e, file = %fingerprint(name), "DiskStore: could not restore a claimed file"),
+        }
+        let _ = fs::remove_file(claim);
+    }
+
+    /// Claims `name` and decides with `accept` whether to consume it (`None` = the file is corrupt); otherwise
+    /// it is restored. Returns the consumed entry (`Some(None)` for a consumed corrupt file).
+    fn take_name(&self, name: &str, accept: impl Fn(Option<&EntryIn>) -> bool) -> Result<Option<Option<EntryIn>>> {
+        let Some(claim) = self.claim(name)? else { return Ok(None) };
+        let read = match self.read(&claim) {
+            Ok(Read::Entry(e)) => Some(e),
+            Ok(_) => None,
+            Err(err) => {
+                self.unclaim(&claim, name);
+                return Err(err);
+            }
+        };
+        if accept(read.as_ref()) {
+            let _ = fs::remove_file(&claim);
+            self.lock_index().remove(name);
+            Ok(Some(read))
+        } else {
+            self.unclaim(&claim, name);
+            Ok(None)
+        }
+    }
+
+
+    fn take(&self, key: &str) -> Result<Option<Value>> {
+        self.check_open()?;
+        validate_key(key)?;
+        let names = self.names(key);
+        let now = now_ms() as f64;
+        let live = |e: EntryIn| (e.expires_at >= now).then_some(e.value);
+        let legacy_ok = |e: Option<&EntryIn>| e.is_some_and(|e| e.key.is_none());
+        if let Some(Some(e)) = self.take_name(&names.own, |e| e.is_some_and(|e| Self::owns(e, key, &names)))? {
+            // Also drop a stale legacy file, so it cannot resurface.
+            if let Some(l) = &names.legacy {
+                self.take_name(l, legacy_ok)?;
+            }
+            return Ok(live(e));
+        }
+        if let Some(l) = &names.legacy {
+            if let Some(Some(e)) = self.take_name(l, legacy_ok)? {
+                return Ok(live(e));
+            }
+        }
+        Ok(None)
+    }
+
+    fn delete(&self, key: &str) -> Result<bool> {
+        self.check_open()?;
+        validate_key(key)?;
+        let names = self.names(key);
+        // An explicit delete also removes a corrupt file under the key's own name.
+        let mut removed =
+            self.take_name(&names.own, |e| e.is_none_or(|e| Self::owns(e, key, &names)))?.is_some();
+        if let Some(l) = &names.legacy {
+            removed |= self.take_name(l, |e| e.is_some_and(|e| e.key.is_none()))?.is_some();
+        }
+        Ok(removed)
+    }
+
+    /// Removes `name` if it is (still) expired at `now`. Corrupt files stay.
+    fn remove_if_expired(&self, name: &str, now: f64) -> Result<bool> {
+        Ok(self.take_name(name, |e| e.is_some_and(|e| e.expires_at < now))?.is_some())
+    }
+
+    fn cleanup(&self) -> Result<u64> {
+        self.check_open()?;
+        let due = {
+            let last = self.last_full_scan.lock().unwrap_or_else(|p| p.into_inner());
+            last.is_none_or(|t| t.elapsed() >= self.full_scan_interval)
+        };
+        if due {
+            return Ok(self.full_scan());
+        }
+        let now = now_ms();
+        let expired = self.lock_index().drain_expired(now);
+        let mut removed = 0;
+        for name in expired {
+            match self.remove_if_expired(&name, now as f64) {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, file = %fingerprint(&name), "DiskStore: sweep could not remove"),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Entry file names in the directory (temp and claim files excluded).
+    fn entry_names(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let rd = match fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io("list directory", e)),
+        };
+        for ent in rd {
+            let ent = ent.map_err(|e| Error::io("list directory", e))?;
+            let Ok(name) = ent.file_name().into_string() else { continue };
+            if self.is_entry_name(&name) {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    fn is_entry_name(&self, name: &str) -> bool {
+        match name.strip_suffix(self.ext.as_str()) {
+            // Our names and fastmcp's never contain a dot before the extension; temp/claim files do.
+            Some(stem) => !stem.is_empty() && !stem.contains('.'),
+            None => false,
+        }
+    }
+
+    /// Reads every file: removes the expired, rebuilds the index, clears crash leftovers.
+    fn full_scan(&self) -> u64 {
+        let now = now_ms();
+        let mut removed = 0;
+        let mut index = ExpiryIndex::default();
+        let Ok(rd) = fs::read_dir(&self.dir) else { return 0 };
+        for ent in rd.flatten() {
+            let Ok(name) = ent.file_name().into_string() else { continue };
+            if self.is_entry_name(&name) {
+                match self.read(&self.path(&name)) {
+                    Ok(Read::Entry(e)) if e.expires_at < now as f64 => match self.remove_if_expired(&name, now as f64) {
+                        Ok(true) => removed += 1,
+                        _ => {}
+                    },
+                    Ok(Read::Entry(e)) => index.set(&name, e.expires_at.max(0.0) as u64),
+                    _ => {}
+                }
+            } else if name.ends_with(".tmp") || name.contains(".claim") {
+                // Leftovers of a crash between write and rename, or between claim and unlink.
+                let old = ent
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(|t| SystemTime::now().duration_since(t).unwrap_or_default() > STALE_AFTER)
+                    .unwrap_or(false);
+                if old {
+                    let _ = fs::remove_file(ent.path());
+                }
+            }
+        }
+        // Entries saved by this process during the scan are already in the live index; merge, never replace.
+        {
+            let mut live = self.lock_index();
+            for (name, t) in index.by_name {
+                if !live.by_name.contains_key(&name) {
+                    live.set(&name, t);
+                }
+            }
+        }
+        *self.last_full_scan.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        removed
+    }
+
+    fn keys(&self) -> Result<Vec<String>> {
+        self.check_open()?;
+        let mut out = Vec::new();
+        for name in self.entry_names()? {
+            let stem = &name[..name.len() - self.ext.len()];
+            let recorded = || match self.read(&self.path(&name)) {
+                Ok(Read::Entry(e)) => e.key,
+                _ => None,
+            };
+            if stem.starts_with('~') {
+                out.extend(recorded());
+            } else if stem.contains('%') {
+                if let Ok(k) = percent_decode_str(stem).decode_utf8() {
+                    out.push(k.into_owned());
+                }
+            } else if stem.contains('_') {
+                out.push(recorded().unwrap_or_else(|| stem.to_owned()));
+            } else {
+                out.push(stem.to_owned());
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SyncStore for DiskStore {
+    fn save_sync(&self, key: &str, value: Value, ttl: Option<Duration>) -> Result<()> {
+        self.inner.save(key, &value, ttl)
+    }
+    fn get_sync(&self, key: &str) -> Result<Option<Value>> {
+        self.inner.get(key)
+    }
+    fn delete_sync(&self, key: &str) -> Result<bool> {
+        self.inner.delete(key)
+    }
+    fn take_sync(&self, key: &str) -> Result<Option<Value>> {
+        self.inner.take(key)
+    }
+    fn cleanup_sync(&self) -> Result<u64> {
+        self.inner.cleanup()
+    }
+    fn size_sync(&self) -> Result<u64> {
+        self.inner.check_open()?;
+        Ok(self.inner.entry_names()?.len() as u64)
+    }
+    fn keys_sync(&self) -> Result<Vec<String>> {
+        self.inner.keys()
+    }
+}
+
+/// Runs a file operation on tokio's blocking pool so async callers never stall their executor on disk I/O.
+async fn off_thread<T: Send + 'static>(inner: &Arc<Inner>, f: impl FnOnce(&Inner) -> Result<T> + Send + 'static) -> Result<T> {
+    let inner = Arc::clone(inner);
+    tokio::task::spawn_blocking(move || f(&inner)).await.map_err(|e| Error::Task(e.to_string()))?
+}
+
+#[async_trait]
+impl Store for DiskStore {
+    async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> Result<()> {
+        let key = key.to_owned();
+        off_thread(&self.inner, move |i| i.save(&key, &value, ttl)).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Value>> {
+        let key = key.to_owned();
+        off_thread(&self.inner, move |i| i.get(&key)).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let key = key.to_owned();
+        off_thread(&self.inner, move |i| i.delete(&key)).await
+    }
+    async fn take(&self, key: &str) -> Result<Option<Value>> {
+        let key = key.to_owned();
+        off_thread(&self.inner, move |i| i.take(&key)).await
+    }
+    async fn cleanup(&self) -> Result<u64> {
+        off_thread(&self.inner, |i| i.cleanup()).await
+    }
+    async fn size(&self) -> Result<u64> {
+        off_thread(&self.inner, |i| {
+            i.check_open()?;
+            Ok(i.entry_names()?.len() as u64)
+        })
+        .await
+    }
+    async fn keys(&self) -> Result<Vec<String>> {
+        off_thread(&self.inner, |i| i.keys()).await
+    }
+    fn as_sync(&self) -> Option<&dyn SyncStore> {
+        Some(self)
+    }
+    fn close(&self) {
+        self.sweeper.stop();
+        self.inner.closed.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::open(DiskStoreOptions { cleanup_interval: None, ..DiskStoreOptions::new(dir.path()) })
+            .unwrap();
+        assert_eq!(s.file_name_for("plain-Key9").unwrap(), "plain-Key9.json");
+        assert_eq!(s.file_name_for("mapping:abc").unwrap(), "mapping%3Aabc.json");
+        assert_eq!(s.file_name_for("../x").unwrap(), "%2E%2E%2Fx.json");
+        assert_eq!(s.file_name_for("a\0b").unwrap(), "a%00b.json");
+        let long = s.file_name_for(&"k".repeat(300)).unwrap();
+        assert!(long.starts_with('~') && long.len() < MAX_NAME);
+        assert_eq!(DiskStore::legacy_file_name("mapping:abc-DEF_123", ".json"), "mapping_abc-DEF_123.json");
+    }
+
+    #[test]
+    fn index_drains_in_order() {
+        let mut i = ExpiryIndex::default();
+        i.set("a", 10);
+        i.set("b", 20);
+        i.set("c", NO_EXPIRY_MS);
+        i.set("a", 30);
+        assert_eq!(i.drain_expired(25), vec!["b".to_string()]);
+        assert_eq!(i.drain_expired(31), vec!["a".to_string()]);
+        assert!(i.by_name.is_empty());
+    }
+}

@@ -1,0 +1,236 @@
+//! AES-256-GCM over any store, byte-compatible with fastmcp TS's `EncryptedTokenStorage`.
+//!
+//! Key: scrypt(N=16384, r=8, p=1) of the key string with salt `fastmcp-oauth-proxy-salt`, 32 bytes, derived once
+//! per store. Value: `JSON.stringify(value)` encrypted with a random 16-byte IV, stored as the string
+//! `<iv hex>:<tag hex>:<ciphertext hex>`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aes_gcm::aead::consts::U16;
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::aes::Aes256;
+use aes_gcm::{AesGcm, Nonce, Tag};
+use async_trait::async_trait;
+use rand::RngCore;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use super::{fingerprint, Store, SyncStore};
+use crate::error::{Error, Result};
+
+/// AES-256-GCM with fastmcp's 16-byte IV.
+type Cipher = AesGcm<Aes256, U16>;
+
+/// Salt fastmcp TS uses for the scrypt derivation.
+pub const ENCRYPTION_SALT: &[u8] = b"fastmcp-oauth-proxy-salt";
+
+/// Derives the AES key fastmcp TS derives from `key` (scrypt N=16384, r=8, p=1, 32 bytes).
+pub fn derive_encryption_key(key: &str) -> Result<Zeroizing<[u8; 32]>> {
+    let params = scrypt::Params::new(14, 8, 1, 32).map_err(|_| Error::InvalidArgument("scrypt parameters".into()))?;
+    let mut out = Zeroizing::new([0u8; 32]);
+    scrypt::scrypt(key.as_bytes(), ENCRYPTION_SALT, &params, out.as_mut())
+        .map_err(|_| Error::InvalidArgument("scrypt output length".into()))?;
+    Ok(out)
+}
+
+/// Encryption keys of a store: the current one writes, all of them read.
+#[derive(Clone)]
+pub struct Keyring {
+    ciphers: Arc<Vec<Cipher>>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keyring([redacted; {}])", self.ciphers.len())
+    }
+}
+
+impl Keyring {
+    /// Derives `current` and each of `previous` once.
+    pub fn new(current: &str, previous: &[&str]) -> Result<Self> {
+        if current.is_empty() {
+            return Err(Error::InvalidArgument("encryption key must not be empty".into()));
+        }
+        let mut ciphers = Vec::with_capacity(1 + previous.len());
+        for k in std::iter::once(&current).chain(previous) {
+            let key = derive_encryption_key(k)?;
+            ciphers.push(Cipher::new_from_slice(key.as_ref()).map_err(|_| Error::InvalidArgument("key length".into()))?);
+        }
+        Ok(Keyring { ciphers: Arc::new(ciphers) })
+    }
+
+    /// Encrypts the JSON text of `value` with the current key.
+    pub fn encrypt(&self, value: &Value) -> Result<String> {
+        let mut buf = Zeroizing::new(serde_json::to_vec(value)?);
+        let mut iv = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut iv);
+        let tag = self.ciphers[0]
+            .encrypt_in_place_detached(Nonce::<U16>::from_slice(&iv), b"", buf.as_mut())
+            .map_err(|_| Error::InvalidArgument("value too large to encrypt".into()))?;
+        let mut out = String::with_capacity(32 + 1 + 32 + 1 + buf.len() * 2);
+        out.push_str(&hex::encode(iv));
+        out.push(':');
+        out.push_str(&hex::encode(tag));
+        out.push(':');
+        out.push_str(&hex::encode(buf.as_slice()));
+        Ok(out)
+    }
+
+    /// Decrypts a stored string with any key of the ring.
+    pub fn decrypt(&self, stored: &str) -> Result<Value> {
+        let mut parts = stored.split(':');
+        let (Some(iv), Some(tag), Some(ct), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(Error::DecryptFailed("not an <iv>:<tag>:<ciphertext> envelope"));
+        };
+        let iv = hex::decode(iv).map_err(|_| Error::DecryptFailed("IV is not hex"))?;
+        let tag = hex::decode(tag).map_err(|_| Error::DecryptFailed("tag is not hex"))?;
+        let ct = Zeroizing::new(hex::decode(ct).map_err(|_| Error::DecryptFailed("ciphertext is not hex"))?);
+        if iv.len() != 16 || tag.len() != 16 {
+            return Err(Error::DecryptFailed("IV and tag must be 16 bytes"));
+        }
+        for cipher in self.ciphers.iter() {
+            let mut buf = Zeroizing::new(ct.to_vec());
+            let ok = cipher
+                .decrypt_in_place_detached(Nonce::<U16>::from_slice(&iv), b"", buf.as_mut(), Tag::from_slice(&tag))
+                .is_ok();
+            if ok {
+                return serde_json::from_slice(&buf).map_err(|_| Error::DecryptFailed("plaintext is not JSON"));
+            }
+        }
+        Err(Error::DecryptFailed("no key authenticates this value (wrong key or tampered data)"))
+    }
+
+    /// Reads a value the inner store returned: absent stays absent, anything undecryptable reads as absent.
+    fn open(&self, key: &str, stored: Option<Value>) -> Option<Value> {
+        let stored = stored?;
+        let result = match &stored {
+            Value::String(s) => self.decrypt(s),
+            _ => Err(Error::DecryptFailed("stored value is not an encrypted string")),
+        };
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(key = %fingerprint(key), error = %e, "EncryptedStore: value ignored");
+                None
+            }
+        }
+    }
+}
+
+/// Encrypts values before handing them to another store.
+///
+/// ```
+/// use std::sync::Arc;
+/// use fastmcp_auth::store::{EncryptedStore, MemoryStore, SyncStore};
+/// let store = EncryptedStore::new(Arc::new(MemoryStore::new()), "storage-key", &[]).unwrap();
+/// store.save_sync("k", serde_json::json!({"accessToken": "t"}), None).unwrap();
+/// assert_eq!(store.get_sync("k").unwrap().unwrap()["accessToken"], "t");
+/// ```
+pub struct EncryptedStore {
+    inner: Arc<dyn Store>,
+    keys: Keyring,
+}
+
+impl std::fmt::Debug for EncryptedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptedStore").field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
+
+impl EncryptedStore {
+    /// Wraps `inner`; `key` encrypts and decrypts, `previous_keys` only decrypt (key rotation).
+    pub fn new(inner: Arc<dyn Store>, key: &str, previous_keys: &[&str]) -> Result<Self> {
+        Ok(EncryptedStore { inner, keys: Keyring::new(key, previous_keys)? })
+    }
+
+    /// Wraps `inner` with an already derived key ring (several stores can share one derivation).
+    pub fn with_keyring(inner: Arc<dyn Store>, keys: Keyring) -> Self {
+        EncryptedStore { inner, keys }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &Arc<dyn Store> {
+        &self.inner
+    }
+
+    fn sync_inner(&self) -> Result<&dyn SyncStore> {
+        self.inner.as_sync().ok_or_else(|| Error::Task("inner store has no synchronous face".into()))
+    }
+}
+
+impl SyncStore for EncryptedStore {
+    fn save_sync(&self, key: &str, value: Value, ttl: Option<Duration>) -> Result<()> {
+        let sealed = self.keys.encrypt(&value)?;
+        self.sync_inner()?.save_sync(key, Value::String(sealed), ttl)
+    }
+    fn get_sync(&self, key: &str) -> Result<Option<Value>> {
+        Ok(self.keys.open(key, self.sync_inner()?.get_sync(key)?))
+    }
+    fn delete_sync(&self, key: &str) -> Result<bool> {
+        self.sync_inner()?.delete_sync(key)
+    }
+    fn take_sync(&self, key: &str) -> Result<Option<Value>> {
+        Ok(self.keys.open(key, self.sync_inner()?.take_sync(key)?))
+    }
+    fn cleanup_sync(&self) -> Result<u64> {
+        self.sync_inner()?.cleanup_sync()
+    }
+    fn size_sync(&self) -> Result<u64> {
+        self.sync_inner()?.size_sync()
+    }
+    fn keys_sync(&self) -> Result<Vec<String>> {
+        self.sync_inner()?.keys_sync()
+    }
+}
+
+#[async_trait]
+impl Store for EncryptedStore {
+    async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> Result<()> {
+        let sealed = self.keys.encrypt(&value)?;
+        self.inner.save(key, Value::String(sealed), ttl).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Value>> {
+        Ok(self.keys.open(key, self.inner.get(key).await?))
+    }
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.inner.delete(key).await
+    }
+    async fn take(&self, key: &str) -> Result<Option<Value>> {
+        Ok(self.keys.open(key, self.inner.take(key).await?))
+    }
+    async fn cleanup(&self) -> Result<u64> {
+        self.inner.cleanup().await
+    }
+    async fn size(&self) -> Result<u64> {
+        self.inner.size().await
+    }
+    async fn keys(&self) -> Result<Vec<String>> {
+        self.inner.keys().await
+    }
+    fn as_sync(&self) -> Option<&dyn SyncStore> {
+        self.inner.as_sync().map(|_| self as &dyn SyncStore)
+    }
+    fn close(&self) {
+        self.inner.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_rotation() {
+        let old = Keyring::new("old", &[]).unwrap();
+        let sealed = old.encrypt(&serde_json::json!({"a": [1, 2]})).unwrap();
+        let rotated = Keyring::new("new", &["old"]).unwrap();
+        assert_eq!(rotated.decrypt(&sealed).unwrap(), serde_json::json!({"a": [1, 2]}));
+        let new_only = Keyring::new("new", &[]).unwrap();
+        assert_eq!(new_only.decrypt(&sealed).unwrap_err().code().as_str(), "decrypt_failed");
+        for bad in ["", "a:b", "zz:zz:zz", "00:00:00", &sealed[..sealed.len() - 2]] {
+            assert!(old.decrypt(bad).is_err(), "{bad}");
+        }
+        assert!(Keyring::new("", &[]).is_err());
+    }
+}

@@ -1,0 +1,139 @@
+//! Token stores: one abstraction over JSON values, several backends.
+//!
+//! | store | where | atomic `take` | expiry |
+//! |---|---|---|---|
+//! | [`MemoryStore`] | process memory | mutex | background sweep + lazy |
+//! | [`DiskStore`] | one file per key, fastmcp TS format | rename-claim (threads and processes) | indexed sweep |
+//! | [`EncryptedStore`] | wraps any store | the inner store's | the inner store's |
+//!
+//! TTLs follow fastmcp: `None` (or zero) means "never expires".
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+mod disk;
+mod encrypted;
+mod memory;
+mod sweeper;
+
+pub use disk::{DiskStore, DiskStoreOptions};
+pub use encrypted::EncryptedStore;
+pub use memory::MemoryStore;
+
+/// Keys longer than this are refused by every store (a key is an identifier, not a payload).
+pub const MAX_KEY_BYTES: usize = 64 * 1024;
+
+/// `expiresAt` fastmcp TS writes for entries without TTL (`Number.MAX_SAFE_INTEGER`).
+pub const NO_EXPIRY_MS: u64 = 9_007_199_254_740_991;
+
+/// An async key/value store of JSON values with optional TTLs.
+///
+/// Every method is safe to call concurrently from many tasks and threads.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores `value` under `key`, replacing any previous value. `ttl` of `None` or zero never expires.
+    async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> Result<()>;
+    /// The live value under `key`, if any. Expired, undecryptable or corrupt entries read as absent.
+    async fn get(&self, key: &str) -> Result<Option<Value>>;
+    /// Removes `key`; returns whether something was removed.
+    async fn delete(&self, key: &str) -> Result<bool>;
+    /// Atomic get-and-delete: among concurrent callers, at most one receives the value.
+    async fn take(&self, key: &str) -> Result<Option<Value>>;
+    /// Removes expired entries now; returns how many were removed.
+    async fn cleanup(&self) -> Result<u64>;
+    /// How many entries are stored (entries expired but not yet swept may be counted).
+    async fn size(&self) -> Result<u64>;
+    /// The stored keys, in no particular order.
+    async fn keys(&self) -> Result<Vec<String>>;
+    /// The synchronous face of this store, when its operations never wait on the network (memory, disk).
+    /// The blocking facade uses it to skip the runtime entirely.
+    fn as_sync(&self) -> Option<&dyn SyncStore> {
+        None
+    }
+    /// Stops background work (sweeps, connections). Later operations fail with [`Error::Closed`].
+    fn close(&self) {}
+}
+
+/// The same operations, synchronous: implemented by stores that never wait on the network.
+pub trait SyncStore: Send + Sync {
+    /// See [`Store::save`].
+    fn save_sync(&self, key: &str, value: Value, ttl: Option<Duration>) -> Result<()>;
+    /// See [`Store::get`].
+    fn get_sync(&self, key: &str) -> Result<Option<Value>>;
+    /// See [`Store::delete`].
+    fn delete_sync(&self, key: &str) -> Result<bool>;
+    /// See [`Store::take`].
+    fn take_sync(&self, key: &str) -> Result<Option<Value>>;
+    /// See [`Store::cleanup`].
+    fn cleanup_sync(&self) -> Result<u64>;
+    /// See [`Store::size`].
+    fn size_sync(&self) -> Result<u64>;
+    /// See [`Store::keys`].
+    fn keys_sync(&self) -> Result<Vec<String>>;
+}
+
+#[async_trait]
+impl<T: Store + ?Sized> Store for Arc<T> {
+    async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> Result<()> {
+        (**self).save(key, value, ttl).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Value>> {
+        (**self).get(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool> {
+        (**self).delete(key).await
+    }
+    async fn take(&self, key: &str) -> Result<Option<Value>> {
+        (**self).take(key).await
+    }
+    async fn cleanup(&self) -> Result<u64> {
+        (**self).cleanup().await
+    }
+    async fn size(&self) -> Result<u64> {
+        (**self).size().await
+    }
+    async fn keys(&self) -> Result<Vec<String>> {
+        (**self).keys().await
+    }
+    fn as_sync(&self) -> Option<&dyn SyncStore> {
+        (**self).as_sync()
+    }
+    fn close(&self) {
+        (**self).close()
+    }
+}
+
+/// Refuses keys no store should hold: empty, or over [`MAX_KEY_BYTES`].
+pub fn validate_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidKey("key must not be empty".into()));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(Error::InvalidKey(format!("key is {} bytes, the limit is {MAX_KEY_BYTES}", key.len())));
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// The `expiresAt` (ms since epoch) fastmcp writes for a TTL: zero or none never expires.
+pub fn expires_at_ms(ttl: Option<Duration>) -> u64 {
+    match ttl {
+        Some(d) if !d.is_zero() => now_ms().saturating_add(d.as_millis() as u64).min(NO_EXPIRY_MS),
+        _ => NO_EXPIRY_MS,
+    }
+}
+
+/// A short non-reversible tag for a key or file name, safe to log (keys may embed secrets such as codes).
+pub fn fingerprint(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(s.as_bytes())[..6])
+}
