@@ -1,0 +1,107 @@
+//! The CLI's contract: outputs, and exit status 0 / 1 (rejected input) / 2 (usage).
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fastmcp-auth")).args(args).env_remove("FASTMCP_AUTH_JWT_KEY").output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap().trim_end().to_owned()
+}
+
+fn code(args: &[&str]) -> i32 {
+    run(args).status.code().unwrap()
+}
+
+#[test]
+fn derive_keys() {
+    assert_eq!(ok(&["derive-key", "--secret", "secret", "--iterations", "1000"]), "0azCaDgbB1X8gNjWeeez+OLi4U5cuHqOwkjmubrpHOE=");
+    assert_eq!(
+        ok(&["derive-jwt-key", "--high-entropy", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "--salt", "fastmcp-jwt-signing-key"]),
+        "bZNjJTFMnfygulop1ftTP7ZkR6Vrlcsc8jVDXc4NhGQ="
+    );
+    assert_eq!(code(&["derive-key", "--secret", "s", "--iterations", "0"]), 1);
+    assert_eq!(code(&["derive-jwt-key", "--salt", "s"]), 2);
+    assert_eq!(code(&["derive-jwt-key", "--high-entropy", "a", "--low-entropy", "b", "--salt", "s"]), 2);
+    assert_eq!(code(&["no-such-command"]), 2);
+}
+
+#[test]
+fn jwt_issue_and_verify() {
+    let common = ["--key", "k", "--issuer", "https://i", "--audience", "https://a"];
+    for layout in ["ts", "py"] {
+        let mut issue = vec!["jwt", "issue"];
+        issue.extend(common);
+        issue.extend(["--layout", layout, "--client-id", "c1", "--scope", "read", "--scope", "write", "--jti", "j1", "--claims", r#"{"email":"u@x","iss":"evil"}"#]);
+        let token = ok(&issue);
+        let mut verify = vec!["jwt", "verify"];
+        verify.extend(common);
+        verify.extend(["--layout", layout, &token]);
+        let claims: serde_json::Value = serde_json::from_str(&ok(&verify)).unwrap();
+        assert_eq!(claims["client_id"], "c1");
+        assert_eq!(claims["jti"], "j1");
+        assert_eq!(claims["iss"], "https://i");
+        assert_eq!(claims["email"], "u@x");
+        // As a refresh token it is refused in the Python layout (token_use), accepted in TS (no token_use).
+        let mut as_refresh = verify.clone();
+        as_refresh.push("--refresh");
+        assert_eq!(code(&as_refresh), if layout == "py" { 1 } else { 0 });
+        // Expired at a later time, wrong key, garbage.
+        let mut late = verify.clone();
+        late.extend(["--now", "99999999999"]);
+        assert_eq!(code(&late), 1);
+        let o = run(&["jwt", "verify", "--key", "other", "--issuer", "https://i", "--audience", "https://a", "--layout", layout, &token]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("Invalid signature"));
+    }
+    assert_eq!(code(&["jwt", "verify", "--key", "k", "--issuer", "i", "--audience", "a", "not-a-token"]), 1);
+    assert_eq!(code(&["jwt", "issue", "--key", "k", "--issuer", "i", "--audience", "a", "--client-id", "c", "--claims", "[1]"]), 1);
+    assert_eq!(code(&["jwt", "issue", "--key", "k", "--issuer", "i", "--audience", "a", "--client-id", "c", "--layout", "xx"]), 2);
+    assert_eq!(code(&["jwt", "issue", "--issuer", "i", "--audience", "a", "--client-id", "c"]), 2);
+}
+
+#[test]
+fn store_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    for enc in [None, Some("enc-key")] {
+        let mut base = vec!["store", "--dir", d];
+        if let Some(k) = enc {
+            base.extend(["--encryption-key", k]);
+        }
+        let with = |extra: &[&str]| -> Vec<String> { base.iter().chain(extra).map(|s| s.to_string()).collect() };
+        let r = |extra: &[&str]| run(&with(extra).iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(r(&["put", "mapping:abc", r#"{"a":1}"#]).status.code(), Some(0));
+        assert_eq!(r(&["put", "t", "2", "--ttl", "60"]).status.code(), Some(0));
+        assert_eq!(String::from_utf8(r(&["get", "mapping:abc"]).stdout).unwrap(), "{\"a\":1}\n");
+        assert_eq!(String::from_utf8(r(&["ls"]).stdout).unwrap(), "mapping:abc\nt\n");
+        assert_eq!(String::from_utf8(r(&["size"]).stdout).unwrap(), "2\n");
+        assert_eq!(String::from_utf8(r(&["take", "t"]).stdout).unwrap(), "2\n");
+        assert_eq!(r(&["take", "t"]).status.code(), Some(1));
+        assert_eq!(r(&["get", "missing"]).status.code(), Some(1));
+        assert_eq!(r(&["delete", "mapping:abc"]).status.code(), Some(0));
+        assert_eq!(r(&["delete", "mapping:abc"]).status.code(), Some(1));
+        assert_eq!(r(&["put", "k", "{not json"]).status.code(), Some(1));
+        assert_eq!(String::from_utf8(r(&["cleanup"]).stdout).unwrap(), "0\n");
+    }
+    // A wrong encryption key reads as absent (exit 1), never as garbage.
+    assert_eq!(code(&["store", "--dir", d, "--encryption-key", "k1", "put", "x", "1"]), 0);
+    assert_eq!(code(&["store", "--dir", d, "--encryption-key", "k2", "get", "x"]), 1);
+    // A file where the directory should be.
+    let file = dir.path().join("f");
+    std::fs::write(&file, "").unwrap();
+    let o = run(&["store", "--dir", file.to_str().unwrap(), "size"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not_a_directory"));
+    assert_eq!(code(&["store", "size"]), 2);
+}
+
+#[test]
+fn demo_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&["demo", "--dir", dir.path().join("d").to_str().unwrap()]);
+    assert!(out.contains("demo: all steps passed"));
+}
