@@ -19,6 +19,11 @@ use crate::error::{Error, Result, TokenError};
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// base64url of `{"alg":"HS256","typ":"JWT"}` (fastmcp TS).
+const TS_HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+/// base64url of `{"typ":"JWT","alg":"HS256"}` (fastmcp Python / joserfc).
+const PY_HEADER_B64: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9";
+
 /// Tokens longer than this are rejected before decoding (16 KiB).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Default access-token lifetime in seconds.
@@ -390,14 +395,27 @@ impl JwtIssuer {
         let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(TokenError::Malformed.into());
         };
-        let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| TokenError::Malformed)?;
-        let header: Map<String, Value> = parse_object(&header_bytes)?;
-        if header.get("alg").and_then(Value::as_str) != Some("HS256") || header.contains_key("crit") {
-            return Err(TokenError::UnsupportedAlgorithm.into());
+        // Fast path: the two peers' fixed headers (and our own) need no JSON parsing.
+        let kid_owned;
+        let kid = if h == self.header_b64 {
+            self.keys[0].kid.as_deref()
+        } else if h == TS_HEADER_B64 || h == PY_HEADER_B64 {
+            None
+        } else {
+            let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| TokenError::Malformed)?;
+            let header: Map<String, Value> = parse_object(&header_bytes)?;
+            if header.get("alg").and_then(Value::as_str) != Some("HS256") || header.contains_key("crit") {
+                return Err(TokenError::UnsupportedAlgorithm.into());
+            }
+            kid_owned = header.get("kid").and_then(Value::as_str).map(str::to_owned);
+            kid_owned.as_deref()
+        };
+        // An HS256 signature is 32 bytes = 43 base64url characters; anything else cannot match.
+        let mut sig = [0u8; 32];
+        if s.len() != 43 || URL_SAFE_NO_PAD.decode_slice(s, &mut sig) != Ok(32) {
+            return Err(TokenError::InvalidSignature.into());
         }
-        let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| TokenError::InvalidSignature)?;
         let signing_input = &token.as_bytes()[..h.len() + 1 + p.len()];
-        let kid = header.get("kid").and_then(Value::as_str);
         if !self.signature_matches(signing_input, &sig, kid) {
             return Err(TokenError::InvalidSignature.into());
         }
@@ -408,14 +426,9 @@ impl JwtIssuer {
     fn signature_matches(&self, input: &[u8], sig: &[u8], kid: Option<&str>) -> bool {
         // A `kid` naming one of our keys selects it; otherwise every key is tried (tokens from peers carry no kid).
         // The per-key comparison is constant time (hmac's verify_slice uses subtle).
-        let named: Vec<&SigningKey> = match kid {
-            Some(k) => self.keys.iter().filter(|key| key.kid.as_deref() == Some(k)).collect(),
-            None => Vec::new(),
-        };
-        let candidates: Box<dyn Iterator<Item = &SigningKey>> =
-            if named.is_empty() { Box::new(self.keys.iter()) } else { Box::new(named.into_iter()) };
+        let named = kid.is_some() && self.keys.iter().any(|k| k.kid.as_deref() == kid);
         let mut ok = false;
-        for key in candidates {
+        for key in self.keys.iter().filter(|k| !named || k.kid.as_deref() == kid) {
             let mut mac = key.mac.clone();
             mac.update(input);
             ok |= mac.verify_slice(sig).is_ok();
@@ -496,10 +509,9 @@ impl<'de> serde::Deserialize<'de> for NoDupObject {
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> std::result::Result<NoDupObject, A::Error> {
                 let mut out = Map::new();
                 while let Some((k, v)) = m.next_entry::<String, Value>()? {
-                    if out.contains_key(&k) {
+                    if out.insert(k, v).is_some() {
                         return Err(serde::de::Error::custom("duplicate claim"));
                     }
-                    out.insert(k, v);
                 }
                 Ok(NoDupObject(out))
             }
@@ -510,8 +522,9 @@ impl<'de> serde::Deserialize<'de> for NoDupObject {
 
 /// 16 random bytes in base64url, as fastmcp TS generates token ids.
 pub fn generate_jti() -> String {
+    // thread_rng is a CSPRNG (ChaCha12) seeded from the OS and reseeded periodically: no syscall per token.
     let mut b = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut b);
+    rand::thread_rng().fill_bytes(&mut b);
     URL_SAFE_NO_PAD.encode(b)
 }
 
@@ -610,6 +623,12 @@ mod tests {
         let s = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
         let t = format!("{h}.{p}.{s}");
         assert_eq!(i.verify(&t, TokenUse::Access).unwrap_err().token_error(), Some(TokenError::Malformed));
+    }
+
+    #[test]
+    fn fixed_headers() {
+        assert_eq!(URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#), TS_HEADER_B64);
+        assert_eq!(URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT","alg":"HS256"}"#), PY_HEADER_B64);
     }
 
     #[test]

@@ -277,7 +277,7 @@ fn is_plain(key: &str) -> bool {
 
 fn random_suffix() -> String {
     let mut b = [0u8; 8];
-    rand::rngs::OsRng.fill_bytes(&mut b);
+    rand::thread_rng().fill_bytes(&mut b);
     hex::encode(b)
 }
 
@@ -360,7 +360,6 @@ impl Inner {
     fn save(&self, key: &str, value: &Value, ttl: Option<Duration>) -> Result<()> {
         self.check_open()?;
         validate_key(key)?;
-        ensure_directory(&self.dir)?;
         let names = self.names(key);
         let expires_at = expires_at_ms(ttl);
         let entry = EntryOut { expires_at, value, key: names.records_key.then_some(key) };
@@ -374,7 +373,13 @@ impl Inner {
             }
             Ok(())
         };
-        if let Err(e) = write() {
+        let mut written = write();
+        if matches!(&written, Err(e) if e.kind() == ErrorKind::NotFound) {
+            // The directory was removed under us (fastmcp re-creates it too): create it and retry once.
+            ensure_directory(&self.dir)?;
+            written = write();
+        }
+        if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io("write entry", e));
         }

@@ -64,7 +64,8 @@ impl Keyring {
     pub fn encrypt(&self, value: &Value) -> Result<String> {
         let mut buf = Zeroizing::new(serde_json::to_vec(value)?);
         let mut iv = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut iv);
+        // A CSPRNG (ChaCha12, OS-seeded): random 128-bit IVs, as fastmcp's randomBytes(16).
+        rand::thread_rng().fill_bytes(&mut iv);
         let tag = self.ciphers[0]
             .encrypt_in_place_detached(Nonce::<U16>::from_slice(&iv), b"", buf.as_mut())
             .map_err(|_| Error::InvalidArgument("value too large to encrypt".into()))?;
