@@ -9,12 +9,24 @@ use fastmcp_auth::{IssueOptions, JwtIssuer, TokenUse};
 use serde_json::json;
 
 fn jwt(c: &mut Criterion) {
-    let i = JwtIssuer::new("https://mcp.example.com", "https://mcp.example.com", "bench-signing-key-32-bytes-long!").unwrap();
+    let i = JwtIssuer::new(
+        "https://mcp.example.com",
+        "https://mcp.example.com",
+        "bench-signing-key-32-bytes-long!",
+    )
+    .unwrap();
     c.bench_function("jwt/issue_access_token", |b| {
-        b.iter(|| i.issue_access_token("client-123", &["read", "write"], IssueOptions::default()).unwrap())
+        b.iter(|| {
+            i.issue_access_token("client-123", &["read", "write"], IssueOptions::default())
+                .unwrap()
+        })
     });
-    let t = i.issue_access_token("client-123", &["read", "write"], IssueOptions::default()).unwrap();
-    c.bench_function("jwt/verify", |b| b.iter(|| i.verify(&t, TokenUse::Access).unwrap()));
+    let t = i
+        .issue_access_token("client-123", &["read", "write"], IssueOptions::default())
+        .unwrap();
+    c.bench_function("jwt/verify", |b| {
+        b.iter(|| i.verify(&t, TokenUse::Access).unwrap())
+    });
 }
 
 fn value() -> serde_json::Value {
@@ -23,19 +35,33 @@ fn value() -> serde_json::Value {
 
 fn disk(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let s = DiskStore::open(DiskStoreOptions { cleanup_interval: None, ..DiskStoreOptions::new(dir.path()) }).unwrap();
+    let s = DiskStore::open(DiskStoreOptions {
+        cleanup_interval: None,
+        ..DiskStoreOptions::new(dir.path())
+    })
+    .unwrap();
     let v = value();
     let mut fresh = 0u64;
     c.bench_function("disk/save_new_key", |b| {
         b.iter(|| {
             fresh += 1;
-            s.save_sync(&format!("mapping:{fresh}"), v.clone(), Some(Duration::from_secs(3600))).unwrap()
+            s.save_sync(
+                &format!("mapping:{fresh}"),
+                v.clone(),
+                Some(Duration::from_secs(3600)),
+            )
+            .unwrap()
         })
     });
     c.bench_function("disk/save_overwrite", |b| {
-        b.iter(|| s.save_sync("mapping:bench", v.clone(), Some(Duration::from_secs(3600))).unwrap())
+        b.iter(|| {
+            s.save_sync("mapping:bench", v.clone(), Some(Duration::from_secs(3600)))
+                .unwrap()
+        })
     });
-    c.bench_function("disk/get", |b| b.iter(|| s.get_sync("mapping:bench").unwrap().unwrap()));
+    c.bench_function("disk/get", |b| {
+        b.iter(|| s.get_sync("mapping:bench").unwrap().unwrap())
+    });
     let mut n = 0u64;
     c.bench_function("disk/take", |b| {
         b.iter_batched(
@@ -49,15 +75,23 @@ fn disk(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    let enc = EncryptedStore::new(Arc::new(DiskStore::new(dir.path().join("enc")).unwrap()), "bench-key", &[]).unwrap();
+    let enc = EncryptedStore::new(
+        Arc::new(DiskStore::new(dir.path().join("enc")).unwrap()),
+        "bench-key",
+        &[],
+    )
+    .unwrap();
     c.bench_function("encrypted_disk/save_new_key", |b| {
         b.iter(|| {
             fresh += 1;
-            enc.save_sync(&format!("upstream:{fresh}"), v.clone(), None).unwrap()
+            enc.save_sync(&format!("upstream:{fresh}"), v.clone(), None)
+                .unwrap()
         })
     });
     enc.save_sync("upstream:bench", v.clone(), None).unwrap();
-    c.bench_function("encrypted_disk/get", |b| b.iter(|| enc.get_sync("upstream:bench").unwrap().unwrap()));
+    c.bench_function("encrypted_disk/get", |b| {
+        b.iter(|| enc.get_sync("upstream:bench").unwrap().unwrap())
+    });
 }
 
 fn sweep(c: &mut Criterion) {
@@ -73,14 +107,16 @@ fn sweep(c: &mut Criterion) {
         .unwrap();
         let v = json!({"upstreamTokenKey": "u"});
         for i in 0..total {
-            s.save_sync(&format!("live:{i}"), v.clone(), Some(Duration::from_secs(3600))).unwrap();
+            s.save_sync(&format!("live:{i}"), v.clone(), Some(Duration::from_secs(3600)))
+                .unwrap();
         }
         let expired = total / 100;
         g.bench_function(format!("{total}"), |b| {
             b.iter_batched(
                 || {
                     for i in 0..expired {
-                        s.save_sync(&format!("dead:{i}"), v.clone(), Some(Duration::from_millis(1))).unwrap();
+                        s.save_sync(&format!("dead:{i}"), v.clone(), Some(Duration::from_millis(1)))
+                            .unwrap();
                     }
                     std::thread::sleep(Duration::from_millis(2));
                 },

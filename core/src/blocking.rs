@@ -52,7 +52,11 @@ impl Store {
 
     /// This store wrapped in a [`store::EncryptedStore`].
     pub fn encrypted(&self, key: &str, previous_keys: &[&str]) -> Result<Self> {
-        Ok(Self::from_async(Arc::new(store::EncryptedStore::new(self.inner.clone(), key, previous_keys)?)))
+        Ok(Self::from_async(Arc::new(store::EncryptedStore::new(
+            self.inner.clone(),
+            key,
+            previous_keys,
+        )?)))
     }
 
     /// The async store behind this handle.

@@ -219,9 +219,18 @@ mod tests {
 
     #[test]
     fn codes_are_stable() {
-        assert_eq!(Error::InvalidToken(TokenError::Expired).code().as_str(), "token_expired");
-        assert_eq!(Error::InvalidToken(TokenError::Malformed).code().as_str(), "invalid_token");
+        assert_eq!(
+            Error::InvalidToken(TokenError::Expired).code().as_str(),
+            "token_expired"
+        );
+        assert_eq!(
+            Error::InvalidToken(TokenError::Malformed).code().as_str(),
+            "invalid_token"
+        );
         assert_eq!(Error::DecryptFailed("x").code().as_str(), "decrypt_failed");
-        assert_eq!(Error::io("read", std::io::Error::other("x")).code().as_str(), "storage_io");
+        assert_eq!(
+            Error::io("read", std::io::Error::other("x")).code().as_str(),
+            "storage_io"
+        );
     }
 }

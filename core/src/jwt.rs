@@ -32,7 +32,16 @@ pub const DEFAULT_ACCESS_TOKEN_TTL: u64 = 3600;
 pub const DEFAULT_REFRESH_TOKEN_TTL: u64 = 2_592_000;
 
 /// Claims that caller-supplied claims may never override.
-pub const RESERVED_CLAIMS: &[&str] = &["iss", "aud", "exp", "iat", "jti", "client_id", "scope", "token_use"];
+pub const RESERVED_CLAIMS: &[&str] = &[
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "jti",
+    "client_id",
+    "scope",
+    "token_use",
+];
 
 /// JSON claims of a token, in issue order.
 pub type Claims = Map<String, Value>;
@@ -83,7 +92,9 @@ impl TokenUse {
         match s {
             "access" => Ok(TokenUse::Access),
             "refresh" => Ok(TokenUse::Refresh),
-            _ => Err(Error::InvalidArgument("token use must be `access` or `refresh`".into())),
+            _ => Err(Error::InvalidArgument(
+                "token use must be `access` or `refresh`".into(),
+            )),
         }
     }
 }
@@ -129,7 +140,11 @@ impl SigningKey {
         }
         let mac = HmacSha256::new_from_slice(secret)
             .map_err(|_| Error::InvalidArgument("signing key rejected by HMAC".into()))?;
-        Ok(SigningKey { kid, secret: Zeroizing::new(secret.to_vec()), mac })
+        Ok(SigningKey {
+            kid,
+            secret: Zeroizing::new(secret.to_vec()),
+            mac,
+        })
     }
 }
 
@@ -169,7 +184,11 @@ impl fmt::Debug for JwtIssuer {
 impl JwtIssuer {
     /// An issuer in the fastmcp TS layout with default TTLs. `signing_key` bytes are the HMAC key (both peers use
     /// the UTF-8 bytes of their key string).
-    pub fn new(issuer: impl Into<String>, audience: impl Into<String>, signing_key: impl AsRef<[u8]>) -> Result<Self> {
+    pub fn new(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        signing_key: impl AsRef<[u8]>,
+    ) -> Result<Self> {
         let key = SigningKey::new(signing_key.as_ref(), None)?;
         let mut me = JwtIssuer {
             issuer: issuer.into(),
@@ -196,7 +215,9 @@ impl JwtIssuer {
     /// Sets the access and refresh lifetimes (seconds, each at least 1).
     pub fn with_ttls(mut self, access: u64, refresh: u64) -> Result<Self> {
         if access == 0 || refresh == 0 {
-            return Err(Error::InvalidArgument("token TTLs must be at least 1 second".into()));
+            return Err(Error::InvalidArgument(
+                "token TTLs must be at least 1 second".into(),
+            ));
         }
         self.access_token_ttl = access;
         self.refresh_token_ttl = refresh;
@@ -272,17 +293,33 @@ impl JwtIssuer {
     }
 
     /// Issues an access token for `client_id` with `scopes`.
-    pub fn issue_access_token<S: AsRef<str>>(&self, client_id: &str, scopes: &[S], opts: IssueOptions) -> Result<String> {
+    pub fn issue_access_token<S: AsRef<str>>(
+        &self,
+        client_id: &str,
+        scopes: &[S],
+        opts: IssueOptions,
+    ) -> Result<String> {
         self.issue(TokenUse::Access, client_id, scopes, opts)
     }
 
     /// Issues a refresh token for `client_id` with `scopes` (`token_use: "refresh"` in the Python layout).
-    pub fn issue_refresh_token<S: AsRef<str>>(&self, client_id: &str, scopes: &[S], opts: IssueOptions) -> Result<String> {
+    pub fn issue_refresh_token<S: AsRef<str>>(
+        &self,
+        client_id: &str,
+        scopes: &[S],
+        opts: IssueOptions,
+    ) -> Result<String> {
         self.issue(TokenUse::Refresh, client_id, scopes, opts)
     }
 
     /// Builds the claims a token of `kind` would carry, in the layout's order.
-    pub fn build_claims<S: AsRef<str>>(&self, kind: TokenUse, client_id: &str, scopes: &[S], opts: IssueOptions) -> Result<Claims> {
+    pub fn build_claims<S: AsRef<str>>(
+        &self,
+        kind: TokenUse,
+        client_id: &str,
+        scopes: &[S],
+        opts: IssueOptions,
+    ) -> Result<Claims> {
         let now = self.now();
         let ttl = opts.expires_in.unwrap_or(match kind {
             TokenUse::Access => self.access_token_ttl,
@@ -302,7 +339,10 @@ impl JwtIssuer {
                 c.insert("iat".into(), now.into());
                 c.insert("iss".into(), self.issuer.clone().into());
                 c.insert("jti".into(), jti.into());
-                c.insert("scope".into(), Value::Array(scopes.iter().map(|s| s.as_ref().into()).collect()));
+                c.insert(
+                    "scope".into(),
+                    Value::Array(scopes.iter().map(|s| s.as_ref().into()).collect()),
+                );
                 if let Some(sub) = opts.subject {
                     c.insert("sub".into(), sub.into());
                 }
@@ -337,7 +377,13 @@ impl JwtIssuer {
         Ok(c)
     }
 
-    fn issue<S: AsRef<str>>(&self, kind: TokenUse, client_id: &str, scopes: &[S], opts: IssueOptions) -> Result<String> {
+    fn issue<S: AsRef<str>>(
+        &self,
+        kind: TokenUse,
+        client_id: &str,
+        scopes: &[S],
+        opts: IssueOptions,
+    ) -> Result<String> {
         let claims = self.build_claims(kind, client_id, scopes, opts)?;
         self.sign_claims(&claims)
     }
@@ -355,7 +401,9 @@ impl JwtIssuer {
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(sig, &mut token);
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(Error::InvalidArgument("claims make a token over the 16 KiB limit".into()));
+            return Err(Error::InvalidArgument(
+                "claims make a token over the 16 KiB limit".into(),
+            ));
         }
         Ok(token)
     }
@@ -378,10 +426,22 @@ impl JwtIssuer {
     /// Like fastmcp TS's `verify()`: a verdict plus the claims whenever the signature was good.
     pub fn verify_detailed(&self, token: &str, expected: TokenUse) -> Verification {
         match self.decode_verified(token) {
-            Err(e) => Verification { valid: false, claims: None, error: e.token_error() },
+            Err(e) => Verification {
+                valid: false,
+                claims: None,
+                error: e.token_error(),
+            },
             Ok(claims) => match self.check_claims(&claims, expected, self.now()) {
-                Ok(()) => Verification { valid: true, claims: Some(claims), error: None },
-                Err(e) => Verification { valid: false, claims: Some(claims), error: e.token_error() },
+                Ok(()) => Verification {
+                    valid: true,
+                    claims: Some(claims),
+                    error: None,
+                },
+                Err(e) => Verification {
+                    valid: false,
+                    claims: Some(claims),
+                    error: e.token_error(),
+                },
             },
         }
     }
@@ -392,7 +452,8 @@ impl JwtIssuer {
             return Err(TokenError::TooLarge.into());
         }
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(TokenError::Malformed.into());
         };
         // Fast path: the two peers' fixed headers (and our own) need no JSON parsing.
@@ -506,7 +567,10 @@ impl<'de> serde::Deserialize<'de> for NoDupObject {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> std::result::Result<NoDupObject, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> std::result::Result<NoDupObject, A::Error> {
                 let mut out = Map::new();
                 while let Some((k, v)) = m.next_entry::<String, Value>()? {
                     if out.insert(k, v).is_some() {
@@ -530,7 +594,10 @@ pub fn generate_jti() -> String {
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Decodes the claims of a token WITHOUT verifying it — for display and debugging only.
@@ -553,7 +620,9 @@ mod tests {
     use super::*;
 
     fn issuer() -> JwtIssuer {
-        JwtIssuer::new("https://i", "https://a", b"k").unwrap().with_fixed_time(Some(1_000_000))
+        JwtIssuer::new("https://i", "https://a", b"k")
+            .unwrap()
+            .with_fixed_time(Some(1_000_000))
     }
 
     #[test]
@@ -565,7 +634,14 @@ mod tests {
         for layout in [ClaimLayout::FastmcpTs, ClaimLayout::FastmcpPython] {
             let i = issuer().with_layout(layout);
             let t = i
-                .issue_access_token("c", &["a"], IssueOptions { extra_claims: Some(extra.clone()), ..Default::default() })
+                .issue_access_token(
+                    "c",
+                    &["a"],
+                    IssueOptions {
+                        extra_claims: Some(extra.clone()),
+                        ..Default::default()
+                    },
+                )
                 .unwrap();
             let c = i.verify(&t, TokenUse::Access).unwrap();
             assert_eq!(c["iss"], "https://i");
@@ -577,20 +653,34 @@ mod tests {
     #[test]
     fn token_use_rules() {
         let py = issuer().with_layout(ClaimLayout::FastmcpPython);
-        let r = py.issue_refresh_token("c", &["a"], IssueOptions::default()).unwrap();
-        let a = py.issue_access_token("c", &["a"], IssueOptions::default()).unwrap();
-        assert_eq!(py.verify(&r, TokenUse::Access).unwrap_err().token_error(), Some(TokenError::WrongTokenUse));
-        assert_eq!(py.verify(&a, TokenUse::Refresh).unwrap_err().token_error(), Some(TokenError::WrongTokenUse));
+        let r = py
+            .issue_refresh_token("c", &["a"], IssueOptions::default())
+            .unwrap();
+        let a = py
+            .issue_access_token("c", &["a"], IssueOptions::default())
+            .unwrap();
+        assert_eq!(
+            py.verify(&r, TokenUse::Access).unwrap_err().token_error(),
+            Some(TokenError::WrongTokenUse)
+        );
+        assert_eq!(
+            py.verify(&a, TokenUse::Refresh).unwrap_err().token_error(),
+            Some(TokenError::WrongTokenUse)
+        );
         assert!(py.verify(&r, TokenUse::Refresh).is_ok());
         let ts = issuer();
-        let r = ts.issue_refresh_token("c", &["a"], IssueOptions::default()).unwrap();
+        let r = ts
+            .issue_refresh_token("c", &["a"], IssueOptions::default())
+            .unwrap();
         assert!(ts.verify(&r, TokenUse::Refresh).is_ok());
     }
 
     #[test]
     fn rotation_and_kid() {
         let old = issuer().with_kid("k1");
-        let t = old.issue_access_token("c", &["a"], IssueOptions::default()).unwrap();
+        let t = old
+            .issue_access_token("c", &["a"], IssueOptions::default())
+            .unwrap();
         let new = JwtIssuer::new("https://i", "https://a", b"k2")
             .unwrap()
             .with_kid("k2")
@@ -598,7 +688,9 @@ mod tests {
             .with_previous_key(b"k", Some("k1".into()))
             .unwrap();
         assert!(new.verify(&t, TokenUse::Access).is_ok());
-        let only_new = JwtIssuer::new("https://i", "https://a", b"k2").unwrap().with_fixed_time(Some(1_000_000));
+        let only_new = JwtIssuer::new("https://i", "https://a", b"k2")
+            .unwrap()
+            .with_fixed_time(Some(1_000_000));
         assert_eq!(
             only_new.verify(&t, TokenUse::Access).unwrap_err().token_error(),
             Some(TokenError::InvalidSignature)
@@ -610,7 +702,10 @@ mod tests {
     fn size_and_structure() {
         let i = issuer();
         let big = "a".repeat(MAX_TOKEN_BYTES + 1);
-        assert_eq!(i.verify(&big, TokenUse::Access).unwrap_err().token_error(), Some(TokenError::TooLarge));
+        assert_eq!(
+            i.verify(&big, TokenUse::Access).unwrap_err().token_error(),
+            Some(TokenError::TooLarge)
+        );
         for bad in ["", "a.b", "a.b.c.d", "!!.!!.!!", "e30.e30.e30"] {
             assert!(i.verify(bad, TokenUse::Access).is_err(), "{bad}");
         }
@@ -622,13 +717,22 @@ mod tests {
         mac.update(format!("{h}.{p}").as_bytes());
         let s = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
         let t = format!("{h}.{p}.{s}");
-        assert_eq!(i.verify(&t, TokenUse::Access).unwrap_err().token_error(), Some(TokenError::Malformed));
+        assert_eq!(
+            i.verify(&t, TokenUse::Access).unwrap_err().token_error(),
+            Some(TokenError::Malformed)
+        );
     }
 
     #[test]
     fn fixed_headers() {
-        assert_eq!(URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#), TS_HEADER_B64);
-        assert_eq!(URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT","alg":"HS256"}"#), PY_HEADER_B64);
+        assert_eq!(
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
+            TS_HEADER_B64
+        );
+        assert_eq!(
+            URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT","alg":"HS256"}"#),
+            PY_HEADER_B64
+        );
     }
 
     #[test]
@@ -638,13 +742,25 @@ mod tests {
         c.insert("iss".into(), "https://i".into());
         c.insert("aud".into(), "https://a".into());
         let t = i.sign_claims(&c).unwrap();
-        assert_eq!(i.verify(&t, TokenUse::Access).unwrap_err().token_error(), Some(TokenError::MissingExpiry));
+        assert_eq!(
+            i.verify(&t, TokenUse::Access).unwrap_err().token_error(),
+            Some(TokenError::MissingExpiry)
+        );
     }
 
     #[test]
     fn leeway() {
         let i = issuer();
-        let t = i.issue_access_token("c", &["a"], IssueOptions { expires_in: Some(10), ..Default::default() }).unwrap();
+        let t = i
+            .issue_access_token(
+                "c",
+                &["a"],
+                IssueOptions {
+                    expires_in: Some(10),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         assert!(i.verify_at(&t, TokenUse::Access, 1_000_009).is_ok());
         assert!(i.verify_at(&t, TokenUse::Access, 1_000_010).is_err());
         let lenient = issuer().with_leeway(5);

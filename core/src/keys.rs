@@ -59,7 +59,11 @@ pub fn derive_jwt_key(material: KeyMaterial<'_>, salt: &str) -> Result<String> {
 
 /// [`derive_jwt_key`] with a chosen PBKDF2 iteration count for low-entropy material (fastmcp Python uses 10 in its
 /// test mode). Zero iterations is an error.
-pub fn derive_jwt_key_with_iterations(material: KeyMaterial<'_>, salt: &str, iterations: u32) -> Result<String> {
+pub fn derive_jwt_key_with_iterations(
+    material: KeyMaterial<'_>,
+    salt: &str,
+    iterations: u32,
+) -> Result<String> {
     let mut out = Zeroizing::new([0u8; 32]);
     match material {
         KeyMaterial::HighEntropy(m) => {
@@ -109,7 +113,10 @@ mod tests {
         assert!(derive_jwt_key_with_iterations(KeyMaterial::LowEntropy("x"), "s", 0).is_err());
         assert!(key_material(None, None).is_err());
         assert!(key_material(Some("a"), Some("b")).is_err());
-        assert_eq!(key_material(Some("a"), None).unwrap(), KeyMaterial::HighEntropy("a"));
+        assert_eq!(
+            key_material(Some("a"), None).unwrap(),
+            KeyMaterial::HighEntropy("a")
+        );
     }
 
     #[test]

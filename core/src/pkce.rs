@@ -55,7 +55,9 @@ impl CodeVerifier {
     /// A fresh random verifier of `len` characters (43-128), as fastmcp TS's `PKCEUtils.generateVerifier`.
     pub fn generate(len: usize) -> Result<Self> {
         if !(MIN_VERIFIER_LEN..=MAX_VERIFIER_LEN).contains(&len) {
-            return Err(Error::InvalidArgument("PKCE verifier length must be between 43 and 128".into()));
+            return Err(Error::InvalidArgument(
+                "PKCE verifier length must be between 43 and 128".into(),
+            ));
         }
         let mut bytes = vec![0u8; (len * 3).div_ceil(4)];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -89,7 +91,8 @@ impl CodeVerifier {
 /// Whether `s` is a verifier RFC 7636 accepts.
 pub fn is_valid_verifier(s: &str) -> bool {
     (MIN_VERIFIER_LEN..=MAX_VERIFIER_LEN).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// The challenge of `verifier` (fastmcp TS `PKCEUtils.generateChallenge`).
@@ -135,7 +138,10 @@ mod tests {
         assert!(CodeVerifier::generate(129).is_err());
         assert!(CodeVerifier::from_string("short").is_err());
         assert!(CodeVerifier::from_string("a".repeat(43) + " ").is_err());
-        assert_eq!(format!("{:?}", CodeVerifier::generate(43).unwrap()), "CodeVerifier([redacted])");
+        assert_eq!(
+            format!("{:?}", CodeVerifier::generate(43).unwrap()),
+            "CodeVerifier([redacted])"
+        );
     }
 
     #[test]

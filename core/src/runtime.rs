@@ -15,7 +15,12 @@ pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2))
+                .worker_threads(
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(2)
+                        .max(2),
+                )
                 .thread_name("fastmcp-auth")
                 .enable_all()
                 .build()

@@ -30,7 +30,10 @@ fn vector_copies_match_shared() {
     for name in ["fastmcp-ts.json", "fastmcp-py.json"] {
         let ours = std::fs::read(vectors_dir().join(name)).unwrap();
         let theirs = std::fs::read(shared.join(name)).unwrap();
-        assert!(ours == theirs, "tests/conformance/vectors/{name} differs from ../shared/conformance/{name}");
+        assert!(
+            ours == theirs,
+            "tests/conformance/vectors/{name} differs from ../shared/conformance/{name}"
+        );
     }
 }
 
@@ -48,7 +51,11 @@ fn reason(msg: &str) -> TokenError {
 #[test]
 fn ts_derive_key() {
     for v in load("fastmcp-ts.json")["derive_key"].as_array().unwrap() {
-        let key = derive_key(v["secret"].as_str().unwrap(), v["iterations"].as_u64().unwrap() as u32).unwrap();
+        let key = derive_key(
+            v["secret"].as_str().unwrap(),
+            v["iterations"].as_u64().unwrap() as u32,
+        )
+        .unwrap();
         assert_eq!(key, v["key"].as_str().unwrap());
     }
 }
@@ -101,8 +108,11 @@ fn ts_disk_files_read_and_written_alike() {
         let dir = tempfile::tempdir().unwrap();
         let file = v["file_name"].as_str().unwrap();
         std::fs::write(dir.path().join(file), v["content"].as_str().unwrap()).unwrap();
-        let store = DiskStore::open(DiskStoreOptions { cleanup_interval: None, ..DiskStoreOptions::new(dir.path()) })
-            .unwrap();
+        let store = DiskStore::open(DiskStoreOptions {
+            cleanup_interval: None,
+            ..DiskStoreOptions::new(dir.path())
+        })
+        .unwrap();
         let key = v["key"].as_str().unwrap();
         // Vectors with a TTL have a fixed expiresAt in the past by now; only check the unexpired ones by value.
         let content: Value = serde_json::from_str(v["content"].as_str().unwrap()).unwrap();
@@ -129,8 +139,15 @@ fn ts_pkce() {
     for v in load("fastmcp-ts.json")["pkce"].as_array().unwrap() {
         let verifier = v["verifier"].as_str().unwrap();
         let method = ChallengeMethod::parse(v["method"].as_str().unwrap()).unwrap();
-        assert_eq!(generate_challenge(verifier, method), v["challenge"].as_str().unwrap());
-        assert!(validate_challenge(verifier, v["challenge"].as_str().unwrap(), method));
+        assert_eq!(
+            generate_challenge(verifier, method),
+            v["challenge"].as_str().unwrap()
+        );
+        assert!(validate_challenge(
+            verifier,
+            v["challenge"].as_str().unwrap(),
+            method
+        ));
     }
 }
 
@@ -143,7 +160,8 @@ fn py_derive_jwt_key() {
             _ => KeyMaterial::LowEntropy(m),
         };
         let key =
-            derive_jwt_key_with_iterations(material, v["salt"].as_str().unwrap(), JWT_KEY_PBKDF2_ITERATIONS).unwrap();
+            derive_jwt_key_with_iterations(material, v["salt"].as_str().unwrap(), JWT_KEY_PBKDF2_ITERATIONS)
+                .unwrap();
         assert_eq!(key, v["key"].as_str().unwrap());
     }
 }
@@ -161,12 +179,24 @@ fn py_jwt_vectors() {
         .with_layout(ClaimLayout::FastmcpPython);
         let expected = TokenUse::parse(v["expected_token_use"].as_str().unwrap()).unwrap();
         let token = v["token"].as_str().unwrap();
-        let claims = issuer.verify_at(token, expected, v["verify_at"].as_u64().unwrap()).expect(name);
+        let claims = issuer
+            .verify_at(token, expected, v["verify_at"].as_u64().unwrap())
+            .expect(name);
         assert_eq!(Value::Object(claims.clone()), v["claims"], "{name}");
-        assert_eq!(issuer.sign_claims(&claims).unwrap(), token, "{name}: re-signed token differs");
+        assert_eq!(
+            issuer.sign_claims(&claims).unwrap(),
+            token,
+            "{name}: re-signed token differs"
+        );
         // The other token use is refused.
-        let other = if expected == TokenUse::Access { TokenUse::Refresh } else { TokenUse::Access };
-        let err = issuer.verify_at(token, other, v["verify_at"].as_u64().unwrap()).unwrap_err();
+        let other = if expected == TokenUse::Access {
+            TokenUse::Refresh
+        } else {
+            TokenUse::Access
+        };
+        let err = issuer
+            .verify_at(token, other, v["verify_at"].as_u64().unwrap())
+            .unwrap_err();
         assert_eq!(err.token_error(), Some(TokenError::WrongTokenUse), "{name}");
     }
 }
@@ -185,13 +215,20 @@ fn issue_api_reproduces_peer_tokens() {
     )
     .unwrap()
     .with_fixed_time(Some(c["iat"].as_u64().unwrap()));
-    let scopes: Vec<&str> = c["scope"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let scopes: Vec<&str> = c["scope"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     let opts = IssueOptions {
         jti: Some(c["jti"].as_str().unwrap().into()),
         expires_in: Some(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap()),
         ..Default::default()
     };
-    let token = issuer.issue_access_token(c["client_id"].as_str().unwrap(), &scopes, opts).unwrap();
+    let token = issuer
+        .issue_access_token(c["client_id"].as_str().unwrap(), &scopes, opts)
+        .unwrap();
     assert_eq!(token, v["token"].as_str().unwrap());
 
     let py = load("fastmcp-py.json");
@@ -206,7 +243,11 @@ fn issue_api_reproduces_peer_tokens() {
         .with_layout(ClaimLayout::FastmcpPython)
         .with_fixed_time(Some(c["iat"].as_u64().unwrap()));
         let scope = c["scope"].as_str().unwrap();
-        let scopes: Vec<&str> = if scope.is_empty() { vec![] } else { scope.split(' ').collect() };
+        let scopes: Vec<&str> = if scope.is_empty() {
+            vec![]
+        } else {
+            scope.split(' ').collect()
+        };
         let opts = IssueOptions {
             jti: Some(c["jti"].as_str().unwrap().into()),
             expires_in: Some(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap()),

@@ -10,7 +10,11 @@ use fastmcp_auth::ErrorCode;
 use serde_json::{json, Value};
 
 fn open(dir: &Path) -> DiskStore {
-    DiskStore::open(DiskStoreOptions { cleanup_interval: None, ..DiskStoreOptions::new(dir) }).unwrap()
+    DiskStore::open(DiskStoreOptions {
+        cleanup_interval: None,
+        ..DiskStoreOptions::new(dir)
+    })
+    .unwrap()
 }
 
 fn write_legacy(dir: &Path, name: &str, value: Value, expires_at: u64) {
@@ -22,10 +26,16 @@ fn write_legacy(dir: &Path, name: &str, value: Value, expires_at: u64) {
 fn distinct_keys_never_share_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    for (i, k) in ["a:b", "a.b", "a_b", "a/b", "a b", "a%3Ab", "a%b"].iter().enumerate() {
+    for (i, k) in ["a:b", "a.b", "a_b", "a/b", "a b", "a%3Ab", "a%b"]
+        .iter()
+        .enumerate()
+    {
         s.save_sync(k, json!(i), None).unwrap();
     }
-    for (i, k) in ["a:b", "a.b", "a_b", "a/b", "a b", "a%3Ab", "a%b"].iter().enumerate() {
+    for (i, k) in ["a:b", "a.b", "a_b", "a/b", "a b", "a%3Ab", "a%b"]
+        .iter()
+        .enumerate()
+    {
         assert_eq!(s.get_sync(k).unwrap(), Some(json!(i)), "{k}");
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 7);
@@ -35,9 +45,17 @@ fn distinct_keys_never_share_a_file() {
 fn legacy_fastmcp_files_are_found_but_never_for_another_key() {
     let dir = tempfile::tempdir().unwrap();
     // What fastmcp TS wrote for `mapping:abc`.
-    write_legacy(dir.path(), "mapping_abc.json", json!({"upstreamTokenKey": "u1"}), NO_EXPIRY_MS);
+    write_legacy(
+        dir.path(),
+        "mapping_abc.json",
+        json!({"upstreamTokenKey": "u1"}),
+        NO_EXPIRY_MS,
+    );
     let s = open(dir.path());
-    assert_eq!(s.get_sync("mapping:abc").unwrap(), Some(json!({"upstreamTokenKey": "u1"})));
+    assert_eq!(
+        s.get_sync("mapping:abc").unwrap(),
+        Some(json!({"upstreamTokenKey": "u1"}))
+    );
     // Our own write takes precedence over the legacy file.
     s.save_sync("mapping:abc", json!("new"), None).unwrap();
     assert_eq!(s.get_sync("mapping:abc").unwrap(), Some(json!("new")));
@@ -67,14 +85,23 @@ fn legacy_fastmcp_files_are_found_but_never_for_another_key() {
 fn files_are_fastmcp_shaped() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    s.save_sync("upstream-xyz", json!({"accessToken": "t"}), None).unwrap();
+    s.save_sync("upstream-xyz", json!({"accessToken": "t"}), None)
+        .unwrap();
     let text = std::fs::read_to_string(dir.path().join("upstream-xyz.json")).unwrap();
-    assert_eq!(text, "{\n  \"expiresAt\": 9007199254740991,\n  \"value\": {\n    \"accessToken\": \"t\"\n  }\n}");
+    assert_eq!(
+        text,
+        "{\n  \"expiresAt\": 9007199254740991,\n  \"value\": {\n    \"accessToken\": \"t\"\n  }\n}"
+    );
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir.path().join("upstream-xyz.json")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.path().join("upstream-xyz.json"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
-    s.save_sync("ttl", json!(1), Some(Duration::from_secs(10))).unwrap();
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("ttl.json")).unwrap()).unwrap();
+    s.save_sync("ttl", json!(1), Some(Duration::from_secs(10)))
+        .unwrap();
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("ttl.json")).unwrap()).unwrap();
     let exp = v["expiresAt"].as_u64().unwrap();
     let now = fastmcp_auth::store::now_ms();
     assert!(exp > now + 9_000 && exp <= now + 10_000);
@@ -85,7 +112,8 @@ fn corrupt_files_read_as_absent_and_stop_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     s.save_sync("good", json!(1), None).unwrap();
-    s.save_sync("expired", json!(1), Some(Duration::from_millis(1))).unwrap();
+    s.save_sync("expired", json!(1), Some(Duration::from_millis(1)))
+        .unwrap();
     std::fs::write(dir.path().join("bad.json"), b"{\"expiresAt\": 1, \"val").unwrap();
     std::fs::write(dir.path().join("binary.json"), [0xff, 0xfe, 0x00, 0x80]).unwrap();
     std::fs::write(dir.path().join("shape.json"), b"[1,2,3]").unwrap();
@@ -93,7 +121,11 @@ fn corrupt_files_read_as_absent_and_stop_nothing() {
     assert_eq!(s.get_sync("binary").unwrap(), None);
     assert_eq!(s.take_sync("shape").unwrap(), None);
     std::thread::sleep(Duration::from_millis(5));
-    assert_eq!(s.full_scan().unwrap(), 1, "the expired entry is swept despite corrupt neighbours");
+    assert_eq!(
+        s.full_scan().unwrap(),
+        1,
+        "the expired entry is swept despite corrupt neighbours"
+    );
     assert_eq!(s.get_sync("good").unwrap(), Some(json!(1)));
     // Corrupt files stay for inspection; an explicit delete removes them.
     assert!(dir.path().join("bad.json").exists());
@@ -109,14 +141,20 @@ fn directory_handling() {
     let s = open(&nested);
     s.save_sync("k", json!(1), None).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&nested).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&nested).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     let file = base.path().join("file");
     std::fs::write(&file, "x").unwrap();
     let err = DiskStore::new(&file).unwrap_err();
     assert_eq!(err.code(), ErrorCode::NotADirectory);
     for bad in ["json", ".", "./x", ".a/b", ""] {
-        let err = DiskStore::open(DiskStoreOptions { file_extension: bad.into(), ..DiskStoreOptions::new(&nested) })
-            .unwrap_err();
+        let err = DiskStore::open(DiskStoreOptions {
+            file_extension: bad.into(),
+            ..DiskStoreOptions::new(&nested)
+        })
+        .unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidArgument, "{bad}");
     }
 }
@@ -126,7 +164,11 @@ fn sweep_uses_the_index_and_full_scan_finds_foreign_entries() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     for i in 0..50 {
-        let ttl = if i % 10 == 0 { Duration::from_millis(1) } else { Duration::from_secs(600) };
+        let ttl = if i % 10 == 0 {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_secs(600)
+        };
         s.save_sync(&format!("k{i}"), json!(i), Some(ttl)).unwrap();
     }
     std::thread::sleep(Duration::from_millis(5));
@@ -134,17 +176,23 @@ fn sweep_uses_the_index_and_full_scan_finds_foreign_entries() {
     assert_eq!(s.size_sync().unwrap(), 45);
     // An entry another process wrote (not in our index) is found by the full scan.
     write_legacy(dir.path(), "foreign.json", json!(1), 1);
-    assert_eq!(s.cleanup_sync().unwrap(), 0, "indexed sweep does not read unindexed files");
+    assert_eq!(
+        s.cleanup_sync().unwrap(),
+        0,
+        "indexed sweep does not read unindexed files"
+    );
     assert_eq!(s.full_scan().unwrap(), 1);
     // A reopened store's first scan removes what expired while it was closed.
-    s.save_sync("later", json!(1), Some(Duration::from_millis(1))).unwrap();
+    s.save_sync("later", json!(1), Some(Duration::from_millis(1)))
+        .unwrap();
     drop(s);
     std::thread::sleep(Duration::from_millis(5));
     let s = open(dir.path());
     assert_eq!(s.get_sync("later").unwrap(), None);
     assert!(!dir.path().join("later.json").exists());
     // A re-saved value is never swept by a stale index entry.
-    s.save_sync("again", json!(1), Some(Duration::from_millis(1))).unwrap();
+    s.save_sync("again", json!(1), Some(Duration::from_millis(1)))
+        .unwrap();
     s.save_sync("again", json!(2), None).unwrap();
     std::thread::sleep(Duration::from_millis(5));
     s.cleanup_sync().unwrap();
@@ -159,7 +207,8 @@ fn background_sweep_runs_and_stops() {
         ..DiskStoreOptions::new(dir.path())
     })
     .unwrap();
-    s.save_sync("x", json!(1), Some(Duration::from_millis(1))).unwrap();
+    s.save_sync("x", json!(1), Some(Duration::from_millis(1)))
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while dir.path().join("x.json").exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
@@ -174,7 +223,9 @@ fn background_sweep_runs_and_stops() {
 
 fn child(test: &str, envs: &[(&str, String)]) -> Command {
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["--exact", test, "--nocapture", "--test-threads=1"]).stdout(Stdio::piped()).stderr(Stdio::null());
+    c.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     c.env("FASTMCP_AUTH_CHILD", "1");
     for (k, v) in envs {
         c.env(k, v);
@@ -206,15 +257,23 @@ fn take_is_atomic_across_processes() {
         let go = dir.path().join(format!("go-{round}"));
         let kids: Vec<_> = (0..8)
             .map(|_| {
-                child("child_take", &[("DIR", dir.path().display().to_string()), ("GO", go.display().to_string())])
-                    .spawn()
-                    .unwrap()
+                child(
+                    "child_take",
+                    &[
+                        ("DIR", dir.path().display().to_string()),
+                        ("GO", go.display().to_string()),
+                    ],
+                )
+                .spawn()
+                .unwrap()
             })
             .collect();
         std::thread::sleep(Duration::from_millis(300));
         std::fs::write(&go, "").unwrap();
-        let outs: Vec<String> =
-            kids.into_iter().map(|k| String::from_utf8(k.wait_with_output().unwrap().stdout).unwrap()).collect();
+        let outs: Vec<String> = kids
+            .into_iter()
+            .map(|k| String::from_utf8(k.wait_with_output().unwrap().stdout).unwrap())
+            .collect();
         let got = outs.iter().filter(|o| o.contains("RESULT GOT")).count();
         let none = outs.iter().filter(|o| o.contains("RESULT NONE")).count();
         assert_eq!((got, none), (1, 7), "round {round}: {outs:?}");
@@ -243,9 +302,13 @@ fn killed_writer_leaves_old_or_new_value() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     for _ in 0..3 {
-        let mut kid = child("child_writer", &[("DIR", dir.path().display().to_string())]).spawn().unwrap();
+        let mut kid = child("child_writer", &[("DIR", dir.path().display().to_string())])
+            .spawn()
+            .unwrap();
         let mut line = String::new();
-        BufReader::new(kid.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(kid.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         std::thread::sleep(Duration::from_millis(50));
         kid.kill().unwrap(); // SIGKILL, mid-write with high probability
         kid.wait().unwrap();

@@ -15,30 +15,50 @@ struct Fixture {
 }
 
 fn memory() -> Fixture {
-    Fixture { store: Store::memory(), _dir: None }
+    Fixture {
+        store: Store::memory(),
+        _dir: None,
+    }
 }
 
 fn disk() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::disk(DiskStoreOptions { cleanup_interval: None, ..DiskStoreOptions::new(dir.path()) }).unwrap();
-    Fixture { store, _dir: Some(dir) }
+    let store = Store::disk(DiskStoreOptions {
+        cleanup_interval: None,
+        ..DiskStoreOptions::new(dir.path())
+    })
+    .unwrap();
+    Fixture {
+        store,
+        _dir: Some(dir),
+    }
 }
 
 fn enc_memory() -> Fixture {
     let f = memory();
-    Fixture { store: f.store.encrypted("test-key", &[]).unwrap(), _dir: f._dir }
+    Fixture {
+        store: f.store.encrypted("test-key", &[]).unwrap(),
+        _dir: f._dir,
+    }
 }
 
 fn enc_disk() -> Fixture {
     let f = disk();
-    Fixture { store: f.store.encrypted("test-key", &[]).unwrap(), _dir: f._dir }
+    Fixture {
+        store: f.store.encrypted("test-key", &[]).unwrap(),
+        _dir: f._dir,
+    }
 }
 
 fn basic_crud(f: Fixture) {
     let s = &f.store;
     assert_eq!(s.get("missing").unwrap(), None);
-    s.save("k1", json!({"a": 1, "b": [true, null, "x"]}), None).unwrap();
-    assert_eq!(s.get("k1").unwrap(), Some(json!({"a": 1, "b": [true, null, "x"]})));
+    s.save("k1", json!({"a": 1, "b": [true, null, "x"]}), None)
+        .unwrap();
+    assert_eq!(
+        s.get("k1").unwrap(),
+        Some(json!({"a": 1, "b": [true, null, "x"]}))
+    );
     s.save("k1", json!("replaced"), None).unwrap();
     assert_eq!(s.get("k1").unwrap(), Some(json!("replaced")));
     s.save("k2", json!(2), Some(Duration::from_secs(60))).unwrap();
@@ -56,7 +76,8 @@ fn basic_crud(f: Fixture) {
 
 fn ttl_expiry(f: Fixture) {
     let s = &f.store;
-    s.save("short", json!(1), Some(Duration::from_millis(20))).unwrap();
+    s.save("short", json!(1), Some(Duration::from_millis(20)))
+        .unwrap();
     s.save("long", json!(2), Some(Duration::from_secs(600))).unwrap();
     s.save("forever", json!(3), None).unwrap();
     s.save("zero-is-forever", json!(4), Some(Duration::ZERO)).unwrap();
@@ -64,7 +85,8 @@ fn ttl_expiry(f: Fixture) {
     thread::sleep(Duration::from_millis(60));
     assert_eq!(s.get("short").unwrap(), None);
     assert_eq!(s.take("short").unwrap(), None);
-    s.save("short2", json!(1), Some(Duration::from_millis(10))).unwrap();
+    s.save("short2", json!(1), Some(Duration::from_millis(10)))
+        .unwrap();
     thread::sleep(Duration::from_millis(40));
     let removed = s.cleanup().unwrap();
     assert!(removed >= 1, "cleanup removed {removed}");
@@ -123,9 +145,15 @@ fn hostile_keys(f: Fixture) {
     let mut expected: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
     expected.sort();
     assert_eq!(listed, expected);
-    assert_eq!(s.save("", json!(1), None).unwrap_err().code(), ErrorCode::InvalidKey);
+    assert_eq!(
+        s.save("", json!(1), None).unwrap_err().code(),
+        ErrorCode::InvalidKey
+    );
     let huge = "h".repeat(MAX_KEY_BYTES + 1);
-    assert_eq!(s.save(&huge, json!(1), None).unwrap_err().code(), ErrorCode::InvalidKey);
+    assert_eq!(
+        s.save(&huge, json!(1), None).unwrap_err().code(),
+        ErrorCode::InvalidKey
+    );
     assert_eq!(s.get(&huge).unwrap_err().code(), ErrorCode::InvalidKey);
     if let Some(dir) = &f._dir {
         // Nothing was written outside the directory, and every file is a direct child of it.
@@ -160,7 +188,10 @@ for_each_store!(memory, disk, enc_memory, enc_disk);
 
 #[test]
 fn async_api_matches_blocking() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(fastmcp_auth::DiskStore::new(dir.path()).unwrap());
     rt.block_on(async {
@@ -184,7 +215,8 @@ fn memory_sweeper_stops_on_drop_and_close() {
     // Background sweep removes expired entries without anyone calling cleanup.
     use fastmcp_auth::SyncStore;
     let s = fastmcp_auth::MemoryStore::with_cleanup_interval(Duration::from_millis(5));
-    s.save_sync("x", json!(1), Some(Duration::from_millis(1))).unwrap();
+    s.save_sync("x", json!(1), Some(Duration::from_millis(1)))
+        .unwrap();
     thread::sleep(Duration::from_millis(60));
     assert_eq!(s.size_sync().unwrap(), 0);
     drop(s);
@@ -198,12 +230,19 @@ fn encrypted_rotation_and_tamper() {
     let raw = plain.get("k").unwrap().unwrap();
     assert!(!raw.to_string().contains("secret-at"), "value stored in clear");
     let rotated = plain.encrypted("new-key", &["old-key"]).unwrap();
-    assert_eq!(rotated.get("k").unwrap(), Some(json!({"accessToken": "secret-at"})));
+    assert_eq!(
+        rotated.get("k").unwrap(),
+        Some(json!({"accessToken": "secret-at"}))
+    );
     rotated.save("k2", json!(1), None).unwrap();
     assert_eq!(old.get("k2").unwrap(), None, "writes must use the new key");
     // Tampered ciphertext and foreign values read as absent.
     let s = raw.as_str().unwrap();
-    let flipped = format!("{}{}", &s[..s.len() - 1], if s.ends_with('0') { '1' } else { '0' });
+    let flipped = format!(
+        "{}{}",
+        &s[..s.len() - 1],
+        if s.ends_with('0') { '1' } else { '0' }
+    );
     plain.save("k", json!(flipped), None).unwrap();
     assert_eq!(rotated.get("k").unwrap(), None);
     plain.save("k", json!({"not": "encrypted"}), None).unwrap();

@@ -16,7 +16,11 @@ use serde_json::Value;
 mod demo;
 
 #[derive(Parser)]
-#[command(name = "fastmcp-auth", version, about = "Keys, JWTs and token stores of fastmcp-auth")]
+#[command(
+    name = "fastmcp-auth",
+    version,
+    about = "Keys, JWTs and token stores of fastmcp-auth"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -163,7 +167,14 @@ fn usage(msg: impl Into<String>) -> Failure {
 fn issuer(a: &IssuerArgs) -> Result<(JwtIssuer, TokenUse), Failure> {
     let layout = ClaimLayout::parse(&a.layout).map_err(|e| usage(e.to_string()))?;
     let i = JwtIssuer::new(&a.issuer, &a.audience, a.key.as_bytes())?.with_layout(layout);
-    Ok((i, if a.refresh { TokenUse::Refresh } else { TokenUse::Access }))
+    Ok((
+        i,
+        if a.refresh {
+            TokenUse::Refresh
+        } else {
+            TokenUse::Access
+        },
+    ))
 }
 
 fn parse_json(text: &str) -> Result<Value, Failure> {
@@ -171,18 +182,37 @@ fn parse_json(text: &str) -> Result<Value, Failure> {
 }
 
 fn print_json(v: &Value) -> Result<(), Failure> {
-    println!("{}", serde_json::to_string(v).map_err(|e| Failure(1, e.to_string()))?);
+    println!(
+        "{}",
+        serde_json::to_string(v).map_err(|e| Failure(1, e.to_string()))?
+    );
     Ok(())
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::DeriveKey { secret, iterations } => println!("{}", derive_key(&secret, iterations)?),
-        Command::DeriveJwtKey { high_entropy, low_entropy, salt, iterations } => {
-            let m = key_material(high_entropy.as_deref(), low_entropy.as_deref()).map_err(|e| usage(e.to_string()))?;
+        Command::DeriveJwtKey {
+            high_entropy,
+            low_entropy,
+            salt,
+            iterations,
+        } => {
+            let m = key_material(high_entropy.as_deref(), low_entropy.as_deref())
+                .map_err(|e| usage(e.to_string()))?;
             println!("{}", derive_jwt_key_with_iterations(m, &salt, iterations)?);
         }
-        Command::Jwt { command: JwtCommand::Issue { issuer: a, client_id, scopes, ttl, jti, claims } } => {
+        Command::Jwt {
+            command:
+                JwtCommand::Issue {
+                    issuer: a,
+                    client_id,
+                    scopes,
+                    ttl,
+                    jti,
+                    claims,
+                },
+        } => {
             let (i, kind) = issuer(&a)?;
             let extra: Option<Claims> = match claims {
                 Some(text) => match parse_json(&text)? {
@@ -191,14 +221,26 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 },
                 None => None,
             };
-            let opts = IssueOptions { jti, expires_in: ttl, extra_claims: extra, ..Default::default() };
+            let opts = IssueOptions {
+                jti,
+                expires_in: ttl,
+                extra_claims: extra,
+                ..Default::default()
+            };
             let token = match kind {
                 TokenUse::Access => i.issue_access_token(&client_id, &scopes, opts)?,
                 TokenUse::Refresh => i.issue_refresh_token(&client_id, &scopes, opts)?,
             };
             println!("{token}");
         }
-        Command::Jwt { command: JwtCommand::Verify { issuer: a, now, token } } => {
+        Command::Jwt {
+            command:
+                JwtCommand::Verify {
+                    issuer: a,
+                    now,
+                    token,
+                },
+        } => {
             let (i, kind) = issuer(&a)?;
             let claims = match now {
                 Some(n) => i.verify_at(&token, kind, n)?,
@@ -218,8 +260,11 @@ fn store(args: StoreArgs) -> Result<(), Failure> {
     }
     let dir = args.dir.ok_or_else(|| usage("--dir is required"))?;
     // The CLI is short-lived: no background sweep.
-    let options =
-        DiskStoreOptions { cleanup_interval: None, file_extension: args.file_extension, ..DiskStoreOptions::new(dir) };
+    let options = DiskStoreOptions {
+        cleanup_interval: None,
+        file_extension: args.file_extension,
+        ..DiskStoreOptions::new(dir)
+    };
     let mut s = Store::disk(options)?;
     if let Some(k) = args.encryption_key.as_deref() {
         s = s.encrypted(k, &[])?;

@@ -3,12 +3,21 @@
 use std::process::{Command, Output};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fastmcp-auth")).args(args).env_remove("FASTMCP_AUTH_JWT_KEY").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_fastmcp-auth"))
+        .args(args)
+        .env_remove("FASTMCP_AUTH_JWT_KEY")
+        .output()
+        .unwrap()
 }
 
 fn ok(args: &[&str]) -> String {
     let o = run(args);
-    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout).unwrap().trim_end().to_owned()
 }
 
@@ -18,14 +27,34 @@ fn code(args: &[&str]) -> i32 {
 
 #[test]
 fn derive_keys() {
-    assert_eq!(ok(&["derive-key", "--secret", "secret", "--iterations", "1000"]), "0azCaDgbB1X8gNjWeeez+OLi4U5cuHqOwkjmubrpHOE=");
     assert_eq!(
-        ok(&["derive-jwt-key", "--high-entropy", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "--salt", "fastmcp-jwt-signing-key"]),
+        ok(&["derive-key", "--secret", "secret", "--iterations", "1000"]),
+        "0azCaDgbB1X8gNjWeeez+OLi4U5cuHqOwkjmubrpHOE="
+    );
+    assert_eq!(
+        ok(&[
+            "derive-jwt-key",
+            "--high-entropy",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "--salt",
+            "fastmcp-jwt-signing-key"
+        ]),
         "bZNjJTFMnfygulop1ftTP7ZkR6Vrlcsc8jVDXc4NhGQ="
     );
     assert_eq!(code(&["derive-key", "--secret", "s", "--iterations", "0"]), 1);
     assert_eq!(code(&["derive-jwt-key", "--salt", "s"]), 2);
-    assert_eq!(code(&["derive-jwt-key", "--high-entropy", "a", "--low-entropy", "b", "--salt", "s"]), 2);
+    assert_eq!(
+        code(&[
+            "derive-jwt-key",
+            "--high-entropy",
+            "a",
+            "--low-entropy",
+            "b",
+            "--salt",
+            "s"
+        ]),
+        2
+    );
     assert_eq!(code(&["no-such-command"]), 2);
 }
 
@@ -35,7 +64,20 @@ fn jwt_issue_and_verify() {
     for layout in ["ts", "py"] {
         let mut issue = vec!["jwt", "issue"];
         issue.extend(common);
-        issue.extend(["--layout", layout, "--client-id", "c1", "--scope", "read", "--scope", "write", "--jti", "j1", "--claims", r#"{"email":"u@x","iss":"evil"}"#]);
+        issue.extend([
+            "--layout",
+            layout,
+            "--client-id",
+            "c1",
+            "--scope",
+            "read",
+            "--scope",
+            "write",
+            "--jti",
+            "j1",
+            "--claims",
+            r#"{"email":"u@x","iss":"evil"}"#,
+        ]);
         let token = ok(&issue);
         let mut verify = vec!["jwt", "verify"];
         verify.extend(common);
@@ -53,14 +95,83 @@ fn jwt_issue_and_verify() {
         let mut late = verify.clone();
         late.extend(["--now", "99999999999"]);
         assert_eq!(code(&late), 1);
-        let o = run(&["jwt", "verify", "--key", "other", "--issuer", "https://i", "--audience", "https://a", "--layout", layout, &token]);
+        let o = run(&[
+            "jwt",
+            "verify",
+            "--key",
+            "other",
+            "--issuer",
+            "https://i",
+            "--audience",
+            "https://a",
+            "--layout",
+            layout,
+            &token,
+        ]);
         assert_eq!(o.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&o.stderr).contains("Invalid signature"));
     }
-    assert_eq!(code(&["jwt", "verify", "--key", "k", "--issuer", "i", "--audience", "a", "not-a-token"]), 1);
-    assert_eq!(code(&["jwt", "issue", "--key", "k", "--issuer", "i", "--audience", "a", "--client-id", "c", "--claims", "[1]"]), 1);
-    assert_eq!(code(&["jwt", "issue", "--key", "k", "--issuer", "i", "--audience", "a", "--client-id", "c", "--layout", "xx"]), 2);
-    assert_eq!(code(&["jwt", "issue", "--issuer", "i", "--audience", "a", "--client-id", "c"]), 2);
+    assert_eq!(
+        code(&[
+            "jwt",
+            "verify",
+            "--key",
+            "k",
+            "--issuer",
+            "i",
+            "--audience",
+            "a",
+            "not-a-token"
+        ]),
+        1
+    );
+    assert_eq!(
+        code(&[
+            "jwt",
+            "issue",
+            "--key",
+            "k",
+            "--issuer",
+            "i",
+            "--audience",
+            "a",
+            "--client-id",
+            "c",
+            "--claims",
+            "[1]"
+        ]),
+        1
+    );
+    assert_eq!(
+        code(&[
+            "jwt",
+            "issue",
+            "--key",
+            "k",
+            "--issuer",
+            "i",
+            "--audience",
+            "a",
+            "--client-id",
+            "c",
+            "--layout",
+            "xx"
+        ]),
+        2
+    );
+    assert_eq!(
+        code(&[
+            "jwt",
+            "issue",
+            "--issuer",
+            "i",
+            "--audience",
+            "a",
+            "--client-id",
+            "c"
+        ]),
+        2
+    );
 }
 
 #[test]
@@ -72,11 +183,15 @@ fn store_commands() {
         if let Some(k) = enc {
             base.extend(["--encryption-key", k]);
         }
-        let with = |extra: &[&str]| -> Vec<String> { base.iter().chain(extra).map(|s| s.to_string()).collect() };
+        let with =
+            |extra: &[&str]| -> Vec<String> { base.iter().chain(extra).map(|s| s.to_string()).collect() };
         let r = |extra: &[&str]| run(&with(extra).iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(r(&["put", "mapping:abc", r#"{"a":1}"#]).status.code(), Some(0));
         assert_eq!(r(&["put", "t", "2", "--ttl", "60"]).status.code(), Some(0));
-        assert_eq!(String::from_utf8(r(&["get", "mapping:abc"]).stdout).unwrap(), "{\"a\":1}\n");
+        assert_eq!(
+            String::from_utf8(r(&["get", "mapping:abc"]).stdout).unwrap(),
+            "{\"a\":1}\n"
+        );
         assert_eq!(String::from_utf8(r(&["ls"]).stdout).unwrap(), "mapping:abc\nt\n");
         assert_eq!(String::from_utf8(r(&["size"]).stdout).unwrap(), "2\n");
         assert_eq!(String::from_utf8(r(&["take", "t"]).stdout).unwrap(), "2\n");
@@ -88,8 +203,14 @@ fn store_commands() {
         assert_eq!(String::from_utf8(r(&["cleanup"]).stdout).unwrap(), "0\n");
     }
     // A wrong encryption key reads as absent (exit 1), never as garbage.
-    assert_eq!(code(&["store", "--dir", d, "--encryption-key", "k1", "put", "x", "1"]), 0);
-    assert_eq!(code(&["store", "--dir", d, "--encryption-key", "k2", "get", "x"]), 1);
+    assert_eq!(
+        code(&["store", "--dir", d, "--encryption-key", "k1", "put", "x", "1"]),
+        0
+    );
+    assert_eq!(
+        code(&["store", "--dir", d, "--encryption-key", "k2", "get", "x"]),
+        1
+    );
     // A file where the directory should be.
     let file = dir.path().join("f");
     std::fs::write(&file, "").unwrap();

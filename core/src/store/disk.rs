@@ -119,7 +119,10 @@ impl ExpiryIndex {
         if expires_at >= NO_EXPIRY_MS {
             return;
         }
-        self.by_time.entry(expires_at).or_default().insert(name.to_owned());
+        self.by_time
+            .entry(expires_at)
+            .or_default()
+            .insert(name.to_owned());
         self.by_name.insert(name.to_owned(), expires_at);
     }
 
@@ -183,7 +186,9 @@ pub struct DiskStore {
 
 impl std::fmt::Debug for DiskStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DiskStore").field("directory", &self.inner.dir).finish_non_exhaustive()
+        f.debug_struct("DiskStore")
+            .field("directory", &self.inner.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -194,7 +199,9 @@ impl DiskStore {
         let ext_ok = ext.len() >= 2
             && ext.len() <= 17
             && ext.starts_with('.')
-            && ext[1..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && ext[1..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !ext_ok {
             return Err(Error::InvalidArgument(
                 "file_extension must be a dot followed by 1-16 of [A-Za-z0-9_-]".into(),
@@ -242,8 +249,16 @@ impl DiskStore {
 
     /// fastmcp's file name for `key`: every character outside `[A-Za-z0-9_-]` becomes `_`.
     pub fn legacy_file_name(key: &str, ext: &str) -> String {
-        let mut s: String =
-            key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+        let mut s: String = key
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         s.push_str(ext);
         s
     }
@@ -264,15 +279,18 @@ fn ensure_directory(dir: &Path) -> Result<()> {
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(Error::NotADirectory(dir.display().to_string())),
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io("create directory", e))
-        }
+        Err(e) if e.kind() == ErrorKind::NotFound => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io("create directory", e)),
         Err(e) => Err(Error::io("stat directory", e)),
     }
 }
 
 fn is_plain(key: &str) -> bool {
-    key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    key.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn random_suffix() -> String {
@@ -292,7 +310,11 @@ impl Inner {
 
     fn names(&self, key: &str) -> Names {
         let plain = is_plain(key);
-        let stem: String = if plain { key.to_owned() } else { utf8_percent_encode(key, ENCODE).collect() };
+        let stem: String = if plain {
+            key.to_owned()
+        } else {
+            utf8_percent_encode(key, ENCODE).collect()
+        };
         let (stem, hashed) = if stem.len() + self.ext.len() + SUFFIX_ROOM > MAX_NAME {
             (format!("~{}", hex::encode(Sha256::digest(key.as_bytes()))), true)
         } else {
@@ -300,10 +322,18 @@ impl Inner {
         };
         let own = format!("{stem}{}", self.ext);
         let records_key = hashed || (plain && key.contains('_'));
-        let legacy = if plain && !hashed { None } else { Some(DiskStore::legacy_file_name(key, &self.ext)) };
+        let legacy = if plain && !hashed {
+            None
+        } else {
+            Some(DiskStore::legacy_file_name(key, &self.ext))
+        };
         // fastmcp would itself fail on a legacy name over the limit; never look those up.
         let legacy = legacy.filter(|l| l.len() <= MAX_NAME && *l != own);
-        Names { own, records_key, legacy }
+        Names {
+            own,
+            records_key,
+            legacy,
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -362,11 +392,19 @@ impl Inner {
         validate_key(key)?;
         let names = self.names(key);
         let expires_at = expires_at_ms(ttl);
-        let entry = EntryOut { expires_at, value, key: names.records_key.then_some(key) };
+        let entry = EntryOut {
+            expires_at,
+            value,
+            key: names.records_key.then_some(key),
+        };
         let content = serde_json::to_vec_pretty(&entry)?;
         let tmp = self.path(&format!(".{}.{}.tmp", names.own, random_suffix()));
         let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(&content)?;
             if self.fsync {
                 f.sync_all()?;
@@ -388,7 +426,9 @@ impl Inner {
             return Err(Error::io("rename entry", e));
         }
         if self.fsync {
-            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", e))?;
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::io("fsync directory", e))?;
         }
         self.lock_index().set(&names.own, expires_at);
         Ok(())
@@ -413,15 +453,23 @@ impl Inner {
         match fs::hard_link(claim, self.path(name)) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => tracing::warn!(error = %e, file = %fingerprint(name), "DiskStore: could not restore a claimed file"),
+            Err(e) => {
+                tracing::warn!(error = %e, file = %fingerprint(name), "DiskStore: could not restore a claimed file")
+            }
         }
         let _ = fs::remove_file(claim);
     }
 
     /// Claims `name` and decides with `accept` whether to consume it (`None` = the file is corrupt); otherwise
     /// it is restored. Returns the consumed entry (`Some(None)` for a consumed corrupt file).
-    fn take_name(&self, name: &str, accept: impl Fn(Option<&EntryIn>) -> bool) -> Result<Option<Option<EntryIn>>> {
-        let Some(claim) = self.claim(name)? else { return Ok(None) };
+    fn take_name(
+        &self,
+        name: &str,
+        accept: impl Fn(Option<&EntryIn>) -> bool,
+    ) -> Result<Option<Option<EntryIn>>> {
+        let Some(claim) = self.claim(name)? else {
+            return Ok(None);
+        };
         let read = match self.read(&claim) {
             Ok(Read::Entry(e)) => Some(e),
             Ok(_) => None,
@@ -440,7 +488,6 @@ impl Inner {
         }
     }
 
-
     fn take(&self, key: &str) -> Result<Option<Value>> {
         self.check_open()?;
         validate_key(key)?;
@@ -448,7 +495,9 @@ impl Inner {
         let now = now_ms() as f64;
         let live = |e: EntryIn| (e.expires_at >= now).then_some(e.value);
         let legacy_ok = |e: Option<&EntryIn>| e.is_some_and(|e| e.key.is_none());
-        if let Some(Some(e)) = self.take_name(&names.own, |e| e.is_some_and(|e| Self::owns(e, key, &names)))? {
+        if let Some(Some(e)) =
+            self.take_name(&names.own, |e| e.is_some_and(|e| Self::owns(e, key, &names)))?
+        {
             // Also drop a stale legacy file, so it cannot resurface.
             if let Some(l) = &names.legacy {
                 self.take_name(l, legacy_ok)?;
@@ -468,17 +517,22 @@ impl Inner {
         validate_key(key)?;
         let names = self.names(key);
         // An explicit delete also removes a corrupt file under the key's own name.
-        let mut removed =
-            self.take_name(&names.own, |e| e.is_none_or(|e| Self::owns(e, key, &names)))?.is_some();
+        let mut removed = self
+            .take_name(&names.own, |e| e.is_none_or(|e| Self::owns(e, key, &names)))?
+            .is_some();
         if let Some(l) = &names.legacy {
-            removed |= self.take_name(l, |e| e.is_some_and(|e| e.key.is_none()))?.is_some();
+            removed |= self
+                .take_name(l, |e| e.is_some_and(|e| e.key.is_none()))?
+                .is_some();
         }
         Ok(removed)
     }
 
     /// Removes `name` if it is (still) expired at `now`. Corrupt files stay.
     fn remove_if_expired(&self, name: &str, now: f64) -> Result<bool> {
-        Ok(self.take_name(name, |e| e.is_some_and(|e| e.expires_at < now))?.is_some())
+        Ok(self
+            .take_name(name, |e| e.is_some_and(|e| e.expires_at < now))?
+            .is_some())
     }
 
     fn cleanup(&self) -> Result<u64> {
@@ -497,7 +551,9 @@ impl Inner {
             match self.remove_if_expired(&name, now as f64) {
                 Ok(true) => removed += 1,
                 Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, file = %fingerprint(&name), "DiskStore: sweep could not remove"),
+                Err(e) => {
+                    tracing::warn!(error = %e, file = %fingerprint(&name), "DiskStore: sweep could not remove")
+                }
             }
         }
         Ok(removed)
@@ -513,7 +569,9 @@ impl Inner {
         };
         for ent in rd {
             let ent = ent.map_err(|e| Error::io("list directory", e))?;
-            let Ok(name) = ent.file_name().into_string() else { continue };
+            let Ok(name) = ent.file_name().into_string() else {
+                continue;
+            };
             if self.is_entry_name(&name) {
                 out.push(name);
             }
@@ -536,13 +594,16 @@ impl Inner {
         let mut index = ExpiryIndex::default();
         let Ok(rd) = fs::read_dir(&self.dir) else { return 0 };
         for ent in rd.flatten() {
-            let Ok(name) = ent.file_name().into_string() else { continue };
+            let Ok(name) = ent.file_name().into_string() else {
+                continue;
+            };
             if self.is_entry_name(&name) {
                 match self.read(&self.path(&name)) {
-                    Ok(Read::Entry(e)) if e.expires_at < now as f64 => match self.remove_if_expired(&name, now as f64) {
-                        Ok(true) => removed += 1,
-                        _ => {}
-                    },
+                    Ok(Read::Entry(e)) if e.expires_at < now as f64 => {
+                        if let Ok(true) = self.remove_if_expired(&name, now as f64) {
+                            removed += 1;
+                        }
+                    }
                     Ok(Read::Entry(e)) => index.set(&name, e.expires_at.max(0.0) as u64),
                     _ => {}
                 }
@@ -622,9 +683,14 @@ impl SyncStore for DiskStore {
 }
 
 /// Runs a file operation on tokio's blocking pool so async callers never stall their executor on disk I/O.
-async fn off_thread<T: Send + 'static>(inner: &Arc<Inner>, f: impl FnOnce(&Inner) -> Result<T> + Send + 'static) -> Result<T> {
+async fn off_thread<T: Send + 'static>(
+    inner: &Arc<Inner>,
+    f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+) -> Result<T> {
     let inner = Arc::clone(inner);
-    tokio::task::spawn_blocking(move || f(&inner)).await.map_err(|e| Error::Task(e.to_string()))?
+    tokio::task::spawn_blocking(move || f(&inner))
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
 }
 
 #[async_trait]
@@ -674,15 +740,21 @@ mod tests {
     #[test]
     fn names() {
         let dir = tempfile::tempdir().unwrap();
-        let s = DiskStore::open(DiskStoreOptions { cleanup_interval: None, ..DiskStoreOptions::new(dir.path()) })
-            .unwrap();
+        let s = DiskStore::open(DiskStoreOptions {
+            cleanup_interval: None,
+            ..DiskStoreOptions::new(dir.path())
+        })
+        .unwrap();
         assert_eq!(s.file_name_for("plain-Key9").unwrap(), "plain-Key9.json");
         assert_eq!(s.file_name_for("mapping:abc").unwrap(), "mapping%3Aabc.json");
         assert_eq!(s.file_name_for("../x").unwrap(), "%2E%2E%2Fx.json");
         assert_eq!(s.file_name_for("a\0b").unwrap(), "a%00b.json");
         let long = s.file_name_for(&"k".repeat(300)).unwrap();
         assert!(long.starts_with('~') && long.len() < MAX_NAME);
-        assert_eq!(DiskStore::legacy_file_name("mapping:abc-DEF_123", ".json"), "mapping_abc-DEF_123.json");
+        assert_eq!(
+            DiskStore::legacy_file_name("mapping:abc-DEF_123", ".json"),
+            "mapping_abc-DEF_123.json"
+        );
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub const ENCRYPTION_SALT: &[u8] = b"fastmcp-oauth-proxy-salt";
 
 /// Derives the AES key fastmcp TS derives from `key` (scrypt N=16384, r=8, p=1, 32 bytes).
 pub fn derive_encryption_key(key: &str) -> Result<Zeroizing<[u8; 32]>> {
-    let params = scrypt::Params::new(14, 8, 1, 32).map_err(|_| Error::InvalidArgument("scrypt parameters".into()))?;
+    let params =
+        scrypt::Params::new(14, 8, 1, 32).map_err(|_| Error::InvalidArgument("scrypt parameters".into()))?;
     let mut out = Zeroizing::new([0u8; 32]);
     scrypt::scrypt(key.as_bytes(), ENCRYPTION_SALT, &params, out.as_mut())
         .map_err(|_| Error::InvalidArgument("scrypt output length".into()))?;
@@ -55,9 +56,14 @@ impl Keyring {
         let mut ciphers = Vec::with_capacity(1 + previous.len());
         for k in std::iter::once(&current).chain(previous) {
             let key = derive_encryption_key(k)?;
-            ciphers.push(Cipher::new_from_slice(key.as_ref()).map_err(|_| Error::InvalidArgument("key length".into()))?);
+            ciphers.push(
+                Cipher::new_from_slice(key.as_ref())
+                    .map_err(|_| Error::InvalidArgument("key length".into()))?,
+            );
         }
-        Ok(Keyring { ciphers: Arc::new(ciphers) })
+        Ok(Keyring {
+            ciphers: Arc::new(ciphers),
+        })
     }
 
     /// Encrypts the JSON text of `value` with the current key.
@@ -81,7 +87,8 @@ impl Keyring {
     /// Decrypts a stored string with any key of the ring.
     pub fn decrypt(&self, stored: &str) -> Result<Value> {
         let mut parts = stored.split(':');
-        let (Some(iv), Some(tag), Some(ct), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(iv), Some(tag), Some(ct), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(Error::DecryptFailed("not an <iv>:<tag>:<ciphertext> envelope"));
         };
         let iv = hex::decode(iv).map_err(|_| Error::DecryptFailed("IV is not hex"))?;
@@ -93,13 +100,21 @@ impl Keyring {
         for cipher in self.ciphers.iter() {
             let mut buf = Zeroizing::new(ct.to_vec());
             let ok = cipher
-                .decrypt_in_place_detached(Nonce::<U16>::from_slice(&iv), b"", buf.as_mut(), Tag::from_slice(&tag))
+                .decrypt_in_place_detached(
+                    Nonce::<U16>::from_slice(&iv),
+                    b"",
+                    buf.as_mut(),
+                    Tag::from_slice(&tag),
+                )
                 .is_ok();
             if ok {
-                return serde_json::from_slice(&buf).map_err(|_| Error::DecryptFailed("plaintext is not JSON"));
+                return serde_json::from_slice(&buf)
+                    .map_err(|_| Error::DecryptFailed("plaintext is not JSON"));
             }
         }
-        Err(Error::DecryptFailed("no key authenticates this value (wrong key or tampered data)"))
+        Err(Error::DecryptFailed(
+            "no key authenticates this value (wrong key or tampered data)",
+        ))
     }
 
     /// Reads a value the inner store returned: absent stays absent, anything undecryptable reads as absent.
@@ -135,14 +150,19 @@ pub struct EncryptedStore {
 
 impl std::fmt::Debug for EncryptedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EncryptedStore").field("keys", &self.keys).finish_non_exhaustive()
+        f.debug_struct("EncryptedStore")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
     }
 }
 
 impl EncryptedStore {
     /// Wraps `inner`; `key` encrypts and decrypts, `previous_keys` only decrypt (key rotation).
     pub fn new(inner: Arc<dyn Store>, key: &str, previous_keys: &[&str]) -> Result<Self> {
-        Ok(EncryptedStore { inner, keys: Keyring::new(key, previous_keys)? })
+        Ok(EncryptedStore {
+            inner,
+            keys: Keyring::new(key, previous_keys)?,
+        })
     }
 
     /// Wraps `inner` with an already derived key ring (several stores can share one derivation).
@@ -156,7 +176,9 @@ impl EncryptedStore {
     }
 
     fn sync_inner(&self) -> Result<&dyn SyncStore> {
-        self.inner.as_sync().ok_or_else(|| Error::Task("inner store has no synchronous face".into()))
+        self.inner
+            .as_sync()
+            .ok_or_else(|| Error::Task("inner store has no synchronous face".into()))
     }
 }
 
@@ -226,9 +248,15 @@ mod tests {
         let old = Keyring::new("old", &[]).unwrap();
         let sealed = old.encrypt(&serde_json::json!({"a": [1, 2]})).unwrap();
         let rotated = Keyring::new("new", &["old"]).unwrap();
-        assert_eq!(rotated.decrypt(&sealed).unwrap(), serde_json::json!({"a": [1, 2]}));
+        assert_eq!(
+            rotated.decrypt(&sealed).unwrap(),
+            serde_json::json!({"a": [1, 2]})
+        );
         let new_only = Keyring::new("new", &[]).unwrap();
-        assert_eq!(new_only.decrypt(&sealed).unwrap_err().code().as_str(), "decrypt_failed");
+        assert_eq!(
+            new_only.decrypt(&sealed).unwrap_err().code().as_str(),
+            "decrypt_failed"
+        );
         for bad in ["", "a:b", "zz:zz:zz", "00:00:00", &sealed[..sealed.len() - 2]] {
             assert!(old.decrypt(bad).is_err(), "{bad}");
         }

@@ -78,13 +78,21 @@ impl MemoryStore {
 
     /// A store sweeping every `interval` (a zero interval disables the background sweep).
     pub fn with_cleanup_interval(interval: Duration) -> Self {
-        let inner = Arc::new(Inner { map: Mutex::new(HashMap::new()), closed: AtomicBool::new(false) });
+        let inner = Arc::new(Inner {
+            map: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        });
         let sweeper = if interval.is_zero() {
             Sweeper::disabled()
         } else {
-            Sweeper::spawn("fastmcp-auth-memory-sweep", interval, Arc::downgrade(&inner), |i| {
-                i.sweep();
-            })
+            Sweeper::spawn(
+                "fastmcp-auth-memory-sweep",
+                interval,
+                Arc::downgrade(&inner),
+                |i| {
+                    i.sweep();
+                },
+            )
         };
         MemoryStore { inner, sweeper }
     }
@@ -98,7 +106,10 @@ impl MemoryStore {
 impl SyncStore for MemoryStore {
     fn save_sync(&self, key: &str, value: Value, ttl: Option<Duration>) -> Result<()> {
         validate_key(key)?;
-        let entry = Entry { value, expires_at: expires_at_ms(ttl) };
+        let entry = Entry {
+            value,
+            expires_at: expires_at_ms(ttl),
+        };
         self.inner.lock()?.insert(key.to_owned(), entry);
         Ok(())
     }

@@ -114,14 +114,20 @@ pub fn validate_key(key: &str) -> Result<()> {
         return Err(Error::InvalidKey("key must not be empty".into()));
     }
     if key.len() > MAX_KEY_BYTES {
-        return Err(Error::InvalidKey(format!("key is {} bytes, the limit is {MAX_KEY_BYTES}", key.len())));
+        return Err(Error::InvalidKey(format!(
+            "key is {} bytes, the limit is {MAX_KEY_BYTES}",
+            key.len()
+        )));
     }
     Ok(())
 }
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The `expiresAt` (ms since epoch) fastmcp writes for a TTL: zero or none never expires.

@@ -40,12 +40,16 @@ impl Sweeper {
                 None
             }
         };
-        Sweeper { stop: Mutex::new(stop) }
+        Sweeper {
+            stop: Mutex::new(stop),
+        }
     }
 
     /// A sweeper that never runs (background sweep disabled).
     pub(crate) fn disabled() -> Self {
-        Sweeper { stop: Mutex::new(None) }
+        Sweeper {
+            stop: Mutex::new(None),
+        }
     }
 
     /// Stops the thread and waits for it (at most one sweep in progress).
@@ -62,7 +66,11 @@ impl Sweeper {
 
     /// Whether the thread is still meant to run.
     pub(crate) fn is_running(&self) -> bool {
-        self.stop.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|(_, h)| !h.is_finished())
+        self.stop
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|(_, h)| !h.is_finished())
     }
 }
 

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The one command that runs every test (README "Quick start"); .ci/run calls it.
+# Installs what it needs (npm/PyPI fastmcp into .peers/), checks formatting and lints, runs every test binary,
+# and ends with "N passed, N failed". Exits non-zero on any failure.
+set -uo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+fail=0
+step() { echo "== $*"; }
+
+step "reference implementations (.peers/)"
+bash scripts/install-peers.sh || { echo "install-peers failed"; exit 1; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check || fail=1
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -q -- -D warnings || fail=1
+
+step "cargo test --workspace"
+cargo test --workspace --locked 2>&1 | tee "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail=1
+
+passed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^passed/) s += $i } END { print s + 0 }' "$log")
+failed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^failed/) s += $i } END { print s + 0 }' "$log")
+echo
+echo "total: ${passed:-0} passed, ${failed:-0} failed"
+if [ "$fail" -ne 0 ] || [ "${failed:-0}" -ne 0 ] || [ "${passed:-0}" -eq 0 ]; then
+  exit 1
+fi
