@@ -10,6 +10,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::Result;
+use crate::proxy::{
+    self, AuthorizeParams, CallbackParams, ConsentParams, HttpResponse, OAuthResult, TokenRequest,
+    TokenResponse, UpstreamTokens,
+};
 use crate::runtime::block_on;
 use crate::store::{self, DiskStoreOptions};
 
@@ -93,6 +97,77 @@ impl Store {
         dispatch!(self, keys_sync, keys)
     }
     /// See [`store::Store::close`].
+    pub fn close(&self) {
+        self.inner.close()
+    }
+}
+
+fn blocking<T>(f: impl std::future::Future<Output = OAuthResult<T>>) -> OAuthResult<T> {
+    block_on(f).map_err(proxy::OAuthError::from)?
+}
+
+/// The OAuth proxy with blocking methods (each runs on the shared runtime). Cheap to clone; thread-safe.
+#[derive(Clone, Debug)]
+pub struct OAuthProxy {
+    inner: Arc<proxy::OAuthProxy>,
+}
+
+impl OAuthProxy {
+    /// Builds a proxy; see [`proxy::OAuthProxy::new`].
+    pub fn new(config: proxy::OAuthProxyConfig) -> Result<Self> {
+        Ok(OAuthProxy {
+            inner: Arc::new(proxy::OAuthProxy::new(config)?),
+        })
+    }
+    /// Wraps an async proxy (both faces then share one state).
+    pub fn from_async(inner: Arc<proxy::OAuthProxy>) -> Self {
+        OAuthProxy { inner }
+    }
+    /// The async proxy behind this handle.
+    pub fn as_async(&self) -> &Arc<proxy::OAuthProxy> {
+        &self.inner
+    }
+    /// See [`proxy::OAuthProxy::register_client`].
+    pub fn register_client(&self, request: &Value) -> OAuthResult<Value> {
+        blocking(self.inner.register_client(request))
+    }
+    /// See [`proxy::OAuthProxy::authorize`].
+    pub fn authorize(&self, p: &AuthorizeParams) -> OAuthResult<HttpResponse> {
+        blocking(self.inner.authorize(p))
+    }
+    /// See [`proxy::OAuthProxy::handle_consent`].
+    pub fn handle_consent(&self, p: &ConsentParams) -> OAuthResult<HttpResponse> {
+        blocking(self.inner.handle_consent(p))
+    }
+    /// See [`proxy::OAuthProxy::handle_callback`].
+    pub fn handle_callback(&self, p: &CallbackParams) -> OAuthResult<HttpResponse> {
+        blocking(self.inner.handle_callback(p))
+    }
+    /// See [`proxy::OAuthProxy::token`].
+    pub fn token(&self, r: &TokenRequest) -> OAuthResult<TokenResponse> {
+        blocking(self.inner.token(r))
+    }
+    /// See [`proxy::OAuthProxy::exchange_authorization_code`].
+    pub fn exchange_authorization_code(&self, r: &TokenRequest) -> OAuthResult<TokenResponse> {
+        blocking(self.inner.exchange_authorization_code(r))
+    }
+    /// See [`proxy::OAuthProxy::exchange_refresh_token`].
+    pub fn exchange_refresh_token(&self, r: &TokenRequest) -> OAuthResult<TokenResponse> {
+        blocking(self.inner.exchange_refresh_token(r))
+    }
+    /// See [`proxy::OAuthProxy::load_upstream_tokens`].
+    pub fn load_upstream_tokens(&self, token: &str) -> OAuthResult<Option<UpstreamTokens>> {
+        blocking(self.inner.load_upstream_tokens(token))
+    }
+    /// See [`proxy::OAuthProxy::revoke`].
+    pub fn revoke(&self, token: &str, client_id: &str, client_secret: Option<&str>) -> OAuthResult<()> {
+        blocking(self.inner.revoke(token, client_id, client_secret))
+    }
+    /// See [`proxy::OAuthProxy::authorization_server_metadata`].
+    pub fn authorization_server_metadata(&self) -> Value {
+        self.inner.authorization_server_metadata()
+    }
+    /// Stops background work.
     pub fn close(&self) {
         self.inner.close()
     }

@@ -5,6 +5,7 @@
 //! - [`jwt`]: [`JwtIssuer`] in the fastmcp TS or Python claim layout.
 //! - [`keys`]: [`derive_key`] (TS) and [`derive_jwt_key`] (Python).
 //! - [`pkce`]: verifiers and challenges.
+//! - [`proxy`]: the OAuth proxy with token swap ([`proxy::OAuthProxy`]).
 //! - [`blocking`]: the synchronous facade; [`runtime`]: the shared tokio runtime.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@ pub mod error;
 pub mod jwt;
 pub mod keys;
 pub mod pkce;
+pub mod proxy;
 pub mod runtime;
 pub mod store;
 
@@ -21,4 +23,5 @@ pub use error::{Error, ErrorCode, Result, TokenError};
 pub use jwt::{dangerous, ClaimLayout, Claims, IssueOptions, JwtIssuer, TokenUse, Verification};
 pub use keys::{derive_jwt_key, derive_key, KeyMaterial};
 pub use pkce::{ChallengeMethod, CodeVerifier};
+pub use proxy::{OAuthError, OAuthProxy, OAuthProxyConfig};
 pub use store::{DiskStore, DiskStoreOptions, EncryptedStore, MemoryStore, Store, SyncStore};

@@ -1,0 +1,284 @@
+//! Proxy configuration (names of the spec, snake_case), validated at construction; provider presets.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::jwt::ClaimLayout;
+use crate::store::Store;
+
+/// How the proxy authenticates to the upstream token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum UpstreamAuthMethod {
+    /// HTTP Basic with the form-encoded id and secret (RFC 6749 §2.3.1).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+impl UpstreamAuthMethod {
+    /// Parses `client_secret_basic` / `client_secret_post`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "client_secret_basic" => Ok(Self::ClientSecretBasic),
+            "client_secret_post" => Ok(Self::ClientSecretPost),
+            _ => Err(Error::InvalidArgument(
+                "upstream_token_endpoint_auth_method must be client_secret_basic or client_secret_post"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// Everything an [`OAuthProxy`](super::OAuthProxy) needs. Build with [`OAuthProxyConfig::new`], adjust fields,
+/// pass to `OAuthProxy::new`, which validates it.
+#[derive(Clone)]
+pub struct OAuthProxyConfig {
+    /// Public URL of this server (issuer and audience of our JWTs; callback = base_url + redirect_path).
+    pub base_url: String,
+    /// Upstream authorization endpoint.
+    pub upstream_authorization_endpoint: String,
+    /// Upstream token endpoint.
+    pub upstream_token_endpoint: String,
+    /// Our client id at the upstream provider.
+    pub upstream_client_id: String,
+    /// Our client secret at the upstream provider.
+    pub upstream_client_secret: String,
+    /// Where state lives. `None`: a MemoryStore (lost on restart).
+    pub token_storage: Option<Arc<dyn Store>>,
+    /// Key of the EncryptedStore the proxy wraps `token_storage` in. `None`: a random key (values then die with the
+    /// process); ignored when `encryption_disabled`.
+    pub encryption_key: Option<String>,
+    /// Keys that still decrypt during an encryption-key rotation.
+    pub previous_encryption_keys: Vec<String>,
+    /// Store values in clear (only when `token_storage` already encrypts, or for debugging).
+    pub encryption_disabled: bool,
+    /// HMAC key of our JWTs. `None`: random (tokens die with the process; a warning is logged).
+    pub jwt_signing_key: Option<String>,
+    /// Keys that still verify during a signing-key rotation.
+    pub previous_jwt_signing_keys: Vec<String>,
+    /// Issue our own JWTs (default) or pass the upstream tokens through.
+    pub enable_token_swap: bool,
+    /// Access-token lifetime when upstream gives none (seconds).
+    pub access_token_ttl: u64,
+    /// Refresh-token lifetime when upstream gives none (seconds).
+    pub refresh_token_ttl: u64,
+    /// Lifetime of the codes we hand to clients (seconds).
+    pub authorization_code_ttl: u64,
+    /// Lifetime of an authorization transaction (seconds).
+    pub transaction_ttl: u64,
+    /// Scopes requested upstream when the client names none; also advertised in metadata.
+    pub scopes: Vec<String>,
+    /// Glob patterns (`*` any run, `?` one char) redirect URIs must match. Default: loopback on any port
+    /// (RFC 8252 §7.3). An empty list rejects every URI.
+    pub allowed_redirect_uri_patterns: Vec<String>,
+    /// Accept `plain` PKCE from clients (S256 is always accepted).
+    pub allow_plain_pkce: bool,
+    /// Require PKCE from clients (OAuth 2.1, MCP). fastmcp makes it optional; we default to required.
+    pub require_pkce: bool,
+    /// Show a consent page before redirecting upstream; the callback refuses transactions never approved.
+    pub consent_required: bool,
+    /// Send the proxy's own S256 PKCE to upstream (fastmcp Python's meaning of `forward_pkce`, default true).
+    pub forward_pkce: bool,
+    /// Extra authorization parameters for upstream; never override the protocol's own.
+    pub extra_authorization_params: BTreeMap<String, String>,
+    /// How we authenticate to the upstream token endpoint.
+    pub upstream_token_endpoint_auth_method: UpstreamAuthMethod,
+    /// Timeout of each upstream request.
+    pub upstream_request_timeout: Duration,
+    /// Path of our callback under base_url.
+    pub redirect_path: String,
+    /// Claim layout of our JWTs.
+    pub claim_layout: ClaimLayout,
+    /// A just-rotated refresh token presented again within this window gets a fresh access token (client retry,
+    /// replicas racing); after it, the reuse counts as replay and revokes the grant (RFC 9700 §4.14.2).
+    pub refresh_grace_window: Duration,
+    /// Name shown on the consent page.
+    pub provider_name: Option<String>,
+}
+
+impl std::fmt::Debug for OAuthProxyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthProxyConfig")
+            .field("base_url", &self.base_url)
+            .field(
+                "upstream_authorization_endpoint",
+                &self.upstream_authorization_endpoint,
+            )
+            .field("upstream_token_endpoint", &self.upstream_token_endpoint)
+            .field("upstream_client_id", &self.upstream_client_id)
+            .field("upstream_client_secret", &"[redacted]")
+            .field("enable_token_swap", &self.enable_token_swap)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Default redirect-URI allow-list: loopback on any port.
+pub fn default_redirect_patterns() -> Vec<String> {
+    vec![
+        "http://localhost:*".into(),
+        "http://127.0.0.1:*".into(),
+        "http://[::1]:*".into(),
+    ]
+}
+
+impl OAuthProxyConfig {
+    /// A configuration with every default of the spec.
+    pub fn new(
+        base_url: impl Into<String>,
+        upstream_authorization_endpoint: impl Into<String>,
+        upstream_token_endpoint: impl Into<String>,
+        upstream_client_id: impl Into<String>,
+        upstream_client_secret: impl Into<String>,
+    ) -> Self {
+        OAuthProxyConfig {
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            upstream_authorization_endpoint: upstream_authorization_endpoint.into(),
+            upstream_token_endpoint: upstream_token_endpoint.into(),
+            upstream_client_id: upstream_client_id.into(),
+            upstream_client_secret: upstream_client_secret.into(),
+            token_storage: None,
+            encryption_key: None,
+            previous_encryption_keys: Vec::new(),
+            encryption_disabled: false,
+            jwt_signing_key: None,
+            previous_jwt_signing_keys: Vec::new(),
+            enable_token_swap: true,
+            access_token_ttl: 3600,
+            refresh_token_ttl: 2_592_000,
+            authorization_code_ttl: 300,
+            transaction_ttl: 600,
+            scopes: Vec::new(),
+            allowed_redirect_uri_patterns: default_redirect_patterns(),
+            allow_plain_pkce: false,
+            require_pkce: true,
+            consent_required: true,
+            forward_pkce: true,
+            extra_authorization_params: BTreeMap::new(),
+            upstream_token_endpoint_auth_method: UpstreamAuthMethod::ClientSecretBasic,
+            upstream_request_timeout: Duration::from_secs(10),
+            redirect_path: "/oauth/callback".into(),
+            claim_layout: ClaimLayout::FastmcpTs,
+            refresh_grace_window: Duration::from_secs(30),
+            provider_name: None,
+        }
+    }
+
+    /// GitHub: form-encoded token responses, no refresh tokens (access tokens then live a year, as fastmcp).
+    pub fn github(
+        base_url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        let mut c = Self::new(
+            base_url,
+            "https://github.com/login/oauth/authorize",
+            "https://github.com/login/oauth/access_token",
+            client_id,
+            client_secret,
+        );
+        c.scopes = vec!["read:user".into(), "user:email".into()];
+        c.upstream_token_endpoint_auth_method = UpstreamAuthMethod::ClientSecretPost;
+        c.provider_name = Some("GitHub".into());
+        c
+    }
+
+    /// Google: `access_type=offline` and `prompt=consent` so a refresh token is issued.
+    pub fn google(
+        base_url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        let mut c = Self::new(
+            base_url,
+            "https://accounts.google.com/o/oauth2/v2/auth",
+            "https://oauth2.googleapis.com/token",
+            client_id,
+            client_secret,
+        );
+        c.scopes = vec!["openid".into(), "email".into(), "profile".into()];
+        c.extra_authorization_params
+            .insert("access_type".into(), "offline".into());
+        c.extra_authorization_params
+            .insert("prompt".into(), "consent".into());
+        c.provider_name = Some("Google".into());
+        c
+    }
+
+    /// Azure / Entra ID: the tenant's v2.0 endpoints (`common`, `organizations`, or a tenant id).
+    pub fn azure(
+        base_url: impl Into<String>,
+        tenant: &str,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        let mut c = Self::new(
+            base_url,
+            format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize"),
+            format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
+            client_id,
+            client_secret,
+        );
+        c.scopes = vec![
+            "openid".into(),
+            "profile".into(),
+            "email".into(),
+            "offline_access".into(),
+        ];
+        c.upstream_token_endpoint_auth_method = UpstreamAuthMethod::ClientSecretPost;
+        c.provider_name = Some("Microsoft".into());
+        c
+    }
+
+    /// Checks every field; the message names the field, never a secret.
+    pub fn validate(&self) -> Result<()> {
+        let url = |name: &str, v: &str| -> Result<()> {
+            match url::Url::parse(v) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+                _ => Err(Error::InvalidArgument(format!(
+                    "{name} must be an absolute http(s) URL"
+                ))),
+            }
+        };
+        url("base_url", &self.base_url)?;
+        url(
+            "upstream_authorization_endpoint",
+            &self.upstream_authorization_endpoint,
+        )?;
+        url("upstream_token_endpoint", &self.upstream_token_endpoint)?;
+        if self.upstream_client_id.is_empty() {
+            return Err(Error::InvalidArgument(
+                "upstream_client_id must not be empty".into(),
+            ));
+        }
+        for (name, v) in [
+            ("access_token_ttl", self.access_token_ttl),
+            ("refresh_token_ttl", self.refresh_token_ttl),
+            ("authorization_code_ttl", self.authorization_code_ttl),
+            ("transaction_ttl", self.transaction_ttl),
+        ] {
+            if v == 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "{name} must be at least 1 second"
+                )));
+            }
+        }
+        if self.upstream_request_timeout.is_zero() {
+            return Err(Error::InvalidArgument(
+                "upstream_request_timeout must be positive".into(),
+            ));
+        }
+        if !self.redirect_path.starts_with('/') {
+            return Err(Error::InvalidArgument("redirect_path must start with '/'".into()));
+        }
+        if self.jwt_signing_key.as_deref() == Some("") {
+            return Err(Error::InvalidArgument("jwt_signing_key must not be empty".into()));
+        }
+        if self.encryption_key.as_deref() == Some("") {
+            return Err(Error::InvalidArgument("encryption_key must not be empty".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,312 @@
+//! Framework-neutral request and response types of the proxy's endpoints, and their parsing from HTTP forms.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::{json, Value};
+use url::form_urlencoded;
+
+use super::error::{OAuthError, OAuthResult};
+
+/// Longest accepted request body (forms) in bytes.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+/// Longest accepted single parameter in bytes.
+pub const MAX_PARAM_BYTES: usize = 8 * 1024;
+
+/// A plain HTTP answer any binding or framework can serve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// Body, if any.
+    pub body: Option<String>,
+}
+
+impl HttpResponse {
+    /// A 302 to `location`.
+    pub fn redirect(location: String) -> Self {
+        HttpResponse {
+            status: 302,
+            headers: vec![
+                ("Location".into(), location),
+                ("Cache-Control".into(), "no-store".into()),
+            ],
+            body: None,
+        }
+    }
+
+    /// The `Location` header, if any.
+    pub fn location(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("location"))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The JSON error answer of `e`.
+    pub fn from_error(e: &OAuthError) -> Self {
+        HttpResponse {
+            status: e.status,
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("Cache-Control".into(), "no-store".into()),
+            ],
+            body: Some(e.to_json().to_string()),
+        }
+    }
+}
+
+/// Parses `application/x-www-form-urlencoded` (or a query string) into pairs, refusing oversized input.
+/// Invalid UTF-8 is replaced (U+FFFD), so it can never match a stored value.
+pub fn parse_form(bytes: &[u8]) -> OAuthResult<Vec<(String, String)>> {
+    if bytes.len() > MAX_FORM_BYTES {
+        return Err(OAuthError::invalid_request("request too large").with_status(413));
+    }
+    let mut out = Vec::new();
+    for (k, v) in form_urlencoded::parse(bytes) {
+        if v.len() > MAX_PARAM_BYTES || k.len() > 256 {
+            return Err(OAuthError::invalid_request(format!(
+                "parameter {} too large",
+                truncate(&k, 32)
+            )));
+        }
+        out.push((k.into_owned(), v.into_owned()));
+    }
+    Ok(out)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// One parameter; a repeated parameter is an error (RFC 6749 §3.1: "MUST NOT be included more than once").
+fn single(pairs: &[(String, String)], name: &str) -> OAuthResult<Option<String>> {
+    let mut it = pairs.iter().filter(|(k, _)| k == name);
+    let first = it.next().map(|(_, v)| v.clone());
+    if it.next().is_some() {
+        return Err(OAuthError::invalid_request(format!("parameter {name} repeated")));
+    }
+    Ok(first.filter(|v| !v.is_empty()))
+}
+
+/// Parameters of the authorization endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthorizeParams {
+    /// `client_id`.
+    pub client_id: Option<String>,
+    /// `redirect_uri`.
+    pub redirect_uri: Option<String>,
+    /// `response_type`.
+    pub response_type: Option<String>,
+    /// `state`.
+    pub state: Option<String>,
+    /// `scope` (space-separated).
+    pub scope: Option<String>,
+    /// `code_challenge`.
+    pub code_challenge: Option<String>,
+    /// `code_challenge_method`.
+    pub code_challenge_method: Option<String>,
+}
+
+impl AuthorizeParams {
+    /// From a query string (without `?`).
+    pub fn from_query(query: &str) -> OAuthResult<Self> {
+        let p = parse_form(query.as_bytes())?;
+        Ok(AuthorizeParams {
+            client_id: single(&p, "client_id")?,
+            redirect_uri: single(&p, "redirect_uri")?,
+            response_type: single(&p, "response_type")?,
+            state: single(&p, "state")?,
+            scope: single(&p, "scope")?,
+            code_challenge: single(&p, "code_challenge")?,
+            code_challenge_method: single(&p, "code_challenge_method")?,
+        })
+    }
+}
+
+/// Parameters of the upstream callback.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallbackParams {
+    /// Upstream's code.
+    pub code: Option<String>,
+    /// Our transaction id.
+    pub state: Option<String>,
+    /// Upstream's error.
+    pub error: Option<String>,
+    /// Upstream's error text.
+    pub error_description: Option<String>,
+}
+
+impl CallbackParams {
+    /// From a query string (without `?`).
+    pub fn from_query(query: &str) -> OAuthResult<Self> {
+        let p = parse_form(query.as_bytes())?;
+        Ok(CallbackParams {
+            code: single(&p, "code")?,
+            state: single(&p, "state")?,
+            error: single(&p, "error")?,
+            error_description: single(&p, "error_description")?,
+        })
+    }
+}
+
+/// The consent form.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConsentParams {
+    /// Transaction being approved or denied.
+    pub transaction_id: Option<String>,
+    /// `approve` or `deny`.
+    pub action: Option<String>,
+}
+
+impl ConsentParams {
+    /// From the form body.
+    pub fn from_form(body: &[u8]) -> OAuthResult<Self> {
+        let p = parse_form(body)?;
+        Ok(ConsentParams {
+            transaction_id: single(&p, "transaction_id")?,
+            action: single(&p, "action")?,
+        })
+    }
+}
+
+/// A token-endpoint request (any grant), with the client's credentials from the body or HTTP Basic.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// `grant_type`.
+    pub grant_type: Option<String>,
+    /// `code`.
+    pub code: Option<String>,
+    /// `redirect_uri`.
+    pub redirect_uri: Option<String>,
+    /// `code_verifier`.
+    pub code_verifier: Option<String>,
+    /// `refresh_token`.
+    pub refresh_token: Option<String>,
+    /// `scope`.
+    pub scope: Option<String>,
+    /// `client_id`.
+    pub client_id: Option<String>,
+    /// `client_secret`.
+    pub client_secret: Option<String>,
+}
+
+impl TokenRequest {
+    /// Parses the form body and an optional `Authorization: Basic …` header (RFC 6749 §2.3.1: form-encoded
+    /// id and secret). Credentials in both places are an error.
+    pub fn from_form(body: &[u8], authorization: Option<&str>) -> OAuthResult<Self> {
+        let p = parse_form(body)?;
+        let mut r = TokenRequest {
+            grant_type: single(&p, "grant_type")?,
+            code: single(&p, "code")?,
+            redirect_uri: single(&p, "redirect_uri")?,
+            code_verifier: single(&p, "code_verifier")?,
+            refresh_token: single(&p, "refresh_token")?,
+            scope: single(&p, "scope")?,
+            client_id: single(&p, "client_id")?,
+            client_secret: single(&p, "client_secret")?,
+        };
+        if let Some(h) = authorization {
+            let Some(b64) = h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic ")) else {
+                return Err(OAuthError::invalid_client("unsupported Authorization scheme"));
+            };
+            let raw = STANDARD
+                .decode(b64.trim())
+                .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
+            let raw = String::from_utf8(raw)
+                .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
+            let (id, secret) = raw
+                .split_once(':')
+                .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+            let decode = |s: &str| {
+                form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+            };
+            let (id, secret) = (decode(id).unwrap_or_default(), decode(secret).unwrap_or_default());
+            if r.client_secret.is_some() || r.client_id.as_deref().is_some_and(|c| c != id) {
+                return Err(OAuthError::invalid_request("client credentials given twice"));
+            }
+            r.client_id = Some(id);
+            r.client_secret = Some(secret);
+        }
+        Ok(r)
+    }
+}
+
+/// A token-endpoint answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenResponse {
+    /// Our JWT (swap) or the upstream access token (passthrough).
+    pub access_token: String,
+    /// Usually `Bearer`.
+    pub token_type: String,
+    /// Lifetime in seconds.
+    pub expires_in: u64,
+    /// Refresh token, if any.
+    pub refresh_token: Option<String>,
+    /// Space-separated scopes.
+    pub scope: Option<String>,
+    /// Upstream ID token (passthrough only).
+    pub id_token: Option<String>,
+}
+
+impl TokenResponse {
+    /// The JSON body (RFC 6749 §5.1).
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({"access_token": self.access_token, "token_type": self.token_type, "expires_in": self.expires_in});
+        let m = v.as_object_mut().expect("object");
+        if let Some(r) = &self.refresh_token {
+            m.insert("refresh_token".into(), r.clone().into());
+        }
+        if let Some(s) = &self.scope {
+            m.insert("scope".into(), s.clone().into());
+        }
+        if let Some(i) = &self.id_token {
+            m.insert("id_token".into(), i.clone().into());
+        }
+        v
+    }
+}
+
+/// Escapes text for HTML element content and quoted attributes.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let h = format!("Basic {}", STANDARD.encode("my+client:s%3Acret"));
+        let r = TokenRequest::from_form(b"grant_type=authorization_code", Some(&h)).unwrap();
+        assert_eq!(r.client_id.as_deref(), Some("my client"));
+        assert_eq!(r.client_secret.as_deref(), Some("s:cret"));
+        assert!(TokenRequest::from_form(b"client_secret=x", Some(&h)).is_err());
+        assert!(TokenRequest::from_form(b"", Some("Bearer x")).is_err());
+        assert!(TokenRequest::from_form(b"code=a&code=b", None).is_err());
+        assert!(TokenRequest::from_form(&vec![b'a'; MAX_FORM_BYTES + 1], None).is_err());
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(
+            escape_html("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;"
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! The OAuth 2.1 proxy between MCP clients and an upstream identity provider, with the token swap pattern.
+//!
+//! Every endpoint is a method returning plain data ([`HttpResponse`], [`TokenResponse`], JSON), so any HTTP
+//! framework or binding can serve it. State lives in a [`Store`](crate::Store) (encrypted by default), so several
+//! instances sharing one store (a directory, Redis) serve one flow together.
+//!
+//! Refresh in swap mode: the refresh token's mapping is claimed atomically; upstream is refreshed (keeping the old
+//! upstream refresh token when upstream does not rotate); a new refresh token is issued. The rotated token is
+//! remembered: presented again within `refresh_grace_window` (a client retry, two replicas racing) it receives a
+//! fresh access token and the same successor refresh token; after the window the reuse is a replay and the whole
+//! grant is revoked (RFC 9700 §4.14.2). A transient upstream failure puts the claim back.
+
+mod config;
+mod error;
+mod flow;
+mod http;
+mod model;
+mod upstream;
+
+pub use config::{default_redirect_patterns, OAuthProxyConfig, UpstreamAuthMethod};
+pub use error::{OAuthError, OAuthResult};
+pub use flow::OAuthProxy;
+pub use http::{
+    escape_html, parse_form, AuthorizeParams, CallbackParams, ConsentParams, HttpResponse, TokenRequest,
+    TokenResponse,
+};
+pub use model::{RegisteredClient, TokenMapping, Transaction, UpstreamTokens};

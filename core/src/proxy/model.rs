@@ -1,0 +1,193 @@
+//! Records the proxy keeps in its store, in fastmcp TS's shapes and under its keys (`client:`, `transaction:`,
+//! `code:`, `upstream:`, `mapping:`), so a store a fastmcp TS proxy used keeps working after the switch.
+//! Fields fastmcp does not have are optional additions.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+/// ISO 8601 with milliseconds, as JavaScript's `Date.toJSON()` writes.
+pub fn iso(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// `now + secs` as ISO text.
+pub fn iso_in(secs: u64) -> String {
+    iso(SystemTime::now() + Duration::from_secs(secs))
+}
+
+/// Parses ISO 8601 text; `None` when it is not.
+pub fn parse_iso(s: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok()
+}
+
+/// Whether an ISO timestamp lies in the past (unparseable counts as expired).
+pub fn is_past(s: &str) -> bool {
+    parse_iso(s).is_none_or(|t| t < SystemTime::now())
+}
+
+/// Seconds left until an ISO timestamp (0 when past or unparseable).
+pub fn secs_until(s: &str) -> u64 {
+    parse_iso(s)
+        .and_then(|t| t.duration_since(SystemTime::now()).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A dynamically registered client (`client:<client_id>`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisteredClient {
+    /// First redirect URI.
+    pub callback_url: String,
+    /// Proxy-issued id.
+    pub client_id: String,
+    /// fastmcp stores the secret itself; we never write it (see `client_secret_hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// SHA-256 (hex) of the secret: a stolen store does not reveal client secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_hash: Option<String>,
+    /// RFC 7591 metadata echoed back.
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+    /// Registered redirect URIs (exact match at authorize).
+    pub redirect_uris: Vec<String>,
+    /// Registration time.
+    pub registered_at: String,
+    /// `none`, `client_secret_basic` or `client_secret_post`; absent in fastmcp's records (treated as basic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
+}
+
+/// An authorization in progress (`transaction:<id>`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transaction {
+    /// The client's redirect URI.
+    pub client_callback_url: String,
+    /// The client's PKCE challenge ("" when none).
+    pub client_code_challenge: String,
+    /// Its method.
+    pub client_code_challenge_method: String,
+    /// The client.
+    pub client_id: String,
+    /// Approved on the consent page.
+    #[serde(default)]
+    pub consent_given: bool,
+    /// Creation time.
+    pub created_at: String,
+    /// Expiry time.
+    pub expires_at: String,
+    /// Transaction id (the `state` sent upstream).
+    pub id: String,
+    /// Our S256 challenge sent upstream.
+    pub proxy_code_challenge: String,
+    /// Our verifier for the upstream code exchange.
+    pub proxy_code_verifier: String,
+    /// Requested scopes.
+    pub scope: Vec<String>,
+    /// The client's `state` ("" when it sent none).
+    pub state: String,
+}
+
+/// Tokens from upstream, as stored (`upstream:<key>`, and inside codes).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamTokens {
+    /// Upstream access token.
+    pub access_token: String,
+    /// Its lifetime in seconds.
+    pub expires_in: u64,
+    /// OpenID Connect ID token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// When upstream issued them.
+    pub issued_at: String,
+    /// Refresh-token lifetime, when upstream says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<u64>,
+    /// Upstream refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Granted scopes.
+    pub scope: Vec<String>,
+    /// Usually `Bearer`.
+    pub token_type: String,
+}
+
+/// A code we handed to a client (`code:<code>`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCode {
+    /// Client the code was issued to.
+    pub client_id: String,
+    /// The code.
+    pub code: String,
+    /// The client's PKCE challenge ("" when none).
+    pub code_challenge: String,
+    /// Its method.
+    pub code_challenge_method: String,
+    /// Creation time.
+    pub created_at: String,
+    /// Expiry time.
+    pub expires_at: String,
+    /// Transaction it came from.
+    pub transaction_id: String,
+    /// The upstream tokens it redeems for.
+    pub upstream_tokens: UpstreamTokens,
+    /// Redirect URI of the authorization request (checked at the token endpoint when the client sends one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+}
+
+/// What replaces a redeemed code so a replay reports "already used" (`code:<code>`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpentCode {
+    /// Expiry of the original code.
+    pub expires_at: String,
+    /// Always true.
+    pub used: bool,
+}
+
+/// One of our JWTs → the upstream tokens (`mapping:<jti>`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenMapping {
+    /// Client the token was issued to.
+    pub client_id: String,
+    /// Creation time.
+    pub created_at: String,
+    /// Expiry time.
+    pub expires_at: String,
+    /// Token id.
+    pub jti: String,
+    /// Scopes.
+    pub scope: Vec<String>,
+    /// Key of the upstream tokens (also the grant: every token of one authorization shares it).
+    pub upstream_token_key: String,
+    /// `access` or `refresh`; absent in fastmcp's records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_use: Option<String>,
+}
+
+/// A refresh token that was (or is being) rotated (`rotated:<jti>`), for the grace window and replay detection.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rotation {
+    /// `pending` while the upstream refresh runs, `done` after.
+    pub state: String,
+    /// When the rotation finished (ms since epoch).
+    pub at_ms: u64,
+    /// Client.
+    pub client_id: String,
+    /// The grant.
+    pub upstream_token_key: String,
+    /// The refresh token that replaced this one (returned again inside the grace window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor_refresh_token: Option<String>,
+    /// Its token id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor_jti: Option<String>,
+}

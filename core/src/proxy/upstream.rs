@@ -1,0 +1,266 @@
+//! Calls to the upstream token endpoint: form POST, JSON or form-encoded answers, errors mapped to OAuth errors.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::Value;
+use url::form_urlencoded;
+
+use super::config::{OAuthProxyConfig, UpstreamAuthMethod};
+use super::error::{OAuthError, OAuthResult};
+use super::model::{iso, UpstreamTokens};
+
+/// Upstream answers larger than this are refused (a token response is a few KiB).
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// A client for one upstream token endpoint. Its connection pool lives on the library's runtime.
+pub(crate) struct Upstream {
+    client: reqwest::Client,
+    token_endpoint: String,
+    client_id: String,
+    client_secret: String,
+    auth: UpstreamAuthMethod,
+}
+
+/// Which grant a token request is for.
+pub(crate) enum Grant<'a> {
+    AuthorizationCode {
+        code: &'a str,
+        redirect_uri: &'a str,
+        code_verifier: Option<&'a str>,
+    },
+    RefreshToken {
+        refresh_token: &'a str,
+        scope: Option<&'a str>,
+    },
+}
+
+fn form_encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Error codes we pass on from upstream; anything else becomes `invalid_grant` (never echo arbitrary text).
+const KNOWN_ERRORS: &[&str] = &[
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "access_denied",
+    "server_error",
+    "temporarily_unavailable",
+];
+
+impl Upstream {
+    pub(crate) fn new(c: &OAuthProxyConfig) -> crate::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(c.upstream_request_timeout)
+            .connect_timeout(c.upstream_request_timeout.min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("fastmcp-auth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| crate::Error::InvalidArgument(format!("HTTP client: {e}")))?;
+        Ok(Upstream {
+            client,
+            token_endpoint: c.upstream_token_endpoint.clone(),
+            client_id: c.upstream_client_id.clone(),
+            client_secret: c.upstream_client_secret.clone(),
+            auth: c.upstream_token_endpoint_auth_method,
+        })
+    }
+
+    /// Performs the token request on the library runtime and parses the answer.
+    pub(crate) async fn token(
+        &self,
+        grant: Grant<'_>,
+        fallback_scope: &[String],
+    ) -> OAuthResult<UpstreamTokens> {
+        // Built in a sync block: the serializer is not Send and must not live across an await.
+        let (body, previous_refresh, basic) = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            let previous_refresh = match grant {
+                Grant::AuthorizationCode {
+                    code,
+                    redirect_uri,
+                    code_verifier,
+                } => {
+                    form.append_pair("grant_type", "authorization_code");
+                    form.append_pair("code", code);
+                    form.append_pair("redirect_uri", redirect_uri);
+                    if let Some(v) = code_verifier {
+                        form.append_pair("code_verifier", v);
+                    }
+                    None
+                }
+                Grant::RefreshToken { refresh_token, scope } => {
+                    form.append_pair("grant_type", "refresh_token");
+                    form.append_pair("refresh_token", refresh_token);
+                    if let Some(s) = scope {
+                        form.append_pair("scope", s);
+                    }
+                    Some(refresh_token.to_owned())
+                }
+            };
+            let basic = match self.auth {
+                UpstreamAuthMethod::ClientSecretBasic => {
+                    // RFC 6749 §2.3.1: form-encode id and secret, then base64 "id:secret".
+                    let raw = format!(
+                        "{}:{}",
+                        form_encode(&self.client_id),
+                        form_encode(&self.client_secret)
+                    );
+                    Some(format!("Basic {}", STANDARD.encode(raw)))
+                }
+                UpstreamAuthMethod::ClientSecretPost => {
+                    form.append_pair("client_id", &self.client_id);
+                    form.append_pair("client_secret", &self.client_secret);
+                    None
+                }
+            };
+            (form.finish(), previous_refresh, basic)
+        };
+        let mut req = self
+            .client
+            .post(&self.token_endpoint)
+            .header("Accept", "application/json");
+        if let Some(b) = basic {
+            req = req.header("Authorization", b);
+        }
+        let req = req
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body);
+        // Spawned on the library runtime: the client's pooled connections belong to it, whoever awaits us.
+        let handle = crate::runtime::runtime()?.spawn(async move {
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            let ctype = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            let mut resp = resp;
+            let mut bytes = Vec::new();
+            while let Some(chunk) = resp.chunk().await? {
+                if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Ok::<_, reqwest::Error>((status, ctype, None));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok((status, ctype, Some(bytes)))
+        });
+        let (status, ctype, bytes) = match handle.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) if e.is_timeout() => {
+                tracing::warn!("upstream token endpoint timed out");
+                return Err(OAuthError::server_error("Upstream request timed out").with_status(504));
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e.without_url(), "upstream token endpoint unreachable");
+                return Err(OAuthError::server_error("Upstream token endpoint unreachable").with_status(502));
+            }
+            Err(e) => return Err(OAuthError::server_error(format!("upstream task failed: {e}"))),
+        };
+        let bytes =
+            bytes.ok_or_else(|| OAuthError::server_error("Upstream response too large").with_status(502))?;
+        let fields = parse_fields(&ctype, &bytes);
+        if !(200..300).contains(&status) {
+            return Err(upstream_error(status, fields.as_ref()));
+        }
+        let fields = fields.ok_or_else(|| {
+            OAuthError::server_error("Upstream token response is not JSON or form data").with_status(502)
+        })?;
+        // Some providers (GitHub) answer 200 with an error body.
+        if fields.get("error").is_some() && fields.get("access_token").is_none() {
+            return Err(upstream_error(400, Some(&fields)));
+        }
+        tokens_from(&fields, previous_refresh, fallback_scope)
+    }
+}
+
+/// JSON object, or form fields as a JSON object of strings.
+fn parse_fields(ctype: &str, bytes: &[u8]) -> Option<serde_json::Map<String, Value>> {
+    if ctype.contains("application/x-www-form-urlencoded") {
+        let mut m = serde_json::Map::new();
+        for (k, v) in form_urlencoded::parse(bytes) {
+            m.insert(k.into_owned(), Value::String(v.into_owned()));
+        }
+        return Some(m);
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    }
+}
+
+fn upstream_error(status: u16, fields: Option<&serde_json::Map<String, Value>>) -> OAuthError {
+    if status >= 500 || status == 429 {
+        return OAuthError::server_error(format!("Upstream returned HTTP {status}")).with_status(502);
+    }
+    let code = fields.and_then(|f| f.get("error")).and_then(Value::as_str);
+    match code {
+        Some(c) if KNOWN_ERRORS.contains(&c) => {
+            let desc = fields
+                .and_then(|f| f.get("error_description"))
+                .and_then(Value::as_str)
+                .map(|d| {
+                    d.chars()
+                        .filter(|c| !c.is_control())
+                        .take(200)
+                        .collect::<String>()
+                })
+                .unwrap_or_else(|| format!("Upstream returned {c}"));
+            let mut e = OAuthError::new(c, desc);
+            if e.is_transient() {
+                e.status = 502;
+            }
+            e
+        }
+        _ => OAuthError::invalid_grant(format!("Upstream returned HTTP {status}")),
+    }
+}
+
+fn positive_int(v: Option<&Value>) -> Option<u64> {
+    match v? {
+        Value::Number(n) => n.as_u64().filter(|n| *n > 0),
+        Value::String(s) => s.trim().parse::<u64>().ok().filter(|n| *n > 0),
+        _ => None,
+    }
+}
+
+fn string(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn tokens_from(
+    f: &serde_json::Map<String, Value>,
+    previous_refresh: Option<String>,
+    fallback_scope: &[String],
+) -> OAuthResult<UpstreamTokens> {
+    let access_token = string(f.get("access_token")).ok_or_else(|| {
+        OAuthError::server_error("Upstream token response has no access_token").with_status(502)
+    })?;
+    let scope = match string(f.get("scope")) {
+        Some(s) => s
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => fallback_scope.to_vec(),
+    };
+    Ok(UpstreamTokens {
+        access_token,
+        expires_in: positive_int(f.get("expires_in")).unwrap_or(3600),
+        id_token: string(f.get("id_token")),
+        issued_at: iso(std::time::SystemTime::now()),
+        refresh_expires_in: positive_int(f.get("refresh_expires_in")),
+        // Upstream that does not rotate keeps the old refresh token valid.
+        refresh_token: string(f.get("refresh_token")).or(previous_refresh),
+        scope,
+        token_type: string(f.get("token_type")).unwrap_or_else(|| "Bearer".into()),
+    })
+}

@@ -1,0 +1,825 @@
+//! The OAuth proxy against a real HTTP upstream: the loopback mock identity provider (tests/mock-idp).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fastmcp_auth::blocking::OAuthProxy;
+use fastmcp_auth::proxy::{
+    AuthorizeParams, CallbackParams, ConsentParams, HttpResponse, OAuthError, OAuthProxyConfig, TokenRequest,
+    TokenResponse,
+};
+use fastmcp_auth::store::{DiskStore, DiskStoreOptions, Store};
+use fastmcp_auth::{dangerous, CodeVerifier};
+use fastmcp_auth_mock_idp::MockIdp;
+use serde_json::{json, Value};
+
+const BASE: &str = "http://127.0.0.1:8000";
+const REDIRECT: &str = "http://127.0.0.1:33418/callback";
+
+fn config(idp: &MockIdp) -> OAuthProxyConfig {
+    let s = idp.settings();
+    let mut c = OAuthProxyConfig::new(
+        BASE,
+        idp.authorize_url(),
+        idp.token_url(),
+        s.client_id,
+        s.client_secret,
+    );
+    c.jwt_signing_key = Some("test-jwt-signing-key".into());
+    c.encryption_key = Some("test-encryption-key".into());
+    c.upstream_request_timeout = Duration::from_secs(2);
+    c
+}
+
+fn proxy(idp: &MockIdp, f: impl FnOnce(&mut OAuthProxyConfig)) -> OAuthProxy {
+    let mut c = config(idp);
+    f(&mut c);
+    OAuthProxy::new(c).unwrap()
+}
+
+struct Client {
+    id: String,
+    secret: Option<String>,
+}
+
+fn register(p: &OAuthProxy) -> Client {
+    let r = p
+        .register_client(&json!({"redirect_uris": [REDIRECT], "client_name": "Test <Client>"}))
+        .unwrap();
+    Client {
+        id: r["client_id"].as_str().unwrap().into(),
+        secret: r["client_secret"].as_str().map(String::from),
+    }
+}
+
+fn query_of(location: &str) -> String {
+    url::Url::parse(location)
+        .unwrap()
+        .query()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn param(location: &str, name: &str) -> Option<String> {
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn transaction_id(page: &HttpResponse) -> String {
+    let body = page.body.as_deref().unwrap();
+    let start = body.find("name=\"transaction_id\" value=\"").unwrap() + 29;
+    body[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Walks authorize → consent → upstream login → callback; returns our code and the verifier.
+fn authorize(p: &OAuthProxy, idp: &MockIdp, c: &Client) -> (String, String) {
+    let verifier = CodeVerifier::generate(64).unwrap();
+    let params = AuthorizeParams {
+        client_id: Some(c.id.clone()),
+        redirect_uri: Some(REDIRECT.into()),
+        response_type: Some("code".into()),
+        state: Some("client-state-1".into()),
+        scope: Some("openid email".into()),
+        code_challenge: Some(verifier.challenge(fastmcp_auth::ChallengeMethod::S256)),
+        code_challenge_method: Some("S256".into()),
+    };
+    let page = p.authorize(&params).unwrap();
+    let upstream = if p.as_async().config().consent_required {
+        assert_eq!(page.status, 200);
+        assert!(
+            !page.body.as_deref().unwrap().contains("<Client>"),
+            "client name escaped"
+        );
+        let tx = transaction_id(&page);
+        p.handle_consent(&ConsentParams {
+            transaction_id: Some(tx),
+            action: Some("approve".into()),
+        })
+        .unwrap()
+    } else {
+        page
+    };
+    assert_eq!(upstream.status, 302);
+    let loc = upstream.location().unwrap().to_owned();
+    assert!(loc.starts_with(&idp.authorize_url()));
+    assert_eq!(param(&loc, "code_challenge_method").as_deref(), Some("S256"));
+    let callback = idp.login(&loc).unwrap();
+    assert!(callback.starts_with(&format!("{BASE}/oauth/callback")));
+    let back = p
+        .handle_callback(&CallbackParams::from_query(&query_of(&callback)).unwrap())
+        .unwrap();
+    let to_client = back.location().unwrap();
+    assert!(to_client.starts_with(REDIRECT));
+    assert_eq!(param(to_client, "state").as_deref(), Some("client-state-1"));
+    (param(to_client, "code").unwrap(), verifier.as_str().to_owned())
+}
+
+fn code_request(c: &Client, code: &str, verifier: &str) -> TokenRequest {
+    TokenRequest {
+        grant_type: Some("authorization_code".into()),
+        code: Some(code.into()),
+        redirect_uri: Some(REDIRECT.into()),
+        code_verifier: Some(verifier.into()),
+        client_id: Some(c.id.clone()),
+        client_secret: c.secret.clone(),
+        ..Default::default()
+    }
+}
+
+fn refresh_request(c: &Client, rt: &str) -> TokenRequest {
+    TokenRequest {
+        grant_type: Some("refresh_token".into()),
+        refresh_token: Some(rt.into()),
+        client_id: Some(c.id.clone()),
+        client_secret: c.secret.clone(),
+        ..Default::default()
+    }
+}
+
+fn login(p: &OAuthProxy, idp: &MockIdp) -> (Client, TokenResponse) {
+    let c = register(p);
+    let (code, verifier) = authorize(p, idp, &c);
+    let t = p.token(&code_request(&c, &code, &verifier)).unwrap();
+    (c, t)
+}
+
+fn code_of(e: OAuthError) -> String {
+    e.code
+}
+
+#[test]
+fn swap_flow_end_to_end() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |_| {});
+    let (c, t) = login(&p, &idp);
+    // Clients get our JWTs, never upstream's tokens.
+    assert!(!t.access_token.starts_with("up-at-"));
+    let claims = dangerous::insecure_decode_claims(&t.access_token).unwrap();
+    assert_eq!(claims["client_id"], c.id.as_str());
+    assert_eq!(claims["iss"], BASE);
+    assert_eq!(claims["scope"], json!(["openid", "email"]));
+    let up = p.load_upstream_tokens(&t.access_token).unwrap().unwrap();
+    assert!(up.access_token.starts_with("up-at-"));
+    assert!(up.refresh_token.is_some());
+    // A refresh token cannot load upstream tokens.
+    let rt = t.refresh_token.clone().unwrap();
+    assert!(p.load_upstream_tokens(&rt).unwrap().is_none());
+    // Refresh rotates our refresh token and the upstream tokens.
+    let t2 = p.token(&refresh_request(&c, &rt)).unwrap();
+    assert_ne!(t2.refresh_token.as_deref(), Some(rt.as_str()));
+    let up2 = p.load_upstream_tokens(&t2.access_token).unwrap().unwrap();
+    assert_ne!(up2.access_token, up.access_token);
+    assert_eq!(idp.counts().refreshes, 1);
+    // The response JSON is RFC 6749 §5.1 shaped.
+    let j = t2.to_json();
+    assert_eq!(j["token_type"], "Bearer");
+    assert!(j["expires_in"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn passthrough_flow_with_form_encoded_upstream() {
+    let idp = MockIdp::start();
+    idp.configure(|s| s.form_responses = true);
+    let p = proxy(&idp, |c| c.enable_token_swap = false);
+    let (c, t) = login(&p, &idp);
+    assert!(
+        t.access_token.starts_with("up-at-"),
+        "passthrough returns upstream's token"
+    );
+    let rt = t.refresh_token.clone().unwrap();
+    assert!(rt.starts_with("up-rt-"));
+    let t2 = p.token(&refresh_request(&c, &rt)).unwrap();
+    assert!(t2.access_token.starts_with("up-at-"));
+    assert!(p.load_upstream_tokens(&t.access_token).unwrap().is_none());
+}
+
+#[test]
+fn non_rotating_upstream_keeps_its_refresh_token() {
+    let idp = MockIdp::start();
+    idp.configure(|s| s.rotate_refresh_tokens = false);
+    let p = proxy(&idp, |_| {});
+    let (c, t) = login(&p, &idp);
+    let up = p.load_upstream_tokens(&t.access_token).unwrap().unwrap();
+    let t2 = p
+        .token(&refresh_request(&c, t.refresh_token.as_deref().unwrap()))
+        .unwrap();
+    let up2 = p.load_upstream_tokens(&t2.access_token).unwrap().unwrap();
+    assert_eq!(up2.refresh_token, up.refresh_token);
+    let t3 = p
+        .token(&refresh_request(&c, t2.refresh_token.as_deref().unwrap()))
+        .unwrap();
+    assert!(p.load_upstream_tokens(&t3.access_token).unwrap().is_some());
+}
+
+#[test]
+fn restart_with_disk_store_keeps_everything() {
+    let idp = MockIdp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = || -> Arc<dyn Store> { Arc::new(DiskStore::open(DiskStoreOptions::new(dir.path())).unwrap()) };
+    let p1 = proxy(&idp, |c| c.token_storage = Some(disk()));
+    let (c, t) = login(&p1, &idp);
+    p1.close();
+    drop(p1);
+    let p2 = proxy(&idp, |c| c.token_storage = Some(disk()));
+    assert!(p2.load_upstream_tokens(&t.access_token).unwrap().is_some());
+    let t2 = p2
+        .token(&refresh_request(&c, t.refresh_token.as_deref().unwrap()))
+        .unwrap();
+    assert!(p2.load_upstream_tokens(&t2.access_token).unwrap().is_some());
+    // Nothing readable on disk: tokens are encrypted.
+    for ent in std::fs::read_dir(dir.path()).unwrap() {
+        let text = std::fs::read_to_string(ent.unwrap().path()).unwrap();
+        assert!(
+            !text.contains("up-at-") && !text.contains("up-rt-"),
+            "upstream token stored in clear"
+        );
+    }
+    // Another instance with the wrong encryption key sees nothing (and says so with server errors, not panics).
+    let p3 = proxy(&idp, |cfg| {
+        cfg.token_storage = Some(disk());
+        cfg.encryption_key = Some("other".into());
+    });
+    assert!(p3.load_upstream_tokens(&t2.access_token).unwrap().is_none());
+}
+
+/// 50 tasks on the async API race for one code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_tasks_redeem_one_code_async() {
+    let idp = Arc::new(MockIdp::start());
+    let p = Arc::new(fastmcp_auth::OAuthProxy::new(config(&idp)).unwrap());
+    // Walk the browser part with the blocking facade on a plain thread (never inside the runtime).
+    let (bp, idp2) = (OAuthProxy::from_async(p.clone()), idp.clone());
+    let (c, code, verifier) = std::thread::spawn(move || {
+        let c = register(&bp);
+        let (code, verifier) = authorize(&bp, &idp2, &c);
+        (c, code, verifier)
+    })
+    .join()
+    .unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (p, req) = (p.clone(), code_request(&c, &code, &verifier));
+        set.spawn(async move { p.token(&req).await });
+    }
+    let mut ok = 0;
+    while let Some(r) = set.join_next().await {
+        match r.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(e.code, "invalid_grant"),
+        }
+    }
+    assert_eq!(ok, 1);
+}
+
+/// Same race through one proxy (blocking facade, 50 OS threads).
+#[test]
+fn fifty_threads_redeem_one_code() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |_| {});
+    let c = register(&p);
+    let (code, verifier) = authorize(&p, &idp, &c);
+    let barrier = Arc::new(std::sync::Barrier::new(50));
+    let results: Vec<Result<TokenResponse, OAuthError>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..50)
+            .map(|_| {
+                let (p, b, req) = (p.clone(), barrier.clone(), code_request(&c, &code, &verifier));
+                s.spawn(move || {
+                    b.wait();
+                    p.token(&req)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    for e in results.into_iter().filter_map(Result::err) {
+        assert_eq!(e.code, "invalid_grant");
+    }
+    // A later replay is reported precisely.
+    let e = p.token(&code_request(&c, &code, &verifier)).unwrap_err();
+    assert_eq!(e.description.as_deref(), Some("Authorization code already used"));
+}
+
+#[test]
+fn fifty_threads_refresh_one_token_outside_grace() {
+    let idp = MockIdp::start();
+    idp.configure(|s| s.delay = Duration::from_millis(30));
+    let p = proxy(&idp, |c| c.refresh_grace_window = Duration::ZERO);
+    let (c, t) = login(&p, &idp);
+    let rt = t.refresh_token.unwrap();
+    let barrier = Arc::new(std::sync::Barrier::new(50));
+    let results: Vec<Result<TokenResponse, OAuthError>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..50)
+            .map(|_| {
+                let (p, b, req) = (p.clone(), barrier.clone(), refresh_request(&c, &rt));
+                s.spawn(move || {
+                    b.wait();
+                    p.token(&req)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{:?}",
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(idp.counts().refreshes, 1, "exactly one rotation upstream");
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(e.code, "invalid_grant");
+    }
+}
+
+#[test]
+fn grace_window_retry_then_replay_revokes_the_grant() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |c| c.refresh_grace_window = Duration::from_millis(600));
+    let (c, t) = login(&p, &idp);
+    let rt = t.refresh_token.unwrap();
+    let first = p.token(&refresh_request(&c, &rt)).unwrap();
+    // A retry inside the window: a fresh access token and the same successor refresh token.
+    let retry = p.token(&refresh_request(&c, &rt)).unwrap();
+    assert_eq!(retry.refresh_token, first.refresh_token);
+    assert_ne!(retry.access_token, first.access_token);
+    assert!(p.load_upstream_tokens(&retry.access_token).unwrap().is_some());
+    assert_eq!(
+        idp.counts().refreshes,
+        1,
+        "the retry did not refresh upstream again"
+    );
+    // After the window: replay → the grant is revoked.
+    std::thread::sleep(Duration::from_millis(700));
+    let e = p.token(&refresh_request(&c, &rt)).unwrap_err();
+    assert_eq!(e.code, "invalid_grant");
+    assert!(p.load_upstream_tokens(&first.access_token).unwrap().is_none());
+    assert!(p
+        .token(&refresh_request(&c, first.refresh_token.as_deref().unwrap()))
+        .is_err());
+}
+
+#[test]
+fn concurrent_refresh_inside_grace_all_succeed_with_one_rotation() {
+    let idp = MockIdp::start();
+    idp.configure(|s| s.delay = Duration::from_millis(50));
+    let p = proxy(&idp, |_| {});
+    let (c, t) = login(&p, &idp);
+    let rt = t.refresh_token.unwrap();
+    let results: Vec<TokenResponse> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..10)
+            .map(|_| s.spawn(|| p.token(&refresh_request(&c, &rt))))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap().unwrap()).collect()
+    });
+    let successors: std::collections::HashSet<_> = results.iter().map(|r| r.refresh_token.clone()).collect();
+    assert_eq!(successors.len(), 1, "everyone converges on one successor");
+    assert_eq!(idp.counts().refreshes, 1);
+}
+
+#[test]
+fn transient_upstream_failure_keeps_the_session() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |_| {});
+    let (c, t) = login(&p, &idp);
+    let rt = t.refresh_token.unwrap();
+    idp.configure(|s| s.fail_next = Some((1, 503, json!({"error": "temporarily_unavailable"}))));
+    let e = p.token(&refresh_request(&c, &rt)).unwrap_err();
+    assert_eq!(e.code, "server_error");
+    assert_eq!(e.status, 502);
+    // The claim was put back: the same refresh token works now.
+    assert!(p.token(&refresh_request(&c, &rt)).is_ok());
+    // Timeouts are server_error too.
+    let (c2, t2) = login(&p, &idp);
+    idp.configure(|s| s.delay = Duration::from_millis(2500));
+    let e = p
+        .token(&refresh_request(&c2, t2.refresh_token.as_deref().unwrap()))
+        .unwrap_err();
+    assert_eq!((e.code.as_str(), e.status), ("server_error", 504));
+    idp.configure(|s| s.delay = Duration::ZERO);
+    assert!(p
+        .token(&refresh_request(&c2, t2.refresh_token.as_deref().unwrap()))
+        .is_ok());
+}
+
+#[test]
+fn upstream_errors_are_mapped() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |_| {});
+    let c = register(&p);
+    for (status, body, code) in [
+        (
+            400,
+            json!({"error": "invalid_grant", "error_description": "bad code"}),
+            "invalid_grant",
+        ),
+        (400, json!({"error": "made_up_error"}), "invalid_grant"),
+        (500, json!({"oops": 1}), "server_error"),
+        (200, json!({"token_type": "Bearer"}), "server_error"),
+    ] {
+        idp.configure(|s| s.fail_next = Some((1, status, body.clone())));
+        let verifier = CodeVerifier::generate(50).unwrap();
+        let page = p
+            .authorize(&AuthorizeParams {
+                client_id: Some(c.id.clone()),
+                redirect_uri: Some(REDIRECT.into()),
+                response_type: Some("code".into()),
+                code_challenge: Some(verifier.challenge(fastmcp_auth::ChallengeMethod::S256)),
+                code_challenge_method: Some("S256".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        let up = p
+            .handle_consent(&ConsentParams {
+                transaction_id: Some(transaction_id(&page)),
+                action: Some("approve".into()),
+            })
+            .unwrap();
+        let cb = idp.login(up.location().unwrap()).unwrap();
+        let e = p
+            .handle_callback(&CallbackParams::from_query(&query_of(&cb)).unwrap())
+            .unwrap_err();
+        assert_eq!(e.code, code, "{body}");
+    }
+}
+
+#[test]
+fn authorize_and_consent_errors() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |_| {});
+    let c = register(&p);
+    let good = AuthorizeParams {
+        client_id: Some(c.id.clone()),
+        redirect_uri: Some(REDIRECT.into()),
+        response_type: Some("code".into()),
+        code_challenge: Some("a".repeat(43)),
+        code_challenge_method: Some("S256".into()),
+        ..Default::default()
+    };
+    let err = |f: &dyn Fn(&mut AuthorizeParams)| {
+        let mut q = good.clone();
+        f(&mut q);
+        p.authorize(&q).unwrap_err()
+    };
+    assert_eq!(err(&|q| q.client_id = Some("nope".into())).code, "invalid_client");
+    assert_eq!(err(&|q| q.client_id = None).code, "invalid_request");
+    assert_eq!(
+        err(&|q| q.redirect_uri = Some("http://127.0.0.1:1/other".into())).code,
+        "invalid_request"
+    );
+    assert_eq!(
+        err(&|q| q.response_type = Some("token".into())).code,
+        "unsupported_response_type"
+    );
+    assert_eq!(err(&|q| q.code_challenge = None).code, "invalid_request");
+    assert_eq!(
+        err(&|q| q.code_challenge_method = Some("plain".into())).code,
+        "invalid_request"
+    );
+    assert_eq!(err(&|q| q.code_challenge_method = None).code, "invalid_request");
+    assert_eq!(
+        err(&|q| q.code_challenge = Some("short".into())).code,
+        "invalid_request"
+    );
+    // Consent: only approve/deny, only live transactions.
+    let page = p.authorize(&good).unwrap();
+    let tx = transaction_id(&page);
+    for action in [None, Some("yes"), Some("APPROVE")] {
+        let e = p
+            .handle_consent(&ConsentParams {
+                transaction_id: Some(tx.clone()),
+                action: action.map(String::from),
+            })
+            .unwrap_err();
+        assert_eq!(e.code, "invalid_request");
+    }
+    assert_eq!(
+        p.handle_consent(&ConsentParams {
+            transaction_id: Some("unknown".into()),
+            action: Some("approve".into())
+        })
+        .unwrap_err()
+        .code,
+        "invalid_request"
+    );
+    let deny = p
+        .handle_consent(&ConsentParams {
+            transaction_id: Some(tx.clone()),
+            action: Some("deny".into()),
+        })
+        .unwrap();
+    assert_eq!(
+        param(deny.location().unwrap(), "error").as_deref(),
+        Some("access_denied")
+    );
+    assert!(p
+        .handle_consent(&ConsentParams {
+            transaction_id: Some(tx),
+            action: Some("approve".into())
+        })
+        .is_err());
+    // Skipping consent by going straight upstream is refused at the callback.
+    let page = p.authorize(&good).unwrap();
+    let tx = transaction_id(&page);
+    let mut upstream = url::Url::parse(&idp.authorize_url()).unwrap();
+    upstream
+        .query_pairs_mut()
+        .append_pair("client_id", &idp.settings().client_id)
+        .append_pair("redirect_uri", &format!("{BASE}/oauth/callback"))
+        .append_pair("state", &tx);
+    let cb = idp.login(upstream.as_str()).unwrap();
+    let e = p
+        .handle_callback(&CallbackParams::from_query(&query_of(&cb)).unwrap())
+        .unwrap_err();
+    assert_eq!(e.code, "access_denied");
+    // State is single use; unknown state is refused; upstream errors reach the client as a redirect.
+    assert_eq!(
+        p.handle_callback(&CallbackParams::from_query(&query_of(&cb)).unwrap())
+            .unwrap_err()
+            .code,
+        "invalid_request"
+    );
+    assert_eq!(
+        p.handle_callback(&CallbackParams::from_query("code=x").unwrap())
+            .unwrap_err()
+            .code,
+        "invalid_request"
+    );
+    let page = p.authorize(&good).unwrap();
+    let r = p
+        .handle_callback(&CallbackParams {
+            state: Some(transaction_id(&page)),
+            error: Some("<script>".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        param(r.location().unwrap(), "error").as_deref(),
+        Some("access_denied")
+    );
+}
+
+#[test]
+fn token_endpoint_errors() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |_| {});
+    let (c, t) = login(&p, &idp);
+    let (code, verifier) = authorize(&p, &idp, &c);
+    let try_with = |f: &dyn Fn(&mut TokenRequest)| {
+        let mut r = code_request(&c, &code, &verifier);
+        f(&mut r);
+        p.token(&r).map_err(code_of)
+    };
+    assert_eq!(
+        try_with(&|r| r.grant_type = Some("password".into())).unwrap_err(),
+        "unsupported_grant_type"
+    );
+    assert_eq!(try_with(&|r| r.grant_type = None).unwrap_err(), "invalid_request");
+    assert_eq!(
+        try_with(&|r| r.client_secret = None).unwrap_err(),
+        "invalid_client"
+    );
+    assert_eq!(
+        try_with(&|r| r.client_secret = Some("wrong".into())).unwrap_err(),
+        "invalid_client"
+    );
+    assert_eq!(
+        try_with(&|r| r.client_id = Some("unknown".into())).unwrap_err(),
+        "invalid_client"
+    );
+    assert_eq!(
+        try_with(&|r| r.code = Some("forged".into())).unwrap_err(),
+        "invalid_grant"
+    );
+    // A wrong verifier burns the code (single use), as it should.
+    assert_eq!(
+        try_with(&|r| r.code_verifier = Some("b".repeat(43))).unwrap_err(),
+        "invalid_grant"
+    );
+    assert_eq!(try_with(&|_| {}).unwrap_err(), "invalid_grant");
+    // A code issued to one client cannot be redeemed by another.
+    let other = register(&p);
+    let (code2, verifier2) = authorize(&p, &idp, &c);
+    let mut r = code_request(&other, &code2, &verifier2);
+    r.client_secret = other.secret.clone();
+    assert_eq!(p.token(&r).unwrap_err().code, "invalid_grant");
+    // Redirect URI mismatch.
+    let (code3, verifier3) = authorize(&p, &idp, &c);
+    let mut r = code_request(&c, &code3, &verifier3);
+    r.redirect_uri = Some("http://127.0.0.1:33418/other".into());
+    assert_eq!(p.token(&r).unwrap_err().code, "invalid_grant");
+    // An access token is not a refresh token, and garbage is not either.
+    assert_eq!(
+        p.token(&refresh_request(&c, &t.access_token)).unwrap_err().code,
+        "invalid_grant"
+    );
+    assert_eq!(
+        p.token(&refresh_request(&c, "garbage")).unwrap_err().code,
+        "invalid_grant"
+    );
+    assert!(
+        p.load_upstream_tokens(&t.access_token).unwrap().is_some(),
+        "the rejected attempt did not consume the access mapping"
+    );
+    // A refresh token of another client.
+    assert_eq!(
+        p.token(&refresh_request(&other, t.refresh_token.as_deref().unwrap()))
+            .unwrap_err()
+            .code,
+        "invalid_grant"
+    );
+}
+
+#[test]
+fn public_clients_and_revocation() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |_| {});
+    let r = p
+        .register_client(&json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}))
+        .unwrap();
+    assert!(r.get("client_secret").is_none());
+    let c = Client {
+        id: r["client_id"].as_str().unwrap().into(),
+        secret: None,
+    };
+    let (code, verifier) = authorize(&p, &idp, &c);
+    let t = p.token(&code_request(&c, &code, &verifier)).unwrap();
+    // Revoking the access token kills only it.
+    p.revoke(&t.access_token, &c.id, None).unwrap();
+    assert!(p.load_upstream_tokens(&t.access_token).unwrap().is_none());
+    let t2 = p
+        .token(&refresh_request(&c, t.refresh_token.as_deref().unwrap()))
+        .unwrap();
+    // Revoking the refresh token kills the grant.
+    p.revoke(t2.refresh_token.as_deref().unwrap(), &c.id, None)
+        .unwrap();
+    assert!(p.load_upstream_tokens(&t2.access_token).unwrap().is_none());
+    assert!(p
+        .token(&refresh_request(&c, t2.refresh_token.as_deref().unwrap()))
+        .is_err());
+    // Unknown tokens are fine (RFC 7009 §2.2); unknown clients are not.
+    p.revoke("garbage", &c.id, None).unwrap();
+    assert_eq!(
+        p.revoke("garbage", "nope", None).unwrap_err().code,
+        "invalid_client"
+    );
+}
+
+#[test]
+fn registration_refuses_open_redirects_and_bad_metadata() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |_| {});
+    for uri in [
+        "https://evil.example.com/cb",
+        "http://localhost.evil.com/cb",
+        "http://localhost@evil.com/cb",
+        "http://user:pw@localhost:1/cb",
+        "http://127.0.0.1:1/cb#frag",
+        "javascript:alert(1)",
+        "not a url",
+        "HTTP://EVIL.COM",
+    ] {
+        let e = p.register_client(&json!({"redirect_uris": [uri]})).unwrap_err();
+        assert_eq!(e.code, "invalid_redirect_uri", "{uri}");
+    }
+    for body in [
+        json!({}),
+        json!({"redirect_uris": []}),
+        json!({"redirect_uris": [1]}),
+        json!({"redirect_uris": [REDIRECT], "grant_types": ["password"]}),
+        json!({"redirect_uris": [REDIRECT], "response_types": ["token"]}),
+        json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt"}),
+        json!({"redirect_uris": [REDIRECT], "client_name": "x".repeat(5000)}),
+        json!([1, 2]),
+    ] {
+        assert!(p.register_client(&body).is_err(), "{body}");
+    }
+    let many: Vec<String> = (0..21)
+        .map(|i| format!("http://localhost:{}/cb", 1000 + i))
+        .collect();
+    assert!(p.register_client(&json!({"redirect_uris": many})).is_err());
+    // An empty allow-list rejects everything; explicit patterns allow what they say.
+    let strict = proxy(&idp, |c| c.allowed_redirect_uri_patterns = vec![]);
+    assert!(strict
+        .register_client(&json!({"redirect_uris": [REDIRECT]}))
+        .is_err());
+    let custom = proxy(&idp, |c| {
+        c.allowed_redirect_uri_patterns = vec!["https://app.example.com/*".into()]
+    });
+    assert!(custom
+        .register_client(&json!({"redirect_uris": ["https://app.example.com/cb"]}))
+        .is_ok());
+    assert!(custom
+        .register_client(&json!({"redirect_uris": ["https://app.example.com.evil.io/cb"]}))
+        .is_err());
+}
+
+#[test]
+fn hostile_http_input() {
+    let huge = format!("client_id={}", "a".repeat(10_000));
+    assert_eq!(
+        AuthorizeParams::from_query(&huge).unwrap_err().code,
+        "invalid_request"
+    );
+    assert!(AuthorizeParams::from_query("state=a&state=b").is_err());
+    let bytes = [
+        b"grant_type=authorization_code&code=".as_slice(),
+        &[0xff, 0xfe, 0x80],
+    ]
+    .concat();
+    let r = TokenRequest::from_form(&bytes, None).unwrap();
+    assert_eq!(r.code.as_deref(), Some("\u{fffd}\u{fffd}\u{fffd}"));
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |_| {});
+    let c = register(&p);
+    let mut req = code_request(&c, r.code.as_deref().unwrap(), "v");
+    req.code = r.code;
+    assert_eq!(p.token(&req).unwrap_err().code, "invalid_grant");
+    assert!(ConsentParams::from_form(&vec![b'x'; 70_000]).is_err());
+    let e = HttpResponse::from_error(&OAuthError::invalid_grant("x"));
+    assert_eq!(e.status, 400);
+    assert_eq!(
+        serde_json::from_str::<Value>(e.body.as_deref().unwrap()).unwrap()["error"],
+        "invalid_grant"
+    );
+}
+
+#[test]
+fn metadata_config_and_presets() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |c| c.scopes = vec!["openid".into()]);
+    let m = p.authorization_server_metadata();
+    assert_eq!(m["issuer"], BASE);
+    assert_eq!(m["token_endpoint"], format!("{BASE}/oauth/token"));
+    assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(m["scopes_supported"], json!(["openid"]));
+    let bad = |f: &dyn Fn(&mut OAuthProxyConfig)| {
+        let mut c = config(&idp);
+        f(&mut c);
+        fastmcp_auth::OAuthProxy::new(c).unwrap_err().code()
+    };
+    use fastmcp_auth::ErrorCode::InvalidArgument;
+    assert_eq!(bad(&|c| c.base_url = "not a url".into()), InvalidArgument);
+    assert_eq!(
+        bad(&|c| c.upstream_token_endpoint = "ftp://x".into()),
+        InvalidArgument
+    );
+    assert_eq!(bad(&|c| c.upstream_client_id = String::new()), InvalidArgument);
+    assert_eq!(bad(&|c| c.access_token_ttl = 0), InvalidArgument);
+    assert_eq!(bad(&|c| c.transaction_ttl = 0), InvalidArgument);
+    assert_eq!(bad(&|c| c.redirect_path = "cb".into()), InvalidArgument);
+    let g = OAuthProxyConfig::google(BASE, "id", "secret");
+    assert_eq!(g.extra_authorization_params["access_type"], "offline");
+    assert!(format!("{g:?}").contains("[redacted]") && !format!("{g:?}").contains("secret\""));
+    let gh = OAuthProxyConfig::github(BASE, "id", "secret");
+    assert!(gh.upstream_token_endpoint.contains("github.com"));
+    let az = OAuthProxyConfig::azure(BASE, "my-tenant", "id", "s");
+    assert!(az
+        .upstream_authorization_endpoint
+        .contains("/my-tenant/oauth2/v2.0/authorize"));
+    // Extra authorization parameters never override the protocol's own.
+    let p = proxy(&idp, |c| {
+        c.consent_required = false;
+        c.extra_authorization_params
+            .insert("prompt".into(), "consent".into());
+        c.extra_authorization_params
+            .insert("client_id".into(), "evil".into());
+        c.extra_authorization_params
+            .insert("redirect_uri".into(), "https://evil".into());
+    });
+    let cl = register(&p);
+    let r = p
+        .authorize(&AuthorizeParams {
+            client_id: Some(cl.id.clone()),
+            redirect_uri: Some(REDIRECT.into()),
+            response_type: Some("code".into()),
+            code_challenge: Some("a".repeat(43)),
+            code_challenge_method: Some("S256".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let loc = r.location().unwrap();
+    assert_eq!(param(loc, "prompt").as_deref(), Some("consent"));
+    assert_eq!(param(loc, "client_id"), Some(idp.settings().client_id));
+    assert_eq!(
+        param(loc, "redirect_uri").as_deref(),
+        Some(&*format!("{BASE}/oauth/callback"))
+    );
+}
+
+#[test]
+fn blocking_facade_refuses_inside_a_runtime() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |_| {});
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let e = rt
+        .block_on(async { p.register_client(&json!({"redirect_uris": [REDIRECT]})) })
+        .unwrap_err();
+    assert_eq!(e.code, "server_error");
+}
