@@ -259,6 +259,40 @@ async fn token(
     answer(&settings, StatusCode::OK, body)
 }
 
+/// Plays the user's browser at an upstream authorization URL: a real HTTP/1.1 GET over TCP, returning the
+/// `Location` the provider answers with (the proxy's callback URL with code and state).
+pub fn browser_login(authorize_url: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let u = url::Url::parse(authorize_url).map_err(|e| e.to_string())?;
+    let host = u.host_str().ok_or("no host")?;
+    let port = u.port_or_known_default().ok_or("no port")?;
+    if host != "127.0.0.1" && host != "localhost" {
+        return Err("the mock browser only talks to loopback".into());
+    }
+    let path = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_owned(),
+    };
+    let mut conn = std::net::TcpStream::connect((host, port)).map_err(|e| e.to_string())?;
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).map_err(|e| e.to_string())?;
+    if !resp.starts_with("HTTP/1.1 302") {
+        return Err(resp.lines().next().unwrap_or_default().to_owned());
+    }
+    resp.lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .ok_or_else(|| "no Location".into())
+}
+
 impl MockIdp {
     /// Starts on a free loopback port, served by a thread of its own (usable from sync and async tests).
     pub fn start() -> MockIdp {
@@ -332,34 +366,9 @@ impl MockIdp {
         self.state.lock().unwrap().counts.clone()
     }
 
-    /// Plays the user's browser at upstream: a real HTTP GET of `authorize_url` (the proxy's redirect), returning
-    /// the `Location` the provider answers with (the proxy's callback URL with code and state).
+    /// Plays the user's browser at upstream; see [`browser_login`].
     pub fn login(&self, authorize_url: &str) -> Result<String, String> {
-        use std::io::{Read, Write};
-        let u = url::Url::parse(authorize_url).map_err(|e| e.to_string())?;
-        let path = match u.query() {
-            Some(q) => format!("{}?{q}", u.path()),
-            None => u.path().to_owned(),
-        };
-        let mut conn = std::net::TcpStream::connect(self.addr).map_err(|e| e.to_string())?;
-        write!(
-            conn,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        )
-        .map_err(|e| e.to_string())?;
-        let mut resp = String::new();
-        conn.read_to_string(&mut resp).map_err(|e| e.to_string())?;
-        if !resp.starts_with("HTTP/1.1 302") {
-            return Err(resp.lines().next().unwrap_or_default().to_owned());
-        }
-        resp.lines()
-            .find_map(|l| {
-                l.split_once(':')
-                    .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
-                    .map(|(_, v)| v.trim().to_owned())
-            })
-            .ok_or_else(|| "no Location".into())
+        browser_login(authorize_url)
     }
 
     /// Forgets every refresh token (as if the user revoked access upstream).
