@@ -54,6 +54,11 @@ impl Store {
         Ok(Self::from_async(Arc::new(store::DiskStore::open(options)?)))
     }
 
+    /// A [`store::RedisStore`] (connects now).
+    pub fn redis(options: store::RedisStoreOptions) -> Result<Self> {
+        Ok(Self::from_async(Arc::new(store::RedisStore::open_blocking(options)?)))
+    }
+
     /// This store wrapped in a [`store::EncryptedStore`].
     pub fn encrypted(&self, key: &str, previous_keys: &[&str]) -> Result<Self> {
         Ok(Self::from_async(Arc::new(store::EncryptedStore::new(

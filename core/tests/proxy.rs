@@ -822,4 +822,5 @@ fn blocking_facade_refuses_inside_a_runtime() {
         .block_on(async { p.register_client(&json!({"redirect_uris": [REDIRECT]})) })
         .unwrap_err();
     assert_eq!(e.code, "server_error");
+    assert!(e.description.unwrap().contains("inside an async runtime"));
 }

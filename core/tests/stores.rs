@@ -12,12 +12,14 @@ use serde_json::json;
 struct Fixture {
     store: Store,
     _dir: Option<tempfile::TempDir>,
+    _redis: Option<RedisFixture>,
 }
 
 fn memory() -> Fixture {
     Fixture {
         store: Store::memory(),
         _dir: None,
+        _redis: None,
     }
 }
 
@@ -31,7 +33,29 @@ fn disk() -> Fixture {
     Fixture {
         store,
         _dir: Some(dir),
+        _redis: None,
     }
+}
+
+struct RedisFixture {
+    _server: fastmcp_auth_mock_idp::redis_server::RedisServer,
+}
+
+fn redis_with_prefix(prefix: &str) -> (Store, fastmcp_auth_mock_idp::redis_server::RedisServer) {
+    let server = fastmcp_auth_mock_idp::redis_server::RedisServer::start();
+    let mut o = fastmcp_auth::RedisStoreOptions::new(server.url());
+    o.prefix = prefix.into();
+    (Store::redis(o).unwrap(), server)
+}
+
+fn redis() -> Fixture {
+    let (store, server) = redis_with_prefix("test:");
+    Fixture { store, _dir: None, _redis: Some(RedisFixture { _server: server }) }
+}
+
+fn enc_redis() -> Fixture {
+    let f = redis();
+    Fixture { store: f.store.encrypted("test-key", &[]).unwrap(), _dir: None, _redis: f._redis }
 }
 
 fn enc_memory() -> Fixture {
@@ -39,6 +63,7 @@ fn enc_memory() -> Fixture {
     Fixture {
         store: f.store.encrypted("test-key", &[]).unwrap(),
         _dir: f._dir,
+        _redis: None,
     }
 }
 
@@ -47,6 +72,7 @@ fn enc_disk() -> Fixture {
     Fixture {
         store: f.store.encrypted("test-key", &[]).unwrap(),
         _dir: f._dir,
+        _redis: None,
     }
 }
 
@@ -88,8 +114,9 @@ fn ttl_expiry(f: Fixture) {
     s.save("short2", json!(1), Some(Duration::from_millis(10)))
         .unwrap();
     thread::sleep(Duration::from_millis(40));
-    let removed = s.cleanup().unwrap();
-    assert!(removed >= 1, "cleanup removed {removed}");
+    // Memory and disk remove expired entries in cleanup; Redis expires them itself (cleanup is a no-op there).
+    s.cleanup().unwrap();
+    assert_eq!(s.size().unwrap(), 3, "only live entries remain after cleanup");
     assert_eq!(s.get("long").unwrap(), Some(json!(2)));
     assert_eq!(s.get("forever").unwrap(), Some(json!(3)));
     assert_eq!(s.get("zero-is-forever").unwrap(), Some(json!(4)));
@@ -184,7 +211,7 @@ macro_rules! for_each_store {
     )*};
 }
 
-for_each_store!(memory, disk, enc_memory, enc_disk);
+for_each_store!(memory, disk, redis, enc_memory, enc_disk, enc_redis);
 
 #[test]
 fn async_api_matches_blocking() {
@@ -249,4 +276,72 @@ fn encrypted_rotation_and_tamper() {
     assert_eq!(rotated.get("k").unwrap(), None);
     plain.save("k", json!("only:two"), None).unwrap();
     assert_eq!(rotated.take("k").unwrap(), None);
+}
+
+#[test]
+fn redis_prefixes_namespace_and_escape() {
+    let server = fastmcp_auth_mock_idp::redis_server::RedisServer::start();
+    let open = |p: &str| {
+        let mut o = fastmcp_auth::RedisStoreOptions::new(server.url());
+        o.prefix = p.into();
+        Store::redis(o).unwrap()
+    };
+    let (a, b, glob) = (open("app-a:"), open("app-b:"), open("a*"));
+    a.save("k", json!(1), None).unwrap();
+    b.save("k", json!(2), None).unwrap();
+    assert_eq!(a.get("k").unwrap(), Some(json!(1)));
+    assert_eq!(b.size().unwrap(), 1);
+    // A prefix with glob characters matches literally in SCAN.
+    assert_eq!(glob.size().unwrap(), 0);
+    glob.save("x", json!(3), None).unwrap();
+    assert_eq!(glob.keys().unwrap(), vec!["x".to_string()]);
+    assert_eq!(a.size().unwrap(), 1);
+}
+
+#[test]
+fn redis_errors_are_clear() {
+    let bad = Store::redis(fastmcp_auth::RedisStoreOptions::new("not-a-url")).unwrap_err();
+    assert_eq!(bad.code(), ErrorCode::InvalidArgument);
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut o = fastmcp_auth::RedisStoreOptions::new(format!("redis://127.0.0.1:{port}"));
+    o.connection_timeout = Duration::from_millis(300);
+    o.reconnect_retries = 0;
+    let e = Store::redis(o).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::StorageIo);
+    assert!(e.to_string().contains("unreachable") || e.to_string().contains("in time"), "{e}");
+}
+
+#[test]
+fn redis_restart_keeps_what_was_persisted_and_operations_resume() {
+    let mut server = fastmcp_auth_mock_idp::redis_server::RedisServer::start();
+    let mut o = fastmcp_auth::RedisStoreOptions::new(server.url());
+    o.response_timeout = Duration::from_millis(500);
+    o.connection_timeout = Duration::from_millis(300);
+    o.reconnect_retries = 1;
+    let s = Store::redis(o).unwrap().encrypted("k", &[]).unwrap();
+    for i in 0..100 {
+        s.save(&format!("mapping:{i}"), json!({"i": i}), Some(Duration::from_secs(600))).unwrap();
+    }
+    server.kill();
+    // While Redis is down: a clear storage error, quickly, never a panic or a hang.
+    let t = std::time::Instant::now();
+    let e = s.get("mapping:1").unwrap_err();
+    assert_eq!(e.code(), ErrorCode::StorageIo);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    server.restart();
+    // The manager reconnects; everything acknowledged before the crash is there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut got = s.get("mapping:1");
+    while got.is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        got = s.get("mapping:1");
+    }
+    assert_eq!(got.unwrap(), Some(json!({"i": 1})));
+    for i in 0..100 {
+        assert_eq!(s.get(&format!("mapping:{i}")).unwrap(), Some(json!({"i": i})));
+    }
+    assert_eq!(s.size().unwrap(), 100);
+    s.save("after", json!(true), None).unwrap();
+    assert_eq!(s.take("after").unwrap(), Some(json!(true)));
 }

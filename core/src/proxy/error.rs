@@ -80,6 +80,7 @@ impl From<crate::Error> for OAuthError {
         use crate::ErrorCode as C;
         match e.code() {
             C::InvalidKey | C::InvalidArgument => OAuthError::invalid_request(e.to_string()),
+            C::BlockingInAsync => OAuthError::server_error(e.to_string()),
             C::StorageIo | C::Closed => {
                 tracing::error!(error = %e, "OAuth proxy: storage unavailable");
                 OAuthError::server_error("token storage is unavailable").with_status(503)

@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | [`MemoryStore`] | process memory | mutex | background sweep + lazy |
 //! | [`DiskStore`] | one file per key, fastmcp TS format | rename-claim (threads and processes) | indexed sweep |
+//! | [`RedisStore`] | Redis ≥ 6.2, shared by replicas | `GETDEL` | Redis (`SET … PX`) |
 //! | [`EncryptedStore`] | wraps any store | the inner store's | the inner store's |
 //!
 //! TTLs follow fastmcp: `None` (or zero) means "never expires".
@@ -19,11 +20,13 @@ use crate::error::{Error, Result};
 mod disk;
 mod encrypted;
 mod memory;
+mod redis;
 mod sweeper;
 
 pub use disk::{DiskStore, DiskStoreOptions};
 pub use encrypted::EncryptedStore;
 pub use memory::MemoryStore;
+pub use redis::{RedisStore, RedisStoreOptions};
 
 /// Keys longer than this are refused by every store (a key is an identifier, not a payload).
 pub const MAX_KEY_BYTES: usize = 64 * 1024;
