@@ -13,6 +13,12 @@ step() { echo "== $*"; }
 step "reference implementations (.peers/)"
 bash scripts/install-peers.sh || { echo "install-peers failed"; exit 1; }
 
+if ! command -v redis-server >/dev/null 2>&1; then
+  step "installing redis-server (the RedisStore tests start their own servers on free loopback ports)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } \
+    || { echo "could not install redis-server"; exit 1; }
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check || fail=1
 

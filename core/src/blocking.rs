@@ -56,7 +56,9 @@ impl Store {
 
     /// A [`store::RedisStore`] (connects now).
     pub fn redis(options: store::RedisStoreOptions) -> Result<Self> {
-        Ok(Self::from_async(Arc::new(store::RedisStore::open_blocking(options)?)))
+        Ok(Self::from_async(Arc::new(store::RedisStore::open_blocking(
+            options,
+        )?)))
     }
 
     /// This store wrapped in a [`store::EncryptedStore`].

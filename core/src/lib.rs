@@ -24,4 +24,6 @@ pub use jwt::{dangerous, ClaimLayout, Claims, IssueOptions, JwtIssuer, TokenUse,
 pub use keys::{derive_jwt_key, derive_key, KeyMaterial};
 pub use pkce::{ChallengeMethod, CodeVerifier};
 pub use proxy::{OAuthError, OAuthProxy, OAuthProxyConfig};
-pub use store::{DiskStore, DiskStoreOptions, EncryptedStore, MemoryStore, RedisStore, RedisStoreOptions, Store, SyncStore};
+pub use store::{
+    DiskStore, DiskStoreOptions, EncryptedStore, MemoryStore, RedisStore, RedisStoreOptions, Store, SyncStore,
+};

@@ -50,12 +50,20 @@ fn redis_with_prefix(prefix: &str) -> (Store, fastmcp_auth_mock_idp::redis_serve
 
 fn redis() -> Fixture {
     let (store, server) = redis_with_prefix("test:");
-    Fixture { store, _dir: None, _redis: Some(RedisFixture { _server: server }) }
+    Fixture {
+        store,
+        _dir: None,
+        _redis: Some(RedisFixture { _server: server }),
+    }
 }
 
 fn enc_redis() -> Fixture {
     let f = redis();
-    Fixture { store: f.store.encrypted("test-key", &[]).unwrap(), _dir: None, _redis: f._redis }
+    Fixture {
+        store: f.store.encrypted("test-key", &[]).unwrap(),
+        _dir: None,
+        _redis: f._redis,
+    }
 }
 
 fn enc_memory() -> Fixture {
@@ -303,13 +311,20 @@ fn redis_errors_are_clear() {
     let bad = Store::redis(fastmcp_auth::RedisStoreOptions::new("not-a-url")).unwrap_err();
     assert_eq!(bad.code(), ErrorCode::InvalidArgument);
     // Nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut o = fastmcp_auth::RedisStoreOptions::new(format!("redis://127.0.0.1:{port}"));
     o.connection_timeout = Duration::from_millis(300);
     o.reconnect_retries = 0;
     let e = Store::redis(o).unwrap_err();
     assert_eq!(e.code(), ErrorCode::StorageIo);
-    assert!(e.to_string().contains("unreachable") || e.to_string().contains("in time"), "{e}");
+    assert!(
+        e.to_string().contains("unreachable") || e.to_string().contains("in time"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -321,7 +336,12 @@ fn redis_restart_keeps_what_was_persisted_and_operations_resume() {
     o.reconnect_retries = 1;
     let s = Store::redis(o).unwrap().encrypted("k", &[]).unwrap();
     for i in 0..100 {
-        s.save(&format!("mapping:{i}"), json!({"i": i}), Some(Duration::from_secs(600))).unwrap();
+        s.save(
+            &format!("mapping:{i}"),
+            json!({"i": i}),
+            Some(Duration::from_secs(600)),
+        )
+        .unwrap();
     }
     server.kill();
     // While Redis is down: a clear storage error, quickly, never a panic or a hang.

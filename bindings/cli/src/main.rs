@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use fastmcp_auth::blocking::Store;
 use fastmcp_auth::keys::{derive_jwt_key_with_iterations, key_material, JWT_KEY_PBKDF2_ITERATIONS};
-use fastmcp_auth::store::DiskStoreOptions;
+use fastmcp_auth::store::{DiskStoreOptions, RedisStoreOptions};
 use fastmcp_auth::{derive_key, ClaimLayout, Claims, Error, IssueOptions, JwtIssuer, TokenUse};
 use serde_json::Value;
 
@@ -116,9 +116,17 @@ struct StoreArgs {
     /// DiskStore directory.
     #[arg(long, required_unless_present = "redis")]
     dir: Option<PathBuf>,
-    /// Redis URL (not available in this build yet).
-    #[arg(long, hide = true)]
+    /// Redis URL (redis://host:port[/db] or rediss://…) instead of a directory.
+    #[arg(
+        long,
+        conflicts_with = "dir",
+        env = "FASTMCP_AUTH_REDIS_URL",
+        hide_env_values = true
+    )]
     redis: Option<String>,
+    /// Key prefix in Redis.
+    #[arg(long, default_value = "fastmcp:")]
+    redis_prefix: String,
     /// Encryption key of an EncryptedStore over the directory (or FASTMCP_AUTH_ENCRYPTION_KEY).
     #[arg(long, env = "FASTMCP_AUTH_ENCRYPTION_KEY", hide_env_values = true)]
     encryption_key: Option<String>,
@@ -255,17 +263,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn store(args: StoreArgs) -> Result<(), Failure> {
-    if args.redis.is_some() {
-        return Err(usage("--redis is not available in this build"));
-    }
-    let dir = args.dir.ok_or_else(|| usage("--dir is required"))?;
-    // The CLI is short-lived: no background sweep.
-    let options = DiskStoreOptions {
-        cleanup_interval: None,
-        file_extension: args.file_extension,
-        ..DiskStoreOptions::new(dir)
+    let mut s = match (args.redis, args.dir) {
+        (Some(url), _) => {
+            let mut o = RedisStoreOptions::new(url);
+            o.prefix = args.redis_prefix;
+            Store::redis(o)?
+        }
+        (None, Some(dir)) => {
+            // The CLI is short-lived: no background sweep.
+            let options = DiskStoreOptions {
+                cleanup_interval: None,
+                file_extension: args.file_extension,
+                ..DiskStoreOptions::new(dir)
+            };
+            Store::disk(options)?
+        }
+        (None, None) => return Err(usage("--dir or --redis is required")),
     };
-    let mut s = Store::disk(options)?;
     if let Some(k) = args.encryption_key.as_deref() {
         s = s.encrypted(k, &[])?;
     }

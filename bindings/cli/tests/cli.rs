@@ -221,6 +221,36 @@ fn store_commands() {
 }
 
 #[test]
+fn store_commands_on_redis() {
+    let server = fastmcp_auth_mock_idp::redis_server::RedisServer::start();
+    let url = server.url();
+    let base = ["store", "--redis", url.as_str(), "--redis-prefix", "cli:"];
+    let r = |extra: &[&str]| run(&base.iter().chain(extra).copied().collect::<Vec<_>>());
+    assert_eq!(
+        r(&["put", "mapping:abc", r#"{"a":1}"#, "--ttl", "60"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        String::from_utf8(r(&["get", "mapping:abc"]).stdout).unwrap(),
+        "{\"a\":1}\n"
+    );
+    assert_eq!(String::from_utf8(r(&["ls"]).stdout).unwrap(), "mapping:abc\n");
+    assert_eq!(String::from_utf8(r(&["size"]).stdout).unwrap(), "1\n");
+    assert_eq!(
+        String::from_utf8(r(&["take", "mapping:abc"]).stdout).unwrap(),
+        "{\"a\":1}\n"
+    );
+    assert_eq!(r(&["take", "mapping:abc"]).status.code(), Some(1));
+    assert_eq!(code(&["store", "--redis", "nonsense", "size"]), 1);
+    assert_eq!(
+        code(&["store", "--redis", url.as_str(), "--dir", "/tmp/x", "size"]),
+        2
+    );
+}
+
+#[test]
 fn demo_runs() {
     let dir = tempfile::tempdir().unwrap();
     let out = ok(&["demo", "--dir", dir.path().join("d").to_str().unwrap()]);

@@ -55,7 +55,9 @@ pub struct RedisStore {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -92,8 +94,9 @@ impl RedisStore {
     /// Connects (on the library's runtime, which owns the connection from then on). Fails with a clear error when
     /// the URL is invalid or Redis cannot be reached within the connection timeout.
     pub async fn open(options: RedisStoreOptions) -> Result<Self> {
-        let client = redis::Client::open(options.url.as_str())
-            .map_err(|_| Error::InvalidArgument("Redis URL must look like redis://host:port[/db] or rediss://…".into()))?;
+        let client = redis::Client::open(options.url.as_str()).map_err(|_| {
+            Error::InvalidArgument("Redis URL must look like redis://host:port[/db] or rediss://…".into())
+        })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connection_timeout))
             .set_response_timeout(Some(options.response_timeout))
@@ -104,7 +107,11 @@ impl RedisStore {
             .await
             .map_err(|e| Error::Task(e.to_string()))?
             .map_err(|e| redis_err("connect", e))?;
-        Ok(RedisStore { conn, prefix: options.prefix, closed: Default::default() })
+        Ok(RedisStore {
+            conn,
+            prefix: options.prefix,
+            closed: Default::default(),
+        })
     }
 
     /// [`open`](Self::open) from synchronous code.
@@ -149,7 +156,11 @@ impl RedisStore {
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| redis_err("scan", e))?;
-            out.extend(batch.into_iter().filter_map(|k| k.strip_prefix(&self.prefix).map(str::to_owned)));
+            out.extend(
+                batch
+                    .into_iter()
+                    .filter_map(|k| k.strip_prefix(&self.prefix).map(str::to_owned)),
+            );
             if next == 0 {
                 break;
             }
@@ -173,7 +184,9 @@ impl Store for RedisStore {
         if let Some(d) = ttl.filter(|d| !d.is_zero()) {
             cmd.arg("PX").arg(d.as_millis().max(1) as u64);
         }
-        cmd.query_async::<()>(&mut conn).await.map_err(|e| redis_err("save", e))
+        cmd.query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| redis_err("save", e))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Value>> {
@@ -193,8 +206,11 @@ impl Store for RedisStore {
     async fn take(&self, key: &str) -> Result<Option<Value>> {
         let k = self.key(key)?;
         let mut conn = self.conn.clone();
-        let raw: Option<String> =
-            redis::cmd("GETDEL").arg(&k).query_async(&mut conn).await.map_err(|e| redis_err("take", e))?;
+        let raw: Option<String> = redis::cmd("GETDEL")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_err("take", e))?;
         Ok(self.parse(raw))
     }
 

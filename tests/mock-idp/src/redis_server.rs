@@ -15,17 +15,27 @@ pub struct RedisServer {
 }
 
 fn binary() -> PathBuf {
-    std::env::var_os("REDIS_SERVER").map(PathBuf::from).unwrap_or_else(|| "redis-server".into())
+    std::env::var_os("REDIS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "redis-server".into())
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl RedisServer {
     /// Starts a server; panics with a clear message when redis-server is not installed.
     pub fn start() -> RedisServer {
-        let mut s = RedisServer { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None };
+        let mut s = RedisServer {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
         s.spawn();
         s
     }
@@ -52,10 +62,15 @@ impl RedisServer {
     }
 
     fn ping(&self) -> bool {
-        let Ok(mut c) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        let Ok(mut c) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
         let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
         let mut buf = [0u8; 16];
-        c.write_all(b"PING\r\n").is_ok() && c.read(&mut buf).map(|n| buf[..n].starts_with(b"+PONG")).unwrap_or(false)
+        c.write_all(b"PING\r\n").is_ok()
+            && c.read(&mut buf)
+                .map(|n| buf[..n].starts_with(b"+PONG"))
+                .unwrap_or(false)
     }
 
     /// `redis://127.0.0.1:PORT`.
