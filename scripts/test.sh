@@ -25,8 +25,15 @@ cargo fmt --all -- --check || fail=1
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -q -- -D warnings || fail=1
 
+step "cargo build -p fastmcp-auth-ffi (libfastmcp_auth.so and .a for the C tests)"
+cargo build -p fastmcp-auth-ffi --locked || fail=1
+
 step "cargo test --workspace"
-cargo test --workspace --locked 2>&1 | tee "$log"
+cargo test --workspace --locked -- --skip c_programs 2>&1 | tee "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail=1
+
+step "C tests (gcc -Wall -Wextra -Werror; shared, static, valgrind)"
+cargo test -p fastmcp-auth-ffi --locked --test c -- --nocapture 2>&1 | tee -a "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail=1
 
 passed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^passed/) s += $i } END { print s + 0 }' "$log")

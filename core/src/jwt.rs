@@ -115,6 +115,50 @@ pub struct IssueOptions {
     pub extra_claims: Option<Claims>,
 }
 
+impl IssueOptions {
+    /// From JSON (for bindings): `jti`, `expires_in`, `subject`, `upstream_claims`, `extra_claims`; null or absent
+    /// members keep their defaults, unknown members are an error.
+    pub fn from_json(v: &Value) -> Result<Self> {
+        let mut o = IssueOptions::default();
+        let Some(m) = v.as_object() else {
+            return if v.is_null() {
+                Ok(o)
+            } else {
+                Err(Error::InvalidArgument(
+                    "issue options must be a JSON object".into(),
+                ))
+            };
+        };
+        let bad = |k: &str| Error::InvalidArgument(format!("issue option `{k}` has the wrong type"));
+        for (k, v) in m.iter().filter(|(_, v)| !v.is_null()) {
+            match k.as_str() {
+                "jti" => o.jti = Some(v.as_str().ok_or_else(|| bad(k))?.to_owned()),
+                "subject" => o.subject = Some(v.as_str().ok_or_else(|| bad(k))?.to_owned()),
+                "expires_in" => o.expires_in = Some(v.as_u64().ok_or_else(|| bad(k))?),
+                "upstream_claims" => o.upstream_claims = Some(v.as_object().ok_or_else(|| bad(k))?.clone()),
+                "extra_claims" => o.extra_claims = Some(v.as_object().ok_or_else(|| bad(k))?.clone()),
+                _ => return Err(Error::InvalidArgument(format!("unknown issue option `{k}`"))),
+            }
+        }
+        Ok(o)
+    }
+}
+
+impl Verification {
+    /// `{"valid": …, "claims": …, "error": "<code>", "message": "<peer wording>"}`.
+    pub fn to_json(&self) -> Value {
+        let mut v = serde_json::json!({"valid": self.valid});
+        if let Some(c) = &self.claims {
+            v["claims"] = Value::Object(c.clone());
+        }
+        if let Some(e) = self.error {
+            v["error"] = e.as_str().into();
+            v["message"] = e.message().into();
+        }
+        v
+    }
+}
+
 /// The outcome of [`JwtIssuer::verify_detailed`], shaped like fastmcp TS's `verify()` result.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Verification {
@@ -247,6 +291,47 @@ impl JwtIssuer {
     pub fn with_fixed_time(mut self, now: Option<u64>) -> Self {
         self.fixed_now = now;
         self
+    }
+
+    /// Applies options given as JSON (for bindings): `layout` (`"ts"`/`"py"`), `access_token_ttl`,
+    /// `refresh_token_ttl`, `kid`, `leeway`, `fixed_time`, `previous_keys` (`[{"key": "...", "kid": "..."}]`, key as
+    /// text whose UTF-8 bytes are the HMAC key). Unknown members are an error.
+    pub fn configure_from_json(mut self, opts: &Value) -> Result<Self> {
+        let Some(m) = opts.as_object() else {
+            return Err(Error::InvalidArgument(
+                "issuer options must be a JSON object".into(),
+            ));
+        };
+        let bad = |k: &str| Error::InvalidArgument(format!("issuer option `{k}` has the wrong type"));
+        for (k, v) in m {
+            match k.as_str() {
+                "layout" => self = self.with_layout(ClaimLayout::parse(v.as_str().ok_or_else(|| bad(k))?)?),
+                "kid" => self = self.with_kid(v.as_str().ok_or_else(|| bad(k))?),
+                "leeway" => self = self.with_leeway(v.as_u64().ok_or_else(|| bad(k))?),
+                "fixed_time" => {
+                    self = self.with_fixed_time(if v.is_null() {
+                        None
+                    } else {
+                        Some(v.as_u64().ok_or_else(|| bad(k))?)
+                    })
+                }
+                "access_token_ttl" | "refresh_token_ttl" => {}
+                "previous_keys" => {
+                    for p in v.as_array().ok_or_else(|| bad(k))? {
+                        let key = p.get("key").and_then(Value::as_str).ok_or_else(|| bad(k))?;
+                        let kid = p.get("kid").and_then(Value::as_str).map(str::to_owned);
+                        self = self.with_previous_key(key.as_bytes(), kid)?;
+                    }
+                }
+                _ => return Err(Error::InvalidArgument(format!("unknown issuer option `{k}`"))),
+            }
+        }
+        let ttl = |k: &str, d: u64| m.get(k).map_or(Ok(d), |v| v.as_u64().ok_or_else(|| bad(k)));
+        let (a, r) = (
+            ttl("access_token_ttl", self.access_token_ttl)?,
+            ttl("refresh_token_ttl", self.refresh_token_ttl)?,
+        );
+        self.with_ttls(a, r)
     }
 
     /// The configured issuer.
@@ -418,9 +503,17 @@ impl JwtIssuer {
 
     /// [`verify`](Self::verify) at a given time (seconds since the epoch).
     pub fn verify_at(&self, token: &str, expected: TokenUse, now: u64) -> Result<Claims> {
-        let claims = self.decode_verified(token)?;
+        let (claims, _) = self.decode_verified(token)?;
         self.check_claims(&claims, expected, now)?;
         Ok(claims)
+    }
+
+    /// Like [`verify`](Self::verify), but returns the token's own payload JSON text (for bindings that hand JSON
+    /// on: no re-serialisation of the claims).
+    pub fn verify_json(&self, token: &str, expected: TokenUse) -> Result<String> {
+        let (claims, payload) = self.decode_verified(token)?;
+        self.check_claims(&claims, expected, self.now())?;
+        String::from_utf8(payload).map_err(|_| TokenError::Malformed.into())
     }
 
     /// Like fastmcp TS's `verify()`: a verdict plus the claims whenever the signature was good.
@@ -431,7 +524,7 @@ impl JwtIssuer {
                 claims: None,
                 error: e.token_error(),
             },
-            Ok(claims) => match self.check_claims(&claims, expected, self.now()) {
+            Ok((claims, _)) => match self.check_claims(&claims, expected, self.now()) {
                 Ok(()) => Verification {
                     valid: true,
                     claims: Some(claims),
@@ -446,8 +539,9 @@ impl JwtIssuer {
         }
     }
 
-    /// Checks size, structure, algorithm and signature; returns the claims without checking their values.
-    fn decode_verified(&self, token: &str) -> Result<Claims> {
+    /// Checks size, structure, algorithm and signature; returns the claims (and the payload JSON they came from)
+    /// without checking their values.
+    fn decode_verified(&self, token: &str) -> Result<(Claims, Vec<u8>)> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge.into());
         }
@@ -481,7 +575,8 @@ impl JwtIssuer {
             return Err(TokenError::InvalidSignature.into());
         }
         let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| TokenError::Malformed)?;
-        parse_object(&payload)
+        let claims = parse_object(&payload)?;
+        Ok((claims, payload))
     }
 
     fn signature_matches(&self, input: &[u8], sig: &[u8], kid: Option<&str>) -> bool {

@@ -824,3 +824,31 @@ fn blocking_facade_refuses_inside_a_runtime() {
     assert_eq!(e.code, "server_error");
     assert!(e.description.unwrap().contains("inside an async runtime"));
 }
+
+#[test]
+fn config_from_json() {
+    let c = OAuthProxyConfig::from_json(&json!({
+        "base_url": BASE, "upstream_authorization_endpoint": "https://idp/authorize",
+        "upstream_token_endpoint": "https://idp/token", "upstream_client_id": "id", "upstream_client_secret": "s",
+        "refresh_grace_window": 1.5, "claim_layout": "py", "scopes": ["a"], "consent_required": false,
+        "extra_authorization_params": {"prompt": "consent"}, "upstream_token_endpoint_auth_method": "client_secret_post"
+    }))
+    .unwrap();
+    assert_eq!(c.refresh_grace_window, Duration::from_millis(1500));
+    assert_eq!(c.claim_layout, fastmcp_auth::ClaimLayout::FastmcpPython);
+    assert!(!c.consent_required);
+    for bad in [
+        json!({"base_url": BASE}),
+        json!({"base_url": BASE, "upstream_authorization_endpoint": "https://i/a", "upstream_token_endpoint": "https://i/t",
+               "upstream_client_id": "id", "typo_field": 1}),
+        json!({"base_url": BASE, "upstream_authorization_endpoint": "https://i/a", "upstream_token_endpoint": "https://i/t",
+               "upstream_client_id": "id", "access_token_ttl": -1}),
+        json!([1]),
+    ] {
+        assert_eq!(
+            OAuthProxyConfig::from_json(&bad).unwrap_err().code(),
+            fastmcp_auth::ErrorCode::InvalidArgument,
+            "{bad}"
+        );
+    }
+}

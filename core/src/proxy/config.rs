@@ -232,6 +232,174 @@ impl OAuthProxyConfig {
         c
     }
 
+    /// Builds a configuration from a JSON object whose members are this struct's field names (durations in
+    /// seconds, `claim_layout` `"ts"`/`"py"`). The five upstream/base fields are required; unknown members are an
+    /// error (a typo must not silently fall back to a default). `token_storage` cannot be given as JSON.
+    /// This is what the C, Python and Node bindings hand over.
+    pub fn from_json(v: &serde_json::Value) -> Result<Self> {
+        use serde_json::Value;
+        let m = v
+            .as_object()
+            .ok_or_else(|| Error::InvalidArgument("proxy config must be a JSON object".into()))?;
+        let bad = |k: &str, what: &str| Error::InvalidArgument(format!("config `{k}` must be {what}"));
+        let s = |k: &str| -> Result<Option<String>> {
+            match m.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(x)) => Ok(Some(x.clone())),
+                _ => Err(bad(k, "a string")),
+            }
+        };
+        let req = |k: &str| s(k)?.ok_or_else(|| Error::InvalidArgument(format!("config `{k}` is required")));
+        let strings = |k: &str| -> Result<Option<Vec<String>>> {
+            match m.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| bad(k, "an array of strings"))
+                    })
+                    .collect::<Result<Vec<_>>>()
+                    .map(Some),
+                _ => Err(bad(k, "an array of strings")),
+            }
+        };
+        let u = |k: &str| -> Result<Option<u64>> {
+            match m.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(x) => x
+                    .as_u64()
+                    .map(Some)
+                    .ok_or_else(|| bad(k, "a non-negative integer")),
+            }
+        };
+        let b = |k: &str| -> Result<Option<bool>> {
+            match m.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(x) => x.as_bool().map(Some).ok_or_else(|| bad(k, "true or false")),
+            }
+        };
+        let secs = |k: &str| -> Result<Option<Duration>> {
+            match m.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(x) => x
+                    .as_f64()
+                    .filter(|f| f.is_finite() && *f >= 0.0 && *f < 1e9)
+                    .map(|f| Some(Duration::from_secs_f64(f)))
+                    .ok_or_else(|| bad(k, "a number of seconds")),
+            }
+        };
+        const KNOWN: &[&str] = &[
+            "base_url",
+            "upstream_authorization_endpoint",
+            "upstream_token_endpoint",
+            "upstream_client_id",
+            "upstream_client_secret",
+            "encryption_key",
+            "previous_encryption_keys",
+            "encryption_disabled",
+            "jwt_signing_key",
+            "previous_jwt_signing_keys",
+            "enable_token_swap",
+            "access_token_ttl",
+            "refresh_token_ttl",
+            "authorization_code_ttl",
+            "transaction_ttl",
+            "scopes",
+            "allowed_redirect_uri_patterns",
+            "allow_plain_pkce",
+            "require_pkce",
+            "consent_required",
+            "forward_pkce",
+            "extra_authorization_params",
+            "upstream_token_endpoint_auth_method",
+            "upstream_request_timeout",
+            "redirect_path",
+            "claim_layout",
+            "refresh_grace_window",
+            "provider_name",
+        ];
+        if let Some(k) = m.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return Err(Error::InvalidArgument(format!("unknown config member `{k}`")));
+        }
+        let mut c = Self::new(
+            req("base_url")?,
+            req("upstream_authorization_endpoint")?,
+            req("upstream_token_endpoint")?,
+            req("upstream_client_id")?,
+            s("upstream_client_secret")?.unwrap_or_default(),
+        );
+        c.encryption_key = s("encryption_key")?;
+        c.previous_encryption_keys = strings("previous_encryption_keys")?.unwrap_or_default();
+        c.encryption_disabled = b("encryption_disabled")?.unwrap_or(false);
+        c.jwt_signing_key = s("jwt_signing_key")?;
+        c.previous_jwt_signing_keys = strings("previous_jwt_signing_keys")?.unwrap_or_default();
+        if let Some(x) = b("enable_token_swap")? {
+            c.enable_token_swap = x;
+        }
+        if let Some(x) = u("access_token_ttl")? {
+            c.access_token_ttl = x;
+        }
+        if let Some(x) = u("refresh_token_ttl")? {
+            c.refresh_token_ttl = x;
+        }
+        if let Some(x) = u("authorization_code_ttl")? {
+            c.authorization_code_ttl = x;
+        }
+        if let Some(x) = u("transaction_ttl")? {
+            c.transaction_ttl = x;
+        }
+        if let Some(x) = strings("scopes")? {
+            c.scopes = x;
+        }
+        if let Some(x) = strings("allowed_redirect_uri_patterns")? {
+            c.allowed_redirect_uri_patterns = x;
+        }
+        if let Some(x) = b("allow_plain_pkce")? {
+            c.allow_plain_pkce = x;
+        }
+        if let Some(x) = b("require_pkce")? {
+            c.require_pkce = x;
+        }
+        if let Some(x) = b("consent_required")? {
+            c.consent_required = x;
+        }
+        if let Some(x) = b("forward_pkce")? {
+            c.forward_pkce = x;
+        }
+        match m.get("extra_authorization_params") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(o)) => {
+                for (k, v) in o {
+                    let v = v
+                        .as_str()
+                        .ok_or_else(|| bad("extra_authorization_params", "an object of strings"))?;
+                    c.extra_authorization_params.insert(k.clone(), v.to_owned());
+                }
+            }
+            _ => return Err(bad("extra_authorization_params", "an object of strings")),
+        }
+        if let Some(x) = s("upstream_token_endpoint_auth_method")? {
+            c.upstream_token_endpoint_auth_method = UpstreamAuthMethod::parse(&x)?;
+        }
+        if let Some(x) = secs("upstream_request_timeout")? {
+            c.upstream_request_timeout = x;
+        }
+        if let Some(x) = s("redirect_path")? {
+            c.redirect_path = x;
+        }
+        if let Some(x) = s("claim_layout")? {
+            c.claim_layout = ClaimLayout::parse(&x)?;
+        }
+        if let Some(x) = secs("refresh_grace_window")? {
+            c.refresh_grace_window = x;
+        }
+        c.provider_name = s("provider_name")?;
+        c.validate()?;
+        Ok(c)
+    }
+
     /// Checks every field; the message names the field, never a secret.
     pub fn validate(&self) -> Result<()> {
         let url = |name: &str, v: &str| -> Result<()> {

@@ -36,6 +36,11 @@ impl HttpResponse {
         }
     }
 
+    /// `{"status": …, "headers": [[name, value], …], "body": … | null}` (for bindings).
+    pub fn to_json(&self) -> Value {
+        json!({"status": self.status, "headers": self.headers, "body": self.body})
+    }
+
     /// The `Location` header, if any.
     pub fn location(&self) -> Option<&str> {
         self.headers

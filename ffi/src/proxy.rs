@@ -1,0 +1,241 @@
+//! The OAuth proxy. Every operation answers JSON; OAuth failures return `OAUTH_ERROR` with
+//! `{"error", "error_description", "status"}` in `fastmcp_auth_last_error()`.
+
+use std::ffi::c_char;
+use std::sync::Arc;
+
+use fastmcp_auth_core::blocking::OAuthProxy;
+use fastmcp_auth_core::proxy::{
+    AuthorizeParams, CallbackParams, ConsentParams, OAuthProxyConfig, TokenRequest,
+};
+
+use crate::result::*;
+use crate::store::{fastmcp_auth_store, store_of};
+
+/// An OAuth proxy. Thread-safe: share one between threads (and between processes through a shared store).
+pub struct fastmcp_auth_proxy {
+    _private: [u8; 0],
+}
+
+fn proxy_of<'a>(p: *const fastmcp_auth_proxy) -> FfiResult<&'a OAuthProxy> {
+    handle::<OAuthProxy, _>(p, "proxy")
+}
+
+/// A new proxy. `config_json`: the fields of the Rust `OAuthProxyConfig` (snake_case; durations in seconds;
+/// `base_url`, `upstream_authorization_endpoint`, `upstream_token_endpoint`, `upstream_client_id`,
+/// `upstream_client_secret` required). `store` (may be NULL: a memory store) is shared, not consumed. The proxy
+/// encrypts what it stores unless `"encryption_disabled": true`. Free with `fastmcp_auth_proxy_free`.
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_new(
+    config_json: *const c_char,
+    store: *const fastmcp_auth_store,
+    proxy_out: *mut *mut fastmcp_auth_proxy,
+) -> fastmcp_auth_result {
+    boundary(|| {
+        let mut c =
+            OAuthProxyConfig::from_json(&json(config_json, "config_json", false)?).map_err(from_core)?;
+        if !store.is_null() {
+            c.token_storage = Some(Arc::clone(store_of(store)?.as_async()));
+        }
+        put_handle(proxy_out, OAuthProxy::new(c).map_err(from_core)?)
+    })
+}
+
+/// Frees a proxy (NULL is a no-op).
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_free(proxy: *mut fastmcp_auth_proxy) {
+    free_handle::<OAuthProxy, _>(proxy)
+}
+
+/// RFC 7591 registration: `request_json` in, the registration response JSON out.
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_register_client(
+    proxy: *const fastmcp_auth_proxy,
+    request_json: *const c_char,
+    response_json_out: *mut *mut c_char,
+) -> fastmcp_auth_result {
+    boundary(|| {
+        out_ptr(response_json_out, "response_json_out")?;
+        let r = proxy_of(proxy)?
+            .register_client(&json(request_json, "request_json", false)?)
+            .map_err(from_oauth)?;
+        put_string(response_json_out, Some(r.to_string()))
+    })
+}
+
+/// The authorization endpoint: `query` is the request's query string (no `?`). Out: the HTTP response as
+/// `{"status", "headers": [[name, value]], "body"}` (a consent page or a 302 to upstream).
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_authorize(
+    proxy: *const fastmcp_auth_proxy,
+    query: *const c_char,
+    http_response_json_out: *mut *mut c_char,
+) -> fastmcp_auth_result {
+    boundary(|| {
+        out_ptr(http_response_json_out, "http_response_json_out")?;
+        let p = AuthorizeParams::from_query(text(query, "query")?).map_err(from_oauth)?;
+        let r = proxy_of(proxy)?.authorize(&p).map_err(from_oauth)?;
+        put_string(http_response_json_out, Some(r.to_json().to_string()))
+    })
+}
+
+/// The consent form POST: `form`/`form_len` is the urlencoded body. Out: the HTTP response JSON.
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_handle_consent(
+    proxy: *const fastmcp_auth_proxy,
+    form: *const u8,
+    form_len: usize,
+    http_response_json_out: *mut *mut c_char,
+) -> fastmcp_auth_result {
+    boundary(|| {
+        out_ptr(http_response_json_out, "http_response_json_out")?;
+        let p = ConsentParams::from_form(bytes(form, form_len, "form")?).map_err(from_oauth)?;
+        let r = proxy_of(proxy)?.handle_consent(&p).map_err(from_oauth)?;
+        put_string(http_response_json_out, Some(r.to_json().to_string()))
+    })
+}
+
+/// The upstream callback: `query` is its query string. Out: the HTTP response JSON (a 302 to the client).
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_handle_callback(
+    proxy: *const fastmcp_auth_proxy,
+    query: *const c_char,
+    http_response_json_out: *mut *mut c_char,
+) -> fastmcp_auth_result {
+    boundary(|| {
+        out_ptr(http_response_json_out, "http_response_json_out")?;
+        let p = CallbackParams::from_query(text(query, "query")?).map_err(from_oauth)?;
+        let r = proxy_of(proxy)?.handle_callback(&p).map_err(from_oauth)?;
+        put_string(http_response_json_out, Some(r.to_json().to_string()))
+    })
+}
+
+enum Grant {
+    Any,
+    Code,
+    Refresh,
+}
+
+fn token(
+    proxy: *const fastmcp_auth_proxy,
+    form: *const u8,
+    form_len: usize,
+    authorization: *const c_char,
+    out: *mut *mut c_char,
+    g: Grant,
+) -> fastmcp_auth_result {
+    boundary(|| {
+        out_ptr(out, "token_json_out")?;
+        let req = TokenRequest::from_form(
+            bytes(form, form_len, "form")?,
+            opt_text(authorization, "authorization")?,
+        )
+        .map_err(from_oauth)?;
+        let p = proxy_of(proxy)?;
+        let r = match g {
+            Grant::Any => p.token(&req),
+            Grant::Code => p.exchange_authorization_code(&req),
+            Grant::Refresh => p.exchange_refresh_token(&req),
+        }
+        .map_err(from_oauth)?;
+        put_string(out, Some(r.to_json().to_string()))
+    })
+}
+
+/// The token endpoint, any grant: `form` is the urlencoded body, `authorization` the `Authorization` header
+/// (may be NULL). Out: the RFC 6749 §5.1 token response JSON.
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_token(
+    proxy: *const fastmcp_auth_proxy,
+    form: *const u8,
+    form_len: usize,
+    authorization: *const c_char,
+    token_json_out: *mut *mut c_char,
+) -> fastmcp_auth_result {
+    token(proxy, form, form_len, authorization, token_json_out, Grant::Any)
+}
+
+/// The authorization_code grant only (arguments as `fastmcp_auth_proxy_token`).
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_exchange_authorization_code(
+    proxy: *const fastmcp_auth_proxy,
+    form: *const u8,
+    form_len: usize,
+    authorization: *const c_char,
+    token_json_out: *mut *mut c_char,
+) -> fastmcp_auth_result {
+    token(proxy, form, form_len, authorization, token_json_out, Grant::Code)
+}
+
+/// The refresh_token grant only (arguments as `fastmcp_auth_proxy_token`).
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_exchange_refresh_token(
+    proxy: *const fastmcp_auth_proxy,
+    form: *const u8,
+    form_len: usize,
+    authorization: *const c_char,
+    token_json_out: *mut *mut c_char,
+) -> fastmcp_auth_result {
+    token(
+        proxy,
+        form,
+        form_len,
+        authorization,
+        token_json_out,
+        Grant::Refresh,
+    )
+}
+
+/// The upstream tokens behind one of our access tokens, as JSON; `*upstream_json_out` is NULL when the token is
+/// invalid, expired, revoked or a refresh token.
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_load_upstream_tokens(
+    proxy: *const fastmcp_auth_proxy,
+    access_token: *const c_char,
+    upstream_json_out: *mut *mut c_char,
+) -> fastmcp_auth_result {
+    boundary(|| {
+        out_ptr(upstream_json_out, "upstream_json_out")?;
+        let t = proxy_of(proxy)?
+            .load_upstream_tokens(text(access_token, "access_token")?)
+            .map_err(from_oauth)?;
+        put_string(
+            upstream_json_out,
+            t.map(|t| serde_json::to_string(&t).unwrap_or_default()),
+        )
+    })
+}
+
+/// RFC 7009 revocation of one of our tokens by its client (`client_secret` may be NULL for public clients).
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_revoke(
+    proxy: *const fastmcp_auth_proxy,
+    token: *const c_char,
+    client_id: *const c_char,
+    client_secret: *const c_char,
+) -> fastmcp_auth_result {
+    boundary(|| {
+        proxy_of(proxy)?
+            .revoke(
+                text(token, "token")?,
+                text(client_id, "client_id")?,
+                opt_text(client_secret, "client_secret")?,
+            )
+            .map_err(from_oauth)
+    })
+}
+
+/// RFC 8414 authorization server metadata JSON.
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_metadata(
+    proxy: *const fastmcp_auth_proxy,
+    metadata_json_out: *mut *mut c_char,
+) -> fastmcp_auth_result {
+    boundary(|| {
+        out_ptr(metadata_json_out, "metadata_json_out")?;
+        put_string(
+            metadata_json_out,
+            Some(proxy_of(proxy)?.authorization_server_metadata().to_string()),
+        )
+    })
+}

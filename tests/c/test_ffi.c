@@ -1,0 +1,538 @@
+/* C tests of libfastmcp_auth: every function, every result code, a callback store, the whole proxy flow against
+ * the loopback mock identity provider (IDP_URL), RedisStore (REDIS_URL), 8 threads at once, a forced panic.
+ * Built with -std=c11 -Wall -Wextra -Werror, linked to the shared and to the static library, run under valgrind
+ * by ffi/tests/c.rs. Prints one line per check and closes with "N passed, N failed". */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fastmcp_auth.h"
+
+static int passed = 0, failed = 0;
+
+#define CHECK(cond, name)                                                                  \
+  do {                                                                                     \
+    if (cond) {                                                                            \
+      passed++;                                                                            \
+      printf("ok   %s\n", name);                                                          \
+    } else {                                                                               \
+      failed++;                                                                            \
+      printf("FAIL %s (line %d; last error: %s)\n", name, __LINE__, fastmcp_auth_last_error()); \
+    }                                                                                      \
+  } while (0)
+
+#define RC(call, expected, name) CHECK((call) == (expected), name)
+#define OK FASTMCP_AUTH_RESULT_OK
+
+static int contains(const char *hay, const char *needle) { return hay && strstr(hay, needle) != NULL; }
+
+/* ---- a callback store: a tiny mutex-protected table owned by the C side -------------------------------------- */
+#define SLOTS 64
+typedef struct {
+  pthread_mutex_t lock;
+  char *keys[SLOTS];
+  char *values[SLOTS];
+  int freed;
+} table;
+
+static int find(table *t, const char *key) {
+  for (int i = 0; i < SLOTS; i++)
+    if (t->keys[i] && strcmp(t->keys[i], key) == 0) return i;
+  return -1;
+}
+
+static uint32_t cb_save(void *ud, const char *key, const char *value_json, uint64_t ttl_ms) {
+  (void)ttl_ms;
+  table *t = ud;
+  pthread_mutex_lock(&t->lock);
+  int i = find(t, key);
+  if (i < 0)
+    for (i = 0; i < SLOTS && t->keys[i]; i++) {
+    }
+  if (i >= SLOTS) {
+    pthread_mutex_unlock(&t->lock);
+    return 7; /* full */
+  }
+  if (!t->keys[i]) t->keys[i] = strdup(key);
+  free(t->values[i]);
+  t->values[i] = strdup(value_json);
+  pthread_mutex_unlock(&t->lock);
+  return 0;
+}
+
+static uint32_t read_slot(void *ud, const char *key, fastmcp_auth_buffer *out, int remove) {
+  table *t = ud;
+  pthread_mutex_lock(&t->lock);
+  int i = find(t, key);
+  if (i >= 0) {
+    fastmcp_auth_buffer_set(out, (const uint8_t *)t->values[i], strlen(t->values[i]));
+    if (remove) {
+      free(t->keys[i]);
+      free(t->values[i]);
+      t->keys[i] = t->values[i] = NULL;
+    }
+  }
+  pthread_mutex_unlock(&t->lock);
+  return 0;
+}
+
+static uint32_t cb_get(void *ud, const char *key, fastmcp_auth_buffer *out) { return read_slot(ud, key, out, 0); }
+static uint32_t cb_take(void *ud, const char *key, fastmcp_auth_buffer *out) { return read_slot(ud, key, out, 1); }
+
+static uint32_t cb_delete(void *ud, const char *key, bool *removed) {
+  table *t = ud;
+  pthread_mutex_lock(&t->lock);
+  int i = find(t, key);
+  *removed = i >= 0;
+  if (i >= 0) {
+    free(t->keys[i]);
+    free(t->values[i]);
+    t->keys[i] = t->values[i] = NULL;
+  }
+  pthread_mutex_unlock(&t->lock);
+  return 0;
+}
+
+static uint32_t cb_fail_get(void *ud, const char *key, fastmcp_auth_buffer *out) {
+  (void)ud, (void)key, (void)out;
+  return 42;
+}
+
+static void cb_free(void *ud) {
+  table *t = ud;
+  for (int i = 0; i < SLOTS; i++) {
+    free(t->keys[i]);
+    free(t->values[i]);
+    t->keys[i] = t->values[i] = NULL;
+  }
+  t->freed = 1;
+}
+
+/* ---- helpers ------------------------------------------------------------------------------------------------ */
+
+/* The value of "name":"..." in a JSON text (no escapes in the values we read); malloc'd. */
+static char *json_str(const char *json, const char *name) {
+  char pat[128];
+  snprintf(pat, sizeof pat, "\"%s\":\"", name);
+  const char *p = json ? strstr(json, pat) : NULL;
+  if (!p) return NULL;
+  p += strlen(pat);
+  const char *e = strchr(p, '"');
+  return e ? strndup(p, (size_t)(e - p)) : NULL;
+}
+
+/* The value of a query parameter in a URL (percent-decoding not needed for our base64url values); malloc'd. */
+static char *query_param(const char *url, const char *name) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "%s=", name);
+  const char *q = strchr(url, '?');
+  while (q) {
+    q++;
+    if (strncmp(q, pat, strlen(pat)) == 0) {
+      q += strlen(pat);
+      size_t n = strcspn(q, "&\"");
+      return strndup(q, n);
+    }
+    q = strchr(q, '&');
+  }
+  return NULL;
+}
+
+/* The browser at the mock provider: GET the URL over TCP, return the Location header (malloc'd). */
+static char *http_get_location(const char *url) {
+  int port = 0;
+  char path[4096];
+  if (sscanf(url, "http://127.0.0.1:%d%4095s", &port, path) != 2) return NULL;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    close(fd);
+    return NULL;
+  }
+  char req[8192];
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path, port);
+  if (write(fd, req, (size_t)n) != n) {
+    close(fd);
+    return NULL;
+  }
+  char resp[16384];
+  size_t got = 0;
+  ssize_t r;
+  while (got < sizeof resp - 1 && (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0) got += (size_t)r;
+  resp[got] = 0;
+  close(fd);
+  char *loc = strstr(resp, "location: ");
+  if (!loc) loc = strstr(resp, "Location: ");
+  if (!loc) return NULL;
+  loc += 10;
+  return strndup(loc, strcspn(loc, "\r\n"));
+}
+
+/* ---- the checks --------------------------------------------------------------------------------------------- */
+
+static void test_basics(void) {
+  CHECK(strcmp(fastmcp_auth_version(), "0.1.0") == 0, "version");
+  const uint32_t codes[] = {0, 100, 101, 102, 103, 104, 200, 201, 300, 301, 302, 303, 304, 305, 400, 900, 901, 999};
+  const char *names[] = {"ok", "null_parameter", "invalid_utf8", "invalid_argument", "invalid_json", "invalid_key",
+                         "invalid_token", "token_expired", "storage_io", "not_a_directory", "decrypt_failed",
+                         "corrupt_data", "store_closed", "callback_failed", "oauth_error", "blocking_in_async",
+                         "internal", "panic"};
+  int all = 1;
+  for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) all &= strcmp(fastmcp_auth_result_name(codes[i]), names[i]) == 0;
+  CHECK(all, "result_name for every code");
+  CHECK(strcmp(fastmcp_auth_result_name(12345), "internal") == 0, "result_name of an unknown number");
+  RC(fastmcp_auth_test_panic(), FASTMCP_AUTH_RESULT_PANIC, "a panic is caught at the boundary");
+  CHECK(contains(fastmcp_auth_last_error(), "panic"), "panic message");
+  fastmcp_auth_string_free(NULL);
+  fastmcp_auth_store_free(NULL);
+  fastmcp_auth_jwt_issuer_free(NULL);
+  fastmcp_auth_proxy_free(NULL);
+  CHECK(1, "every _free(NULL) is a no-op");
+}
+
+static void test_keys_and_pkce(void) {
+  char *k = NULL;
+  RC(fastmcp_auth_derive_key((const uint8_t *)"secret", 6, 1000, &k), OK, "derive_key");
+  CHECK(k && strcmp(k, "0azCaDgbB1X8gNjWeeez+OLi4U5cuHqOwkjmubrpHOE=") == 0, "derive_key matches fastmcp TS");
+  fastmcp_auth_string_free(k);
+  RC(fastmcp_auth_derive_key((const uint8_t *)"s", 1, 0, &k), FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "derive_key 0 iterations");
+  RC(fastmcp_auth_derive_key(NULL, 3, 1, &k), FASTMCP_AUTH_RESULT_NULL_PARAMETER, "derive_key NULL secret");
+  RC(fastmcp_auth_derive_key((const uint8_t *)"\xff\xfe", 2, 1, &k), FASTMCP_AUTH_RESULT_INVALID_UTF8, "derive_key invalid UTF-8");
+  RC(fastmcp_auth_derive_jwt_key("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL, "fastmcp-jwt-signing-key", 0, &k), OK, "derive_jwt_key");
+  CHECK(k && strcmp(k, "bZNjJTFMnfygulop1ftTP7ZkR6Vrlcsc8jVDXc4NhGQ=") == 0, "derive_jwt_key matches fastmcp Python");
+  fastmcp_auth_string_free(k);
+  RC(fastmcp_auth_derive_jwt_key("a", "b", "s", 0, &k), FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "derive_jwt_key both materials");
+  RC(fastmcp_auth_derive_jwt_key(NULL, NULL, "s", 0, &k), FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "derive_jwt_key no material");
+  char *v = NULL, *c = NULL;
+  RC(fastmcp_auth_pkce_generate_verifier(64, &v), OK, "pkce verifier");
+  CHECK(v && strlen(v) == 64, "pkce verifier length");
+  RC(fastmcp_auth_pkce_generate_verifier(10, &c), FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "pkce verifier too short");
+  RC(fastmcp_auth_pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "S256", &c), OK, "pkce challenge");
+  CHECK(c && strcmp(c, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM") == 0, "pkce challenge matches RFC 7636");
+  bool valid = false;
+  RC(fastmcp_auth_pkce_validate("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", c, "S256", &valid), OK, "pkce validate");
+  CHECK(valid, "pkce validates");
+  RC(fastmcp_auth_pkce_validate(v, c, "S256", &valid), OK, "pkce validate other");
+  CHECK(!valid, "pkce rejects another verifier");
+  RC(fastmcp_auth_pkce_challenge(v, "S512", &k), FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "pkce unknown method");
+  RC(fastmcp_auth_pkce_validate(v, c, "S256", NULL), FASTMCP_AUTH_RESULT_NULL_PARAMETER, "pkce NULL out");
+  fastmcp_auth_string_free(v);
+  fastmcp_auth_string_free(c);
+}
+
+static void test_jwt(void) {
+  fastmcp_auth_jwt_issuer *ts = NULL, *py = NULL, *other = NULL, *fixed = NULL;
+  RC(fastmcp_auth_jwt_issuer_new("https://i", "https://a", (const uint8_t *)"key", 3, NULL, &ts), OK, "issuer ts");
+  RC(fastmcp_auth_jwt_issuer_new("https://i", "https://a", (const uint8_t *)"key", 3, "{\"layout\":\"py\"}", &py), OK, "issuer py");
+  RC(fastmcp_auth_jwt_issuer_new("https://i", "https://a", (const uint8_t *)"nope", 4, NULL, &other), OK, "issuer other key");
+  RC(fastmcp_auth_jwt_issuer_new("https://i", "https://a", (const uint8_t *)"key", 3, "{\"fixed_time\":1}", &fixed), OK, "issuer fixed time");
+  fastmcp_auth_jwt_issuer *bad = NULL;
+  RC(fastmcp_auth_jwt_issuer_new("https://i", "https://a", (const uint8_t *)"key", 3, "{\"layout\":\"xx\"}", &bad), FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "issuer bad layout");
+  RC(fastmcp_auth_jwt_issuer_new("https://i", "https://a", (const uint8_t *)"key", 3, "{not json", &bad), FASTMCP_AUTH_RESULT_INVALID_JSON, "issuer bad JSON");
+  RC(fastmcp_auth_jwt_issuer_new(NULL, "https://a", (const uint8_t *)"key", 3, NULL, &bad), FASTMCP_AUTH_RESULT_NULL_PARAMETER, "issuer NULL issuer");
+  RC(fastmcp_auth_jwt_issuer_new("https://i", "https://a", NULL, 0, NULL, &bad), FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "issuer empty key");
+  CHECK(bad == NULL, "no output on failure");
+
+  char *t = NULL, *claims = NULL, *r = NULL;
+  RC(fastmcp_auth_jwt_issuer_issue_access_token(ts, "client-1", "[\"read\",\"write\"]", "{\"extra_claims\":{\"email\":\"u@x\",\"iss\":\"evil\"}}", &t), OK, "issue access");
+  RC(fastmcp_auth_jwt_issuer_verify(ts, t, FASTMCP_AUTH_TOKEN_ACCESS, &claims), OK, "verify access");
+  CHECK(contains(claims, "\"scope\":[\"read\",\"write\"]") && contains(claims, "\"email\":\"u@x\"") && contains(claims, "\"iss\":\"https://i\""), "claims (reserved claims protected)");
+  fastmcp_auth_string_free(claims);
+  RC(fastmcp_auth_jwt_issuer_verify(other, t, FASTMCP_AUTH_TOKEN_ACCESS, &claims), FASTMCP_AUTH_RESULT_INVALID_TOKEN, "wrong key");
+  CHECK(contains(fastmcp_auth_last_error(), "Invalid signature"), "wrong key reason");
+  RC(fastmcp_auth_jwt_issuer_verify(ts, "a.b", FASTMCP_AUTH_TOKEN_ACCESS, &claims), FASTMCP_AUTH_RESULT_INVALID_TOKEN, "malformed token");
+  RC(fastmcp_auth_jwt_issuer_verify(ts, t, 7, &claims), FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "bad token_use");
+  RC(fastmcp_auth_jwt_issuer_verify_detailed(other, t, FASTMCP_AUTH_TOKEN_ACCESS, &r), OK, "verify_detailed");
+  CHECK(contains(r, "\"valid\":false") && contains(r, "invalid_signature"), "verify_detailed reason");
+  fastmcp_auth_string_free(r);
+  fastmcp_auth_string_free(t);
+
+  RC(fastmcp_auth_jwt_issuer_issue_refresh_token(py, "c", "[\"a\"]", "{\"jti\":\"j1\"}", &t), OK, "issue refresh py");
+  RC(fastmcp_auth_jwt_issuer_verify(py, t, FASTMCP_AUTH_TOKEN_ACCESS, &claims), FASTMCP_AUTH_RESULT_INVALID_TOKEN, "py refresh is not access");
+  RC(fastmcp_auth_jwt_issuer_verify(py, t, FASTMCP_AUTH_TOKEN_REFRESH, &claims), OK, "py refresh verifies as refresh");
+  CHECK(contains(claims, "\"token_use\":\"refresh\"") && contains(claims, "\"scope\":\"a\"") && contains(claims, "\"jti\":\"j1\""), "py layout");
+  fastmcp_auth_string_free(claims);
+  fastmcp_auth_string_free(t);
+
+  RC(fastmcp_auth_jwt_issuer_issue_access_token(fixed, "c", NULL, "{\"expires_in\":10}", &t), OK, "issue at a fixed time");
+  RC(fastmcp_auth_jwt_issuer_verify(ts, t, FASTMCP_AUTH_TOKEN_ACCESS, &claims), FASTMCP_AUTH_RESULT_TOKEN_EXPIRED, "expired token");
+  RC(fastmcp_auth_jwt_issuer_issue_access_token(ts, "c", "{\"no\":1}", NULL, &r), FASTMCP_AUTH_RESULT_INVALID_JSON, "scopes must be an array");
+  RC(fastmcp_auth_jwt_issuer_issue_access_token(ts, "c", NULL, "{\"bogus\":1}", &r), FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "unknown issue option");
+  RC(fastmcp_auth_jwt_issuer_issue_access_token(NULL, "c", NULL, NULL, &r), FASTMCP_AUTH_RESULT_NULL_PARAMETER, "NULL issuer");
+  RC(fastmcp_auth_jwt_issuer_issue_access_token(ts, "c", NULL, NULL, NULL), FASTMCP_AUTH_RESULT_NULL_PARAMETER, "NULL token_out");
+  fastmcp_auth_string_free(t);
+  fastmcp_auth_jwt_issuer_free(ts);
+  fastmcp_auth_jwt_issuer_free(py);
+  fastmcp_auth_jwt_issuer_free(other);
+  fastmcp_auth_jwt_issuer_free(fixed);
+}
+
+static void store_suite(fastmcp_auth_store *s, const char *name) {
+  char label[128], *v = NULL;
+  bool removed = false;
+  uint64_t n = 0;
+#define L(x) (snprintf(label, sizeof label, "%s: %s", name, x), label)
+  RC(fastmcp_auth_store_save(s, "mapping:abc", "{\"a\":[1,2]}", 0), OK, L("save"));
+  RC(fastmcp_auth_store_get(s, "mapping:abc", &v), OK, L("get"));
+  CHECK(v && strcmp(v, "{\"a\":[1,2]}") == 0, L("get value"));
+  fastmcp_auth_string_free(v);
+  RC(fastmcp_auth_store_get(s, "missing", &v), OK, L("get missing"));
+  CHECK(v == NULL, L("missing is NULL"));
+  RC(fastmcp_auth_store_take(s, "mapping:abc", &v), OK, L("take"));
+  CHECK(v != NULL, L("take value"));
+  fastmcp_auth_string_free(v);
+  RC(fastmcp_auth_store_take(s, "mapping:abc", &v), OK, L("take again"));
+  CHECK(v == NULL, L("take is single use"));
+  RC(fastmcp_auth_store_save(s, "k", "1", 60000), OK, L("save with ttl"));
+  RC(fastmcp_auth_store_delete(s, "k", &removed), OK, L("delete"));
+  CHECK(removed, L("delete removed"));
+  RC(fastmcp_auth_store_delete(s, "k", NULL), OK, L("delete again, NULL out"));
+  RC(fastmcp_auth_store_cleanup(s, &n), OK, L("cleanup"));
+  RC(fastmcp_auth_store_save(s, "", "1", 0), FASTMCP_AUTH_RESULT_INVALID_KEY, L("empty key"));
+  RC(fastmcp_auth_store_save(s, "../../etc/passwd", "1", 0), OK, L("traversal key is just a key"));
+  RC(fastmcp_auth_store_get(s, "../../etc/passwd", &v), OK, L("traversal key reads back"));
+  fastmcp_auth_string_free(v);
+  RC(fastmcp_auth_store_save(s, "k", "{bad", 0), FASTMCP_AUTH_RESULT_INVALID_JSON, L("bad JSON"));
+  RC(fastmcp_auth_store_save(s, "\xff", "1", 0), FASTMCP_AUTH_RESULT_INVALID_UTF8, L("invalid UTF-8 key"));
+  RC(fastmcp_auth_store_save(NULL, "k", "1", 0), FASTMCP_AUTH_RESULT_NULL_PARAMETER, L("NULL store"));
+  RC(fastmcp_auth_store_get(s, "k", NULL), FASTMCP_AUTH_RESULT_NULL_PARAMETER, L("NULL out"));
+#undef L
+}
+
+static void test_stores(const char *redis_url) {
+  fastmcp_auth_store *mem = NULL, *disk = NULL, *enc = NULL, *wrong = NULL, *bad = NULL;
+  RC(fastmcp_auth_store_new_memory(0, &mem), OK, "memory store");
+  store_suite(mem, "memory");
+  char dir[] = "/tmp/fastmcp-auth-c-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL, "temp dir");
+  char sub[300];
+  snprintf(sub, sizeof sub, "%s/store", dir);
+  RC(fastmcp_auth_store_new_disk(sub, 0, NULL, false, &disk), OK, "disk store");
+  store_suite(disk, "disk");
+  uint64_t n = 0;
+  char *keys = NULL;
+  RC(fastmcp_auth_store_size(disk, &n), OK, "disk size");
+  CHECK(n == 1, "disk size value");
+  RC(fastmcp_auth_store_keys(disk, &keys), OK, "disk keys");
+  CHECK(keys && strcmp(keys, "[\"../../etc/passwd\"]") == 0, "disk keys value");
+  fastmcp_auth_string_free(keys);
+  char file[400];
+  snprintf(file, sizeof file, "%s/file", dir);
+  FILE *f = fopen(file, "w");
+  if (f) fclose(f);
+  RC(fastmcp_auth_store_new_disk(file, 0, NULL, false, &bad), FASTMCP_AUTH_RESULT_NOT_A_DIRECTORY, "disk on a file");
+  RC(fastmcp_auth_store_new_disk(sub, 0, "json", false, &bad), FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "bad extension");
+  RC(fastmcp_auth_store_new_encrypted(disk, "enc-key", "[\"old\"]", &enc), OK, "encrypted over disk");
+  store_suite(enc, "encrypted");
+  RC(fastmcp_auth_store_save(enc, "secret", "{\"accessToken\":\"at\"}", 0), OK, "encrypted save");
+  char *raw = NULL, *v = NULL;
+  RC(fastmcp_auth_store_get(disk, "secret", &raw), OK, "raw read");
+  CHECK(raw && !contains(raw, "accessToken"), "stored encrypted");
+  fastmcp_auth_string_free(raw);
+  RC(fastmcp_auth_store_new_encrypted(disk, "other", NULL, &wrong), OK, "encrypted wrong key");
+  RC(fastmcp_auth_store_get(wrong, "secret", &v), OK, "wrong key reads");
+  CHECK(v == NULL, "wrong key reads as absent");
+  RC(fastmcp_auth_store_new_encrypted(disk, "k", "{\"x\":1}", &bad), FASTMCP_AUTH_RESULT_INVALID_JSON, "previous keys must be an array");
+  RC(fastmcp_auth_store_close(mem), OK, "close");
+  RC(fastmcp_auth_store_save(mem, "k", "1", 0), FASTMCP_AUTH_RESULT_CLOSED, "closed store");
+  fastmcp_auth_store_free(wrong);
+  fastmcp_auth_store_free(enc);
+  fastmcp_auth_store_free(disk);
+  fastmcp_auth_store_free(mem);
+
+  /* A store made of C callbacks, also under encryption. */
+  static table t = {.lock = PTHREAD_MUTEX_INITIALIZER};
+  fastmcp_auth_store_callbacks cb = {&t, cb_save, cb_get, cb_delete, cb_take, NULL, cb_free};
+  fastmcp_auth_store *cs = NULL, *ecs = NULL;
+  RC(fastmcp_auth_store_new_callbacks(&cb, &cs), OK, "callback store");
+  store_suite(cs, "callbacks");
+  RC(fastmcp_auth_store_new_encrypted(cs, "k", NULL, &ecs), OK, "encrypted callback store");
+  store_suite(ecs, "encrypted callbacks");
+  RC(fastmcp_auth_store_size(cs, &n), FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "callback store cannot count");
+  fastmcp_auth_store_free(ecs);
+  fastmcp_auth_store_free(cs);
+  CHECK(t.freed, "free_userdata called once the last handle is gone");
+  fastmcp_auth_store_callbacks failing = {NULL, cb_save, cb_fail_get, cb_delete, cb_take, NULL, NULL};
+  RC(fastmcp_auth_store_new_callbacks(&failing, &cs), OK, "failing callback store");
+  RC(fastmcp_auth_store_get(cs, "k", &v), FASTMCP_AUTH_RESULT_CALLBACK_FAILED, "callback failure code");
+  CHECK(contains(fastmcp_auth_last_error(), "42"), "callback failure message");
+  fastmcp_auth_store_free(cs);
+  fastmcp_auth_store_callbacks incomplete = {NULL, cb_save, NULL, NULL, NULL, NULL, NULL};
+  RC(fastmcp_auth_store_new_callbacks(&incomplete, &cs), FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "incomplete callbacks");
+  RC(fastmcp_auth_store_new_callbacks(NULL, &cs), FASTMCP_AUTH_RESULT_NULL_PARAMETER, "NULL callbacks");
+
+  if (redis_url) {
+    fastmcp_auth_store *r = NULL;
+    RC(fastmcp_auth_store_new_redis(redis_url, "c-test:", &r), OK, "redis store");
+    store_suite(r, "redis");
+    fastmcp_auth_store_free(r);
+    RC(fastmcp_auth_store_new_redis("not a url", NULL, &r), FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "redis bad URL");
+  }
+}
+
+/* ---- 8 threads at once -------------------------------------------------------------------------------------- */
+typedef struct {
+  fastmcp_auth_store *store;
+  fastmcp_auth_jwt_issuer *issuer;
+  const char *token;
+  pthread_barrier_t *barrier;
+  int wins;
+  int verified;
+} worker;
+
+static void *work(void *arg) {
+  worker *w = arg;
+  for (int round = 0; round < 20; round++) {
+    char key[32];
+    snprintf(key, sizeof key, "code:%d", round);
+    pthread_barrier_wait(w->barrier);
+    char *v = NULL;
+    if (fastmcp_auth_store_take(w->store, key, &v) == OK && v) {
+      w->wins++;
+      fastmcp_auth_string_free(v);
+    }
+    char *claims = NULL;
+    if (fastmcp_auth_jwt_issuer_verify(w->issuer, w->token, FASTMCP_AUTH_TOKEN_ACCESS, &claims) == OK) w->verified++;
+    fastmcp_auth_string_free(claims);
+    pthread_barrier_wait(w->barrier);
+  }
+  return NULL;
+}
+
+static void test_threads(void) {
+  fastmcp_auth_store *s = NULL;
+  fastmcp_auth_jwt_issuer *iss = NULL;
+  char *tok = NULL;
+  fastmcp_auth_store_new_memory(0, &s);
+  fastmcp_auth_jwt_issuer_new("i", "a", (const uint8_t *)"k", 1, NULL, &iss);
+  fastmcp_auth_jwt_issuer_issue_access_token(iss, "c", NULL, NULL, &tok);
+  for (int round = 0; round < 20; round++) {
+    char key[32];
+    snprintf(key, sizeof key, "code:%d", round);
+    fastmcp_auth_store_save(s, key, "true", 0);
+  }
+  pthread_barrier_t barrier;
+  pthread_barrier_init(&barrier, NULL, 8);
+  pthread_t th[8];
+  worker w[8];
+  for (int i = 0; i < 8; i++) {
+    w[i] = (worker){s, iss, tok, &barrier, 0, 0};
+    pthread_create(&th[i], NULL, work, &w[i]);
+  }
+  int wins = 0, verified = 0;
+  for (int i = 0; i < 8; i++) {
+    pthread_join(th[i], NULL);
+    wins += w[i].wins;
+    verified += w[i].verified;
+  }
+  pthread_barrier_destroy(&barrier);
+  CHECK(wins == 20, "8 threads: each code taken exactly once");
+  CHECK(verified == 160, "8 threads: every verify succeeds");
+  fastmcp_auth_string_free(tok);
+  fastmcp_auth_jwt_issuer_free(iss);
+  fastmcp_auth_store_free(s);
+}
+
+/* ---- the whole proxy flow ----------------------------------------------------------------------------------- */
+static void test_proxy(const char *idp) {
+  char config[2048];
+  snprintf(config, sizeof config,
+           "{\"base_url\":\"http://127.0.0.1:8000\",\"upstream_authorization_endpoint\":\"%s/authorize\","
+           "\"upstream_token_endpoint\":\"%s/token\",\"upstream_client_id\":\"upstream-client\","
+           "\"upstream_client_secret\":\"upstream secret+/=\",\"jwt_signing_key\":\"c-jwt-key\","
+           "\"encryption_key\":\"c-enc-key\"}",
+           idp, idp);
+  fastmcp_auth_store *mem = NULL;
+  fastmcp_auth_proxy *p = NULL, *bad = NULL;
+  fastmcp_auth_store_new_memory(0, &mem);
+  RC(fastmcp_auth_proxy_new(config, mem, &p), OK, "proxy new");
+  RC(fastmcp_auth_proxy_new("{\"base_url\":\"x\"}", NULL, &bad), FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "proxy bad config");
+  RC(fastmcp_auth_proxy_new("[", NULL, &bad), FASTMCP_AUTH_RESULT_INVALID_JSON, "proxy config not JSON");
+  char *reg = NULL, *meta = NULL;
+  RC(fastmcp_auth_proxy_metadata(p, &meta), OK, "metadata");
+  CHECK(contains(meta, "\"token_endpoint\":\"http://127.0.0.1:8000/oauth/token\""), "metadata content");
+  fastmcp_auth_string_free(meta);
+  RC(fastmcp_auth_proxy_register_client(p, "{\"redirect_uris\":[\"https://evil.example/cb\"]}", &reg), FASTMCP_AUTH_RESULT_OAUTH_ERROR, "open redirect refused");
+  CHECK(contains(fastmcp_auth_last_error(), "\"error\":\"invalid_redirect_uri\"") && contains(fastmcp_auth_last_error(), "\"status\":400"), "OAuth error JSON");
+  RC(fastmcp_auth_proxy_register_client(p, "{\"redirect_uris\":[\"http://127.0.0.1:33418/cb\"]}", &reg), OK, "register");
+  char *client_id = json_str(reg, "client_id"), *secret = json_str(reg, "client_secret");
+  CHECK(client_id && secret, "registration has id and secret");
+  char *verifier = NULL, *challenge = NULL, *page = NULL, *up = NULL, *back = NULL, *tokens = NULL;
+  fastmcp_auth_pkce_generate_verifier(64, &verifier);
+  fastmcp_auth_pkce_challenge(verifier, "S256", &challenge);
+  char query[1024];
+  snprintf(query, sizeof query,
+           "client_id=%s&redirect_uri=http%%3A%%2F%%2F127.0.0.1%%3A33418%%2Fcb&response_type=code&state=st&"
+           "code_challenge=%s&code_challenge_method=S256",
+           client_id, challenge);
+  RC(fastmcp_auth_proxy_authorize(p, query, &page), OK, "authorize");
+  CHECK(contains(page, "\"status\":200"), "consent page");
+  const char *tx_at = page ? strstr(page, "transaction_id\\\" value=\\\"") : NULL;
+  char tx[128] = {0};
+  if (tx_at) sscanf(tx_at + strlen("transaction_id\\\" value=\\\""), "%127[^\\]", tx);
+  char form[512];
+  int form_len = snprintf(form, sizeof form, "transaction_id=%s&action=approve", tx);
+  RC(fastmcp_auth_proxy_handle_consent(p, (const uint8_t *)form, (size_t)form_len, &up), OK, "consent");
+  const char *ul = up ? strstr(up, "[\"Location\",\"") : NULL;
+  char *upstream_url = ul ? strndup(ul + 13, strcspn(ul + 13, "\"")) : NULL;
+  CHECK(upstream_url && contains(upstream_url, "/authorize?"), "redirect to upstream");
+  char *callback = upstream_url ? http_get_location(upstream_url) : NULL;
+  CHECK(callback && contains(callback, "/oauth/callback?"), "upstream login redirects to our callback");
+  const char *cq = callback ? strchr(callback, '?') : NULL;
+  RC(fastmcp_auth_proxy_handle_callback(p, cq ? cq + 1 : "", &back), OK, "callback");
+  const char *bl = back ? strstr(back, "[\"Location\",\"") : NULL;
+  char *to_client = bl ? strndup(bl + 13, strcspn(bl + 13, "\"")) : NULL;
+  char *code = to_client ? query_param(to_client, "code") : NULL;
+  CHECK(code != NULL, "code for the client");
+  char body[2048];
+  int body_len = snprintf(body, sizeof body, "grant_type=authorization_code&code=%s&code_verifier=%s&client_id=%s&client_secret=%s", code, verifier, client_id, secret);
+  RC(fastmcp_auth_proxy_token(p, (const uint8_t *)body, (size_t)body_len, NULL, &tokens), OK, "code exchange");
+  RC(fastmcp_auth_proxy_exchange_authorization_code(p, (const uint8_t *)body, (size_t)body_len, NULL, &reg), FASTMCP_AUTH_RESULT_OAUTH_ERROR, "code replay");
+  CHECK(contains(fastmcp_auth_last_error(), "already used"), "code replay reported");
+  char *access = json_str(tokens, "access_token"), *refresh = json_str(tokens, "refresh_token");
+  char *upstream = NULL, *rotated = NULL;
+  RC(fastmcp_auth_proxy_load_upstream_tokens(p, access, &upstream), OK, "load_upstream_tokens");
+  CHECK(contains(upstream, "\"accessToken\":\"up-at-"), "upstream tokens");
+  fastmcp_auth_string_free(upstream);
+  body_len = snprintf(body, sizeof body, "grant_type=refresh_token&refresh_token=%s&client_id=%s&client_secret=%s", refresh, client_id, secret);
+  RC(fastmcp_auth_proxy_exchange_refresh_token(p, (const uint8_t *)body, (size_t)body_len, NULL, &rotated), OK, "refresh");
+  char *new_refresh = json_str(rotated, "refresh_token");
+  CHECK(new_refresh && refresh && strcmp(new_refresh, refresh) != 0, "refresh token rotated");
+  RC(fastmcp_auth_proxy_revoke(p, new_refresh, client_id, secret), OK, "revoke");
+  RC(fastmcp_auth_proxy_load_upstream_tokens(p, access, &upstream), OK, "load after revoke");
+  CHECK(upstream == NULL, "revoked grant loads nothing");
+  RC(fastmcp_auth_proxy_revoke(p, "x", "unknown-client", NULL), FASTMCP_AUTH_RESULT_OAUTH_ERROR, "revoke unknown client");
+  RC(fastmcp_auth_proxy_handle_callback(p, "state=nope&code=x", &back), FASTMCP_AUTH_RESULT_OAUTH_ERROR, "callback bad state");
+  RC(fastmcp_auth_proxy_token(p, (const uint8_t *)"grant_type=password", 19, NULL, &reg), FASTMCP_AUTH_RESULT_OAUTH_ERROR, "unsupported grant");
+  CHECK(contains(fastmcp_auth_last_error(), "unsupported_grant_type"), "unsupported grant code");
+  RC(fastmcp_auth_proxy_authorize(NULL, "", &page), FASTMCP_AUTH_RESULT_NULL_PARAMETER, "NULL proxy");
+  free(client_id), free(secret), free(upstream_url), free(callback), free(to_client), free(code), free(access), free(refresh), free(new_refresh);
+  fastmcp_auth_string_free(verifier), fastmcp_auth_string_free(challenge), fastmcp_auth_string_free(page);
+  fastmcp_auth_string_free(up), fastmcp_auth_string_free(back), fastmcp_auth_string_free(tokens);
+  fastmcp_auth_string_free(rotated), fastmcp_auth_string_free(reg);
+  fastmcp_auth_proxy_free(p);
+  fastmcp_auth_store_free(mem);
+}
+
+int main(void) {
+  test_basics();
+  test_keys_and_pkce();
+  test_jwt();
+  test_stores(getenv("REDIS_URL"));
+  test_threads();
+  const char *idp = getenv("IDP_URL");
+  if (idp) test_proxy(idp);
+  else CHECK(0, "IDP_URL not set: the proxy flow needs the mock identity provider");
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
