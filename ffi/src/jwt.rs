@@ -5,7 +5,6 @@ use std::ffi::c_char;
 use fastmcp_auth_core::keys::{derive_jwt_key_with_iterations, key_material, JWT_KEY_PBKDF2_ITERATIONS};
 use fastmcp_auth_core::pkce::{self, ChallengeMethod, CodeVerifier};
 use fastmcp_auth_core::{derive_key, IssueOptions, JwtIssuer, TokenUse};
-use serde_json::Value;
 
 use crate::result::*;
 
@@ -75,25 +74,7 @@ fn issue(
         out_ptr(token_out, "token_out")?;
         let i = handle::<JwtIssuer, _>(issuer, "issuer")?;
         let scopes = json(scopes_json, "scopes_json", true)?;
-        let scopes: Vec<&str> = match &scopes {
-            Value::Null => Vec::new(),
-            Value::Array(a) => a
-                .iter()
-                .map(Value::as_str)
-                .collect::<Option<_>>()
-                .ok_or_else(|| {
-                    fail(
-                        fastmcp_auth_result::InvalidJson,
-                        "scopes_json must be an array of strings",
-                    )
-                })?,
-            _ => {
-                return Err(fail(
-                    fastmcp_auth_result::InvalidJson,
-                    "scopes_json must be an array of strings",
-                ))
-            }
-        };
+        let scopes = string_array(&scopes, "scopes_json")?;
         let opts = IssueOptions::from_json(&json(options_json, "options_json", true)?).map_err(from_core)?;
         let client = text(client_id, "client_id")?;
         let t = match kind {

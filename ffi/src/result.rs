@@ -281,3 +281,22 @@ pub(crate) fn free_handle<T, H>(p: *mut H) {
         }));
     }
 }
+
+/// A JSON array of strings (or `null`: empty) as borrowed strs.
+pub(crate) fn string_array<'a>(v: &'a serde_json::Value, name: &str) -> FfiResult<Vec<&'a str>> {
+    let bad = || {
+        fail(
+            fastmcp_auth_result::InvalidJson,
+            format!("{name} must be an array of strings"),
+        )
+    };
+    match v {
+        serde_json::Value::Null => Ok(Vec::new()),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .map(serde_json::Value::as_str)
+            .collect::<Option<_>>()
+            .ok_or_else(bad),
+        _ => Err(bad()),
+    }
+}

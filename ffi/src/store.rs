@@ -179,33 +179,7 @@ impl SyncStore for CallbackStore {
     }
 }
 
-#[async_trait::async_trait]
-impl store::Store for CallbackStore {
-    async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> Result<()> {
-        self.save_sync(key, value, ttl)
-    }
-    async fn get(&self, key: &str) -> Result<Option<Value>> {
-        self.get_sync(key)
-    }
-    async fn delete(&self, key: &str) -> Result<bool> {
-        self.delete_sync(key)
-    }
-    async fn take(&self, key: &str) -> Result<Option<Value>> {
-        self.take_sync(key)
-    }
-    async fn cleanup(&self) -> Result<u64> {
-        self.cleanup_sync()
-    }
-    async fn size(&self) -> Result<u64> {
-        self.size_sync()
-    }
-    async fn keys(&self) -> Result<Vec<String>> {
-        self.keys_sync()
-    }
-    fn as_sync(&self) -> Option<&dyn SyncStore> {
-        Some(self)
-    }
-}
+fastmcp_auth_core::impl_store_via_sync!(CallbackStore);
 
 pub(crate) fn store_of<'a>(p: *const fastmcp_auth_store) -> FfiResult<&'a Store> {
     handle::<Store, _>(p, "store")
@@ -288,25 +262,7 @@ pub extern "C" fn fastmcp_auth_store_new_encrypted(
         let inner = store_of(inner)?;
         let key = text(key, "key")?;
         let prev = json(previous_keys_json, "previous_keys_json", true)?;
-        let prev: Vec<&str> = match &prev {
-            Value::Null => Vec::new(),
-            Value::Array(a) => a
-                .iter()
-                .map(|v| v.as_str())
-                .collect::<Option<_>>()
-                .ok_or_else(|| {
-                    fail(
-                        fastmcp_auth_result::InvalidJson,
-                        "previous_keys_json must be an array of strings",
-                    )
-                })?,
-            _ => {
-                return Err(fail(
-                    fastmcp_auth_result::InvalidJson,
-                    "previous_keys_json must be an array of strings",
-                ))
-            }
-        };
+        let prev = string_array(&prev, "previous_keys_json")?;
         put_handle(store_out, inner.encrypted(key, &prev).map_err(from_core)?)
     })
 }

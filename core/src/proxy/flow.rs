@@ -792,14 +792,7 @@ impl OAuthProxy {
         }
         let up = record.upstream_tokens;
         if self.issuer.is_none() {
-            return Ok(TokenResponse {
-                access_token: up.access_token,
-                token_type: up.token_type,
-                expires_in: up.expires_in,
-                refresh_token: up.refresh_token,
-                scope: (!up.scope.is_empty()).then(|| up.scope.join(" ")),
-                id_token: up.id_token,
-            });
+            return Ok(TokenResponse::passthrough(up));
         }
         let key = random_id();
         self.issue_swapped(&record.client_id, &up, &key, true).await
@@ -913,14 +906,7 @@ impl OAuthProxy {
                     &[],
                 )
                 .await?;
-            return Ok(TokenResponse {
-                access_token: up.access_token,
-                token_type: up.token_type,
-                expires_in: up.expires_in,
-                refresh_token: up.refresh_token,
-                scope: (!up.scope.is_empty()).then(|| up.scope.join(" ")),
-                id_token: up.id_token,
-            });
+            return Ok(TokenResponse::passthrough(up));
         };
         let claims = issuer
             .verify(token, TokenUse::Refresh)

@@ -258,6 +258,18 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
+    /// The upstream tokens as they are (passthrough mode).
+    pub fn passthrough(up: super::UpstreamTokens) -> Self {
+        TokenResponse {
+            scope: (!up.scope.is_empty()).then(|| up.scope.join(" ")),
+            access_token: up.access_token,
+            token_type: up.token_type,
+            expires_in: up.expires_in,
+            refresh_token: up.refresh_token,
+            id_token: up.id_token,
+        }
+    }
+
     /// The JSON body (RFC 6749 §5.1).
     pub fn to_json(&self) -> Value {
         let mut v = json!({"access_token": self.access_token, "token_type": self.token_type, "expires_in": self.expires_in});

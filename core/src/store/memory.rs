@@ -5,11 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::Value;
 
 use super::sweeper::Sweeper;
-use super::{expires_at_ms, now_ms, validate_key, Store, SyncStore};
+use super::{expires_at_ms, now_ms, validate_key, SyncStore};
 use crate::error::{Error, Result};
 
 /// Default interval of the background sweep.
@@ -154,37 +153,12 @@ impl SyncStore for MemoryStore {
     fn keys_sync(&self) -> Result<Vec<String>> {
         Ok(self.inner.lock()?.keys().cloned().collect())
     }
-}
 
-#[async_trait]
-impl Store for MemoryStore {
-    async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> Result<()> {
-        self.save_sync(key, value, ttl)
-    }
-    async fn get(&self, key: &str) -> Result<Option<Value>> {
-        self.get_sync(key)
-    }
-    async fn delete(&self, key: &str) -> Result<bool> {
-        self.delete_sync(key)
-    }
-    async fn take(&self, key: &str) -> Result<Option<Value>> {
-        self.take_sync(key)
-    }
-    async fn cleanup(&self) -> Result<u64> {
-        self.cleanup_sync()
-    }
-    async fn size(&self) -> Result<u64> {
-        self.size_sync()
-    }
-    async fn keys(&self) -> Result<Vec<String>> {
-        self.keys_sync()
-    }
-    fn as_sync(&self) -> Option<&dyn SyncStore> {
-        Some(self)
-    }
-    fn close(&self) {
+    fn close_sync(&self) {
         self.sweeper.stop();
         self.inner.closed.store(true, Ordering::Release);
         self.inner.map.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
+
+crate::impl_store_via_sync!(MemoryStore);

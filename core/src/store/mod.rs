@@ -12,9 +12,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
-use serde_json::Value;
-
 use crate::error::{Error, Result};
 
 mod disk;
@@ -78,7 +75,57 @@ pub trait SyncStore: Send + Sync {
     fn size_sync(&self) -> Result<u64>;
     /// See [`Store::keys`].
     fn keys_sync(&self) -> Result<Vec<String>>;
+    /// See [`Store::close`].
+    fn close_sync(&self) {}
 }
+
+/// Implements the async [`Store`] for a type whose [`SyncStore`] operations never wait long (memory, a C
+/// callback store): each async method runs the synchronous one in place, and `as_sync` exposes it.
+#[macro_export]
+macro_rules! impl_store_via_sync {
+    ($t:ty) => {
+        #[$crate::store::async_trait]
+        impl $crate::store::Store for $t {
+            async fn save(
+                &self,
+                key: &str,
+                value: $crate::store::Value,
+                ttl: Option<std::time::Duration>,
+            ) -> $crate::Result<()> {
+                $crate::store::SyncStore::save_sync(self, key, value, ttl)
+            }
+            async fn get(&self, key: &str) -> $crate::Result<Option<$crate::store::Value>> {
+                $crate::store::SyncStore::get_sync(self, key)
+            }
+            async fn delete(&self, key: &str) -> $crate::Result<bool> {
+                $crate::store::SyncStore::delete_sync(self, key)
+            }
+            async fn take(&self, key: &str) -> $crate::Result<Option<$crate::store::Value>> {
+                $crate::store::SyncStore::take_sync(self, key)
+            }
+            async fn cleanup(&self) -> $crate::Result<u64> {
+                $crate::store::SyncStore::cleanup_sync(self)
+            }
+            async fn size(&self) -> $crate::Result<u64> {
+                $crate::store::SyncStore::size_sync(self)
+            }
+            async fn keys(&self) -> $crate::Result<Vec<String>> {
+                $crate::store::SyncStore::keys_sync(self)
+            }
+            fn as_sync(&self) -> Option<&dyn $crate::store::SyncStore> {
+                Some(self)
+            }
+            fn close(&self) {
+                $crate::store::SyncStore::close_sync(self)
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+pub use async_trait::async_trait;
+#[doc(hidden)]
+pub use serde_json::Value;
 
 #[async_trait]
 impl<T: Store + ?Sized> Store for Arc<T> {
