@@ -325,6 +325,13 @@ fn redis_errors_are_clear() {
         e.to_string().contains("unreachable") || e.to_string().contains("in time"),
         "{e}"
     );
+    // rediss:// is supported (rustls): against a server that does not speak TLS the handshake fails cleanly.
+    let server = fastmcp_auth_mock_idp::redis_server::RedisServer::start();
+    let mut o = fastmcp_auth::RedisStoreOptions::new(format!("rediss://127.0.0.1:{}", server.port()));
+    o.connection_timeout = Duration::from_millis(500);
+    o.reconnect_retries = 0;
+    let e = Store::redis(o).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::StorageIo, "{e}");
 }
 
 #[test]
