@@ -587,26 +587,42 @@ impl Inner {
         }
     }
 
-    /// Reads every file: removes the expired, rebuilds the index, clears crash leftovers.
+    /// The `expiresAt` of an entry file, reading only its head when it has the usual layout (both fastmcp and
+    /// we write `{\n  "expiresAt": N,` first); other files are parsed whole. `None`: missing or corrupt.
+    fn expiry_of(&self, path: &Path) -> Option<f64> {
+        use std::io::Read as _;
+        const HEAD: &[u8] = b"{\n  \"expiresAt\": ";
+        let mut f = File::open(path).ok()?;
+        let mut buf = [0u8; 64];
+        let n = f.read(&mut buf).ok()?;
+        if let Some(rest) = buf[..n].strip_prefix(HEAD) {
+            if let Some(end) = rest.iter().position(|b| *b == b',' || *b == b'\n') {
+                if let Some(v) = std::str::from_utf8(&rest[..end])
+                    .ok()
+                    .and_then(|t| t.trim().parse::<f64>().ok())
+                {
+                    return Some(v);
+                }
+            }
+        }
+        match self.read(path) {
+            Ok(Read::Entry(e)) => Some(e.expires_at),
+            _ => None,
+        }
+    }
+
+    /// Reads every file: removes the expired, rebuilds the index, clears crash leftovers. The files are read by
+    /// up to four threads (a scan is one open+read per file, so it is bound by syscalls, not by bandwidth).
     fn full_scan(&self) -> u64 {
         let now = now_ms();
-        let mut removed = 0;
-        let mut index = ExpiryIndex::default();
         let Ok(rd) = fs::read_dir(&self.dir) else { return 0 };
+        let mut names = Vec::new();
         for ent in rd.flatten() {
             let Ok(name) = ent.file_name().into_string() else {
                 continue;
             };
             if self.is_entry_name(&name) {
-                match self.read(&self.path(&name)) {
-                    Ok(Read::Entry(e)) if e.expires_at < now as f64 => {
-                        if let Ok(true) = self.remove_if_expired(&name, now as f64) {
-                            removed += 1;
-                        }
-                    }
-                    Ok(Read::Entry(e)) => index.set(&name, e.expires_at.max(0.0) as u64),
-                    _ => {}
-                }
+                names.push(name);
             } else if name.ends_with(".tmp") || name.contains(".claim") {
                 // Leftovers of a crash between write and rename, or between claim and unlink.
                 let old = ent
@@ -619,12 +635,43 @@ impl Inner {
                 }
             }
         }
-        // Entries saved by this process during the scan are already in the live index; merge, never replace.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4);
+        let chunk = names.len().div_ceil(workers).max(1);
+        let results: Vec<(u64, Vec<(String, u64)>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = names
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        let (mut removed, mut live) = (0u64, Vec::new());
+                        for name in part {
+                            match self.expiry_of(&self.path(name)) {
+                                Some(t) if t < now as f64 => {
+                                    if let Ok(true) = self.remove_if_expired(name, now as f64) {
+                                        removed += 1;
+                                    }
+                                }
+                                Some(t) => live.push((name.clone(), t.max(0.0) as u64)),
+                                None => {}
+                            }
+                        }
+                        (removed, live)
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        let mut removed = 0;
         {
-            let mut live = self.lock_index();
-            for (name, t) in index.by_name {
-                if !live.by_name.contains_key(&name) {
-                    live.set(&name, t);
+            // Entries saved by this process during the scan are already in the live index; merge, never replace.
+            let mut index = self.lock_index();
+            for (n, live) in results {
+                removed += n;
+                for (name, t) in live {
+                    if !index.by_name.contains_key(&name) {
+                        index.set(&name, t);
+                    }
                 }
             }
         }
