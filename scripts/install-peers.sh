@@ -16,6 +16,10 @@ fi
 if [ ! -x "$peers/venv/bin/python" ]; then
   python3 -m venv "$peers/venv"
 fi
+if ! "$peers/venv/bin/python" -c "import maturin, pytest" 2>/dev/null; then
+  echo "install-peers: maturin and pytest (to build and test bindings/python)"
+  "$peers/venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.5,<2" "pytest>=7"
+fi
 if ! "$peers/venv/bin/python" -c "import fastmcp.server.auth.jwt_issuer" 2>/dev/null; then
   echo "install-peers: PyPI fastmcp==$PY_VERSION"
   "$peers/venv/bin/pip" install -q --disable-pip-version-check "fastmcp==$PY_VERSION"

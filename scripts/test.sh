@@ -36,8 +36,23 @@ step "C tests (gcc -Wall -Wextra -Werror; shared, static, valgrind)"
 cargo test -p fastmcp-auth-ffi --locked --test c -- --nocapture 2>&1 | tee -a "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail=1
 
-passed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^passed/) s += $i } END { print s + 0 }' "$log")
-failed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^failed/) s += $i } END { print s + 0 }' "$log")
+step "Python extension: maturin develop into .peers/venv, then pytest"
+cargo build -q -p fastmcp-auth-mock-idp --bin mock-idp --locked || fail=1
+if VIRTUAL_ENV="$root/.peers/venv" PATH="$root/.peers/venv/bin:$PATH" \
+    .peers/venv/bin/maturin develop -q -m bindings/python/Cargo.toml; then
+  .peers/venv/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests 2>&1 | tee -a "$log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || fail=1
+else
+  echo "maturin develop failed"
+  fail=1
+fi
+
+# cargo's "test result: ok. N passed; N failed" lines and pytest's "N passed[, N failed] in Xs" line.
+count() {
+  awk -v word="$1" '/^test result:/ || / in [0-9.]+s/ { for (i = 1; i < NF; i++) if ($(i+1) ~ "^" word) s += $i } END { print s + 0 }' "$log"
+}
+passed=$(count passed)
+failed=$(count failed)
 echo
 echo "total: ${passed:-0} passed, ${failed:-0} failed"
 if [ "$fail" -ne 0 ] || [ "${failed:-0}" -ne 0 ] || [ "${passed:-0}" -eq 0 ]; then

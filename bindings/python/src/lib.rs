@@ -1,0 +1,583 @@
+//! `fastmcp_auth._native`: the Python face of the core. Each function converts its arguments, releases the GIL
+//! around one call of the core's blocking facade, and converts the result; errors become the classes of
+//! `fastmcp_auth.errors` through `to_py_err`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fastmcp_auth::blocking::{OAuthProxy as CoreProxy, Store as CoreStore};
+use fastmcp_auth::keys::{derive_jwt_key_with_iterations, key_material, JWT_KEY_PBKDF2_ITERATIONS};
+use fastmcp_auth::pkce::{self, ChallengeMethod, CodeVerifier};
+use fastmcp_auth::proxy::{
+    AuthorizeParams, CallbackParams, ConsentParams, OAuthError, OAuthProxyConfig, TokenRequest,
+};
+use fastmcp_auth::store::{DiskStoreOptions, MemoryStore as CoreMemory, RedisStoreOptions};
+use fastmcp_auth::{ClaimLayout, Error, IssueOptions, JwtIssuer, TokenUse};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::{Map, Value};
+
+// ---- errors ---------------------------------------------------------------------------------------------------
+
+static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+fn errors(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    Ok(ERRORS
+        .get_or_try_init(py, || py.import("fastmcp_auth.errors").map(Bound::unbind))?
+        .bind(py))
+}
+
+/// One place mapping core errors to Python classes, on `Error::code()` (never on message text).
+fn to_py_err(e: Error) -> PyErr {
+    Python::attach(|py| {
+        let code = e.code().as_str();
+        let class = match e.code() {
+            fastmcp_auth::ErrorCode::InvalidToken | fastmcp_auth::ErrorCode::TokenExpired => {
+                "InvalidTokenError"
+            }
+            fastmcp_auth::ErrorCode::StorageIo | fastmcp_auth::ErrorCode::Closed => "StorageError",
+            fastmcp_auth::ErrorCode::NotADirectory => "NotADirectoryStoreError",
+            fastmcp_auth::ErrorCode::InvalidArgument
+            | fastmcp_auth::ErrorCode::InvalidKey
+            | fastmcp_auth::ErrorCode::InvalidJson => "InvalidArgumentError",
+            _ => "FastMCPAuthError",
+        };
+        match errors(py).and_then(|m| m.getattr(class)) {
+            Ok(cls) => match cls.call1((code, e.to_string())) {
+                Ok(obj) => PyErr::from_value(obj),
+                Err(err) => err,
+            },
+            Err(err) => err,
+        }
+    })
+}
+
+fn oauth_err(e: OAuthError) -> PyErr {
+    Python::attach(|py| {
+        let made = errors(py)
+            .and_then(|m| m.getattr("OAuthProxyError"))
+            .and_then(|cls| cls.call1((e.code.clone(), e.description.clone(), e.status)));
+        match made {
+            Ok(obj) => PyErr::from_value(obj),
+            Err(err) => err,
+        }
+    })
+}
+
+// ---- values ---------------------------------------------------------------------------------------------------
+
+fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if obj.is_instance_of::<PyBool>() {
+        return Ok(Value::Bool(obj.extract()?));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Ok(i.into());
+        }
+        return Ok(obj
+            .extract::<u64>()
+            .map_err(|_| PyValueError::new_err("integer out of JSON range"))?
+            .into());
+    }
+    if obj.is_instance_of::<PyFloat>() {
+        let f: f64 = obj.extract()?;
+        return serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .ok_or_else(|| PyValueError::new_err("NaN and infinity are not JSON"));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Value::String(s.to_cow()?.into_owned()));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        let mut m = Map::new();
+        for (k, v) in d.iter() {
+            let k = k
+                .cast::<PyString>()
+                .map_err(|_| PyTypeError::new_err("JSON object keys must be str"))?;
+            m.insert(k.to_cow()?.into_owned(), to_json(&v)?);
+        }
+        return Ok(Value::Object(m));
+    }
+    if let Ok(l) = obj.cast::<PyList>() {
+        return l
+            .iter()
+            .map(|v| to_json(&v))
+            .collect::<PyResult<Vec<_>>>()
+            .map(Value::Array);
+    }
+    if let Ok(t) = obj.cast::<PyTuple>() {
+        return t
+            .iter()
+            .map(|v| to_json(&v))
+            .collect::<PyResult<Vec<_>>>()
+            .map(Value::Array);
+    }
+    Err(PyTypeError::new_err(format!(
+        "cannot store a {} (use dict, list, str, int, float, bool or None)",
+        obj.get_type().name()?
+    )))
+}
+
+fn from_json<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.into_pyobject(py)?.into_any(),
+            (None, Some(u)) => u.into_pyobject(py)?.into_any(),
+            _ => n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any(),
+        },
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(a) => {
+            let l = PyList::empty(py);
+            for x in a {
+                l.append(from_json(py, x)?)?;
+            }
+            l.into_any()
+        }
+        Value::Object(m) => {
+            let d = PyDict::new(py);
+            for (k, x) in m {
+                d.set_item(k, from_json(py, x)?)?;
+            }
+            d.into_any()
+        }
+    })
+}
+
+fn opt_map(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Map<String, Value>>> {
+    match obj.map(to_json).transpose()? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(_) => Err(PyTypeError::new_err("expected a dict")),
+    }
+}
+
+fn ttl_of(ttl: Option<f64>) -> PyResult<Option<Duration>> {
+    match ttl {
+        None => Ok(None),
+        Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(Duration::from_secs_f64(t))),
+        Some(_) => Err(PyValueError::new_err(
+            "ttl must be a non-negative number of seconds",
+        )),
+    }
+}
+
+// ---- stores ---------------------------------------------------------------------------------------------------
+
+/// A token store (the base of MemoryStore, DiskStore, EncryptedStore and RedisStore). Values are plain JSON
+/// data; every method releases the GIL while the store works; share one between threads freely.
+#[pyclass(subclass, name = "Store", module = "fastmcp_auth._native", frozen)]
+struct PyStore {
+    inner: CoreStore,
+}
+
+#[pymethods]
+impl PyStore {
+    /// Stores `value` under `key`; `ttl` in seconds (None or 0: never expires).
+    #[pyo3(signature = (key, value, ttl=None))]
+    fn save(&self, py: Python<'_>, key: String, value: &Bound<'_, PyAny>, ttl: Option<f64>) -> PyResult<()> {
+        let (v, ttl) = (to_json(value)?, ttl_of(ttl)?);
+        py.detach(|| self.inner.save(&key, v, ttl)).map_err(to_py_err)
+    }
+
+    /// The live value under `key`, or None.
+    fn get<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let v = py.detach(|| self.inner.get(&key)).map_err(to_py_err)?;
+        from_json(py, &v.unwrap_or(Value::Null))
+    }
+
+    /// Removes `key`; True when something was removed.
+    fn delete(&self, py: Python<'_>, key: String) -> PyResult<bool> {
+        py.detach(|| self.inner.delete(&key)).map_err(to_py_err)
+    }
+
+    /// Atomic get-and-delete: among concurrent callers (threads, processes, replicas) at most one gets the value.
+    fn take<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let v = py.detach(|| self.inner.take(&key)).map_err(to_py_err)?;
+        from_json(py, &v.unwrap_or(Value::Null))
+    }
+
+    /// Removes expired entries now; returns how many.
+    fn cleanup(&self, py: Python<'_>) -> PyResult<u64> {
+        py.detach(|| self.inner.cleanup()).map_err(to_py_err)
+    }
+
+    /// Number of entries.
+    fn size(&self, py: Python<'_>) -> PyResult<u64> {
+        py.detach(|| self.inner.size()).map_err(to_py_err)
+    }
+
+    /// The keys, sorted.
+    fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let mut k = py.detach(|| self.inner.keys()).map_err(to_py_err)?;
+        k.sort();
+        Ok(k)
+    }
+
+    /// Stops background work; later calls raise StorageError.
+    fn close(&self) {
+        self.inner.close()
+    }
+}
+
+fn interval(seconds: f64) -> PyResult<Option<Duration>> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(PyValueError::new_err(
+            "cleanup_interval must be a non-negative number of seconds",
+        ));
+    }
+    Ok((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
+}
+
+/// Values in process memory, swept every `cleanup_interval` seconds (0: no background sweep).
+#[pyclass(extends = PyStore, name = "MemoryStore", module = "fastmcp_auth._native", frozen)]
+struct PyMemoryStore;
+
+#[pymethods]
+impl PyMemoryStore {
+    #[new]
+    #[pyo3(signature = (cleanup_interval=60.0))]
+    fn new(cleanup_interval: f64) -> PyResult<(Self, PyStore)> {
+        let i = interval(cleanup_interval)?.unwrap_or(Duration::ZERO);
+        let s = CoreStore::from_async(Arc::new(CoreMemory::with_cleanup_interval(i)));
+        Ok((PyMemoryStore, PyStore { inner: s }))
+    }
+}
+
+/// One JSON file per key in `directory`, in fastmcp TS's format (see the README for names and guarantees).
+#[pyclass(extends = PyStore, name = "DiskStore", module = "fastmcp_auth._native", frozen)]
+struct PyDiskStore;
+
+#[pymethods]
+impl PyDiskStore {
+    #[new]
+    #[pyo3(signature = (directory, cleanup_interval=60.0, file_extension=".json".to_owned(), fsync=false))]
+    fn new(
+        py: Python<'_>,
+        directory: std::path::PathBuf,
+        cleanup_interval: f64,
+        file_extension: String,
+        fsync: bool,
+    ) -> PyResult<(Self, PyStore)> {
+        let mut o = DiskStoreOptions::new(directory);
+        o.cleanup_interval = interval(cleanup_interval)?;
+        o.file_extension = file_extension;
+        o.fsync = fsync;
+        let s = py.detach(|| CoreStore::disk(o)).map_err(to_py_err)?;
+        Ok((PyDiskStore, PyStore { inner: s }))
+    }
+}
+
+/// AES-256-GCM over another store, byte-compatible with fastmcp TS's EncryptedTokenStorage.
+#[pyclass(extends = PyStore, name = "EncryptedStore", module = "fastmcp_auth._native", frozen)]
+struct PyEncryptedStore;
+
+#[pymethods]
+impl PyEncryptedStore {
+    #[new]
+    #[pyo3(signature = (store, key, previous_keys=Vec::new()))]
+    fn new(
+        py: Python<'_>,
+        store: PyRef<'_, PyStore>,
+        key: String,
+        previous_keys: Vec<String>,
+    ) -> PyResult<(Self, PyStore)> {
+        let inner = store.inner.clone();
+        let s = py
+            .detach(|| {
+                let prev: Vec<&str> = previous_keys.iter().map(String::as_str).collect();
+                inner.encrypted(&key, &prev)
+            })
+            .map_err(to_py_err)?;
+        Ok((PyEncryptedStore, PyStore { inner: s }))
+    }
+}
+
+/// Redis (≥ 6.2), shared by several server replicas. Connects now.
+#[pyclass(extends = PyStore, name = "RedisStore", module = "fastmcp_auth._native", frozen)]
+struct PyRedisStore;
+
+#[pymethods]
+impl PyRedisStore {
+    #[new]
+    #[pyo3(signature = (url, prefix="fastmcp:".to_owned(), timeout=5.0))]
+    fn new(py: Python<'_>, url: String, prefix: String, timeout: f64) -> PyResult<(Self, PyStore)> {
+        let mut o = RedisStoreOptions::new(url);
+        o.prefix = prefix;
+        let t = interval(timeout)?.unwrap_or(Duration::from_secs(5));
+        o.connection_timeout = t;
+        o.response_timeout = t;
+        let s = py.detach(|| CoreStore::redis(o)).map_err(to_py_err)?;
+        Ok((PyRedisStore, PyStore { inner: s }))
+    }
+}
+
+// ---- JWT ------------------------------------------------------------------------------------------------------
+
+/// fastmcp Python's JWTIssuer, same signatures, claim layout and errors (`verify_token` raises a JoseError).
+#[pyclass(name = "JWTIssuer", module = "fastmcp_auth._native", frozen)]
+struct PyJwtIssuer {
+    inner: JwtIssuer,
+    #[pyo3(get)]
+    issuer: String,
+    #[pyo3(get)]
+    audience: String,
+}
+
+#[pymethods]
+impl PyJwtIssuer {
+    #[new]
+    fn new(issuer: String, audience: String, signing_key: &[u8]) -> PyResult<Self> {
+        let inner = JwtIssuer::new(&issuer, &audience, signing_key)
+            .map_err(to_py_err)?
+            .with_layout(ClaimLayout::FastmcpPython);
+        Ok(PyJwtIssuer {
+            inner,
+            issuer,
+            audience,
+        })
+    }
+
+    /// Issues an access token (fastmcp Python layout).
+    #[pyo3(signature = (client_id, scopes, jti, expires_in=3600, upstream_claims=None, subject=None, extra_claims=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn issue_access_token(
+        &self,
+        client_id: &str,
+        scopes: Vec<String>,
+        jti: String,
+        expires_in: u64,
+        upstream_claims: Option<&Bound<'_, PyAny>>,
+        subject: Option<String>,
+        extra_claims: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let opts = IssueOptions {
+            jti: Some(jti),
+            expires_in: Some(expires_in),
+            subject,
+            upstream_claims: opt_map(upstream_claims)?,
+            extra_claims: opt_map(extra_claims)?,
+        };
+        self.inner
+            .issue_access_token(client_id, &scopes, opts)
+            .map_err(to_py_err)
+    }
+
+    /// Issues a refresh token (`token_use: "refresh"`).
+    #[pyo3(signature = (client_id, scopes, jti, expires_in, upstream_claims=None))]
+    fn issue_refresh_token(
+        &self,
+        client_id: &str,
+        scopes: Vec<String>,
+        jti: String,
+        expires_in: u64,
+        upstream_claims: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let opts = IssueOptions {
+            jti: Some(jti),
+            expires_in: Some(expires_in),
+            upstream_claims: opt_map(upstream_claims)?,
+            ..Default::default()
+        };
+        self.inner
+            .issue_refresh_token(client_id, &scopes, opts)
+            .map_err(to_py_err)
+    }
+
+    /// Verifies a token and returns its claims; raises InvalidTokenError (a joserfc JoseError when joserfc is
+    /// installed) otherwise.
+    #[pyo3(signature = (token, expected_token_use="access"))]
+    fn verify_token<'py>(
+        &self,
+        py: Python<'py>,
+        token: &str,
+        expected_token_use: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let use_ = TokenUse::parse(expected_token_use).map_err(to_py_err)?;
+        let claims = self.inner.verify(token, use_).map_err(to_py_err)?;
+        from_json(py, &Value::Object(claims))
+    }
+}
+
+// ---- keys, PKCE ---------------------------------------------------------------------------------------------------
+
+/// fastmcp Python's `derive_jwt_key`: exactly one material; returns the urlsafe base64 key as bytes.
+#[pyfunction]
+#[pyo3(signature = (*, high_entropy_material=None, low_entropy_material=None, salt, iterations=JWT_KEY_PBKDF2_ITERATIONS))]
+fn derive_jwt_key<'py>(
+    py: Python<'py>,
+    high_entropy_material: Option<String>,
+    low_entropy_material: Option<String>,
+    salt: String,
+    iterations: u32,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let key = py
+        .detach(|| {
+            let m = key_material(high_entropy_material.as_deref(), low_entropy_material.as_deref())?;
+            derive_jwt_key_with_iterations(m, &salt, iterations)
+        })
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(PyBytes::new(py, key.as_bytes()))
+}
+
+/// fastmcp TS's `JWTIssuer.deriveKey(secret, iterations)`: PBKDF2, standard base64 text.
+#[pyfunction]
+#[pyo3(signature = (secret, iterations=100_000))]
+fn derive_key(py: Python<'_>, secret: String, iterations: u32) -> PyResult<String> {
+    py.detach(|| fastmcp_auth::derive_key(&secret, iterations))
+        .map_err(to_py_err)
+}
+
+/// A random PKCE verifier of `length` (43-128) characters.
+#[pyfunction]
+#[pyo3(signature = (length=128))]
+fn generate_verifier(length: usize) -> PyResult<String> {
+    Ok(CodeVerifier::generate(length)
+        .map_err(to_py_err)?
+        .as_str()
+        .to_owned())
+}
+
+/// The challenge of `verifier` ("S256" or "plain").
+#[pyfunction]
+#[pyo3(signature = (verifier, method="S256"))]
+fn generate_challenge(verifier: &str, method: &str) -> PyResult<String> {
+    let m = ChallengeMethod::parse(method).map_err(to_py_err)?;
+    Ok(pkce::generate_challenge(verifier, m))
+}
+
+/// Whether `verifier` matches `challenge` (constant time).
+#[pyfunction]
+fn validate_challenge(verifier: &str, challenge: &str, method: &str) -> PyResult<bool> {
+    let m = ChallengeMethod::parse(method).map_err(to_py_err)?;
+    Ok(pkce::validate_challenge(verifier, challenge, m))
+}
+
+// ---- the proxy ------------------------------------------------------------------------------------------------
+
+/// The OAuth proxy with token swap. `config` is a dict of the Rust `OAuthProxyConfig` fields (snake_case,
+/// durations in seconds); `storage` any Store (default: memory). Methods take the HTTP request parts and return
+/// dicts; OAuth failures raise OAuthProxyError(code, description, status_code). Every method releases the GIL.
+#[pyclass(name = "OAuthProxy", module = "fastmcp_auth._native", frozen)]
+struct PyOAuthProxy {
+    inner: CoreProxy,
+}
+
+#[pymethods]
+impl PyOAuthProxy {
+    #[new]
+    #[pyo3(signature = (config, storage=None))]
+    fn new(py: Python<'_>, config: &Bound<'_, PyAny>, storage: Option<PyRef<'_, PyStore>>) -> PyResult<Self> {
+        let mut c = OAuthProxyConfig::from_json(&to_json(config)?).map_err(to_py_err)?;
+        if let Some(s) = storage {
+            c.token_storage = Some(s.inner.as_async().clone());
+        }
+        let inner = py.detach(|| CoreProxy::new(c)).map_err(to_py_err)?;
+        Ok(PyOAuthProxy { inner })
+    }
+
+    /// RFC 7591 registration.
+    fn register_client<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let req = to_json(request)?;
+        let r = py
+            .detach(|| self.inner.register_client(&req))
+            .map_err(oauth_err)?;
+        from_json(py, &r)
+    }
+
+    /// The authorization endpoint: the query string in, `{"status", "headers", "body"}` out.
+    fn authorize<'py>(&self, py: Python<'py>, query: &str) -> PyResult<Bound<'py, PyAny>> {
+        let p = AuthorizeParams::from_query(query).map_err(oauth_err)?;
+        let r = py.detach(|| self.inner.authorize(&p)).map_err(oauth_err)?;
+        from_json(py, &r.to_json())
+    }
+
+    /// The consent form (urlencoded body) → HTTP response dict.
+    fn handle_consent<'py>(&self, py: Python<'py>, form: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+        let p = ConsentParams::from_form(form).map_err(oauth_err)?;
+        let r = py.detach(|| self.inner.handle_consent(&p)).map_err(oauth_err)?;
+        from_json(py, &r.to_json())
+    }
+
+    /// The upstream callback (query string) → HTTP response dict.
+    fn handle_callback<'py>(&self, py: Python<'py>, query: &str) -> PyResult<Bound<'py, PyAny>> {
+        let p = CallbackParams::from_query(query).map_err(oauth_err)?;
+        let r = py.detach(|| self.inner.handle_callback(&p)).map_err(oauth_err)?;
+        from_json(py, &r.to_json())
+    }
+
+    /// The token endpoint (any grant): urlencoded body and optional Authorization header → token dict.
+    #[pyo3(signature = (form, authorization=None))]
+    fn token<'py>(
+        &self,
+        py: Python<'py>,
+        form: &[u8],
+        authorization: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let req = TokenRequest::from_form(form, authorization).map_err(oauth_err)?;
+        let r = py.detach(|| self.inner.token(&req)).map_err(oauth_err)?;
+        from_json(py, &r.to_json())
+    }
+
+    /// The upstream tokens behind one of our access tokens, or None.
+    fn load_upstream_tokens<'py>(&self, py: Python<'py>, token: &str) -> PyResult<Bound<'py, PyAny>> {
+        let t = py
+            .detach(|| self.inner.load_upstream_tokens(token))
+            .map_err(oauth_err)?;
+        let v = t
+            .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
+            .unwrap_or(Value::Null);
+        from_json(py, &v)
+    }
+
+    /// RFC 7009 revocation by the token's client.
+    #[pyo3(signature = (token, client_id, client_secret=None))]
+    fn revoke(
+        &self,
+        py: Python<'_>,
+        token: &str,
+        client_id: &str,
+        client_secret: Option<&str>,
+    ) -> PyResult<()> {
+        py.detach(|| self.inner.revoke(token, client_id, client_secret))
+            .map_err(oauth_err)
+    }
+
+    /// RFC 8414 metadata.
+    fn authorization_server_metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_json(py, &self.inner.authorization_server_metadata())
+    }
+
+    /// Stops background work of the store.
+    fn close(&self) {
+        self.inner.close()
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyStore>()?;
+    m.add_class::<PyMemoryStore>()?;
+    m.add_class::<PyDiskStore>()?;
+    m.add_class::<PyEncryptedStore>()?;
+    m.add_class::<PyRedisStore>()?;
+    m.add_class::<PyJwtIssuer>()?;
+    m.add_class::<PyOAuthProxy>()?;
+    m.add_function(wrap_pyfunction!(derive_jwt_key, m)?)?;
+    m.add_function(wrap_pyfunction!(derive_key, m)?)?;
+    m.add_function(wrap_pyfunction!(generate_verifier, m)?)?;
+    m.add_function(wrap_pyfunction!(generate_challenge, m)?)?;
+    m.add_function(wrap_pyfunction!(validate_challenge, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,91 @@
+"""The OAuth proxy from Python: the whole flow against the loopback mock identity provider."""
+
+import http.client
+import urllib.parse
+
+import pytest
+
+import fastmcp_auth as fa
+
+REDIRECT = "http://127.0.0.1:33418/cb"
+
+
+def browser(url):
+    """GET the upstream authorize URL without following the redirect; return the Location."""
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    conn.request("GET", f"{u.path}?{u.query}")
+    r = conn.getresponse()
+    assert r.status == 302
+    return r.getheader("Location")
+
+
+def location(resp):
+    return dict((k.lower(), v) for k, v in resp["headers"])["location"]
+
+
+def make_proxy(idp, tmp_path):
+    config = {
+        "base_url": "http://127.0.0.1:8000",
+        "upstream_authorization_endpoint": f"{idp}/authorize",
+        "upstream_token_endpoint": f"{idp}/token",
+        "upstream_client_id": "upstream-client",
+        "upstream_client_secret": "upstream secret+/=",
+        "jwt_signing_key": "py-jwt-key",
+        "encryption_key": "py-enc-key",
+    }
+    return fa.OAuthProxy(config, storage=fa.DiskStore(tmp_path / "oauth"))
+
+
+def test_whole_flow_and_restart(idp, tmp_path):
+    p = make_proxy(idp, tmp_path)
+    reg = p.register_client({"redirect_uris": [REDIRECT], "client_name": "py"})
+    cid, secret = reg["client_id"], reg["client_secret"]
+    verifier = fa.generate_verifier(64)
+    q = urllib.parse.urlencode({
+        "client_id": cid, "redirect_uri": REDIRECT, "response_type": "code", "state": "s1",
+        "code_challenge": fa.generate_challenge(verifier), "code_challenge_method": "S256",
+    })
+    page = p.authorize(q)
+    assert page["status"] == 200
+    tx = page["body"].split('name="transaction_id" value="')[1].split('"')[0]
+    up = p.handle_consent(urllib.parse.urlencode({"transaction_id": tx, "action": "approve"}).encode())
+    callback = browser(location(up))
+    back = p.handle_callback(urllib.parse.urlsplit(callback).query)
+    params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location(back)).query))
+    assert params["state"] == "s1"
+    form = urllib.parse.urlencode({
+        "grant_type": "authorization_code", "code": params["code"], "code_verifier": verifier,
+        "client_id": cid, "client_secret": secret,
+    }).encode()
+    tokens = p.token(form)
+    assert tokens["token_type"] == "Bearer"
+    with pytest.raises(fa.OAuthProxyError) as e:
+        p.token(form)
+    assert e.value.code == "invalid_grant" and e.value.status_code == 400
+    assert e.value.to_dict()["error_description"] == "Authorization code already used"
+    assert p.load_upstream_tokens(tokens["access_token"])["accessToken"].startswith("up-at-")
+    refreshed = p.token(urllib.parse.urlencode({
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+        "client_id": cid, "client_secret": secret,
+    }).encode())
+    assert refreshed["refresh_token"] != tokens["refresh_token"]
+    p.close()
+    again = make_proxy(idp, tmp_path)
+    assert again.load_upstream_tokens(refreshed["access_token"]) is not None
+    assert again.authorization_server_metadata()["issuer"] == "http://127.0.0.1:8000"
+
+
+def test_errors(idp, tmp_path):
+    with pytest.raises(fa.InvalidArgumentError):
+        fa.OAuthProxy({"base_url": "x"})
+    p = make_proxy(idp, tmp_path)
+    with pytest.raises(fa.OAuthProxyError) as e:
+        p.register_client({"redirect_uris": ["https://evil.example/cb"]})
+    assert e.value.code == "invalid_redirect_uri"
+    with pytest.raises(fa.OAuthProxyError) as e:
+        p.token(b"grant_type=password")
+    assert e.value.code == "unsupported_grant_type"
+    with pytest.raises(fa.OAuthProxyError) as e:
+        p.authorize("client_id=" + "a" * 10000)
+    assert e.value.code == "invalid_request"
