@@ -529,6 +529,36 @@ impl PyOAuthProxy {
         from_json(py, &r.to_json())
     }
 
+    /// The authorization_code grant only (same arguments as `token`).
+    #[pyo3(signature = (form, authorization=None))]
+    fn exchange_authorization_code<'py>(
+        &self,
+        py: Python<'py>,
+        form: &[u8],
+        authorization: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let req = TokenRequest::from_form(form, authorization).map_err(oauth_err)?;
+        let r = py
+            .detach(|| self.inner.exchange_authorization_code(&req))
+            .map_err(oauth_err)?;
+        from_json(py, &r.to_json())
+    }
+
+    /// The refresh_token grant only (same arguments as `token`).
+    #[pyo3(signature = (form, authorization=None))]
+    fn exchange_refresh_token<'py>(
+        &self,
+        py: Python<'py>,
+        form: &[u8],
+        authorization: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let req = TokenRequest::from_form(form, authorization).map_err(oauth_err)?;
+        let r = py
+            .detach(|| self.inner.exchange_refresh_token(&req))
+            .map_err(oauth_err)?;
+        from_json(py, &r.to_json())
+    }
+
     /// The upstream tokens behind one of our access tokens, or None.
     fn load_upstream_tokens<'py>(&self, py: Python<'py>, token: &str) -> PyResult<Bound<'py, PyAny>> {
         let t = py

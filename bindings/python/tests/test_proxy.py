@@ -61,11 +61,11 @@ def test_whole_flow_and_restart(idp, tmp_path):
     tokens = p.token(form)
     assert tokens["token_type"] == "Bearer"
     with pytest.raises(fa.OAuthProxyError) as e:
-        p.token(form)
+        p.exchange_authorization_code(form)
     assert e.value.code == "invalid_grant" and e.value.status_code == 400
     assert e.value.to_dict()["error_description"] == "Authorization code already used"
     assert p.load_upstream_tokens(tokens["access_token"])["accessToken"].startswith("up-at-")
-    refreshed = p.token(urllib.parse.urlencode({
+    refreshed = p.exchange_refresh_token(urllib.parse.urlencode({
         "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
         "client_id": cid, "client_secret": secret,
     }).encode())

@@ -182,7 +182,13 @@ async fn token(
                     .map(|(_, v)| v.into_owned())
                     .unwrap_or_default()
             };
-            (dec(a), dec(b))
+            // RFC 6749 §2.3.1 says form-encoded; many clients send the raw text, which real providers accept too.
+            let (id, secret) = (dec(a), dec(b));
+            if id == s.settings.client_id && secret == s.settings.client_secret {
+                (id, secret)
+            } else {
+                (a.to_owned(), b.to_owned())
+            }
         }
         None => (
             f.get("client_id").cloned().unwrap_or_default(),
