@@ -126,6 +126,15 @@ impl ExpiryIndex {
         self.by_name.insert(name.to_owned(), expires_at);
     }
 
+    /// Records a name known to be absent from the index (the full scan's merge): one allocation, no lookup.
+    fn insert_new(&mut self, name: String, expires_at: u64) {
+        if expires_at >= NO_EXPIRY_MS {
+            return;
+        }
+        self.by_time.entry(expires_at).or_default().insert(name.clone());
+        self.by_name.insert(name, expires_at);
+    }
+
     fn remove(&mut self, name: &str) {
         if let Some(t) = self.by_name.remove(name) {
             if let Some(set) = self.by_time.get_mut(&t) {
@@ -639,20 +648,25 @@ impl Inner {
             .map_or(1, |n| n.get())
             .clamp(1, 4);
         let chunk = names.len().div_ceil(workers).max(1);
+        let mut parts = Vec::with_capacity(workers);
+        while !names.is_empty() {
+            let rest = names.split_off(names.len().saturating_sub(chunk));
+            parts.push(rest);
+        }
         let results: Vec<(u64, Vec<(String, u64)>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = names
-                .chunks(chunk)
+            let handles: Vec<_> = parts
+                .into_iter()
                 .map(|part| {
                     scope.spawn(move || {
-                        let (mut removed, mut live) = (0u64, Vec::new());
+                        let (mut removed, mut live) = (0u64, Vec::with_capacity(part.len()));
                         for name in part {
-                            match self.expiry_of(&self.path(name)) {
+                            match self.expiry_of(&self.path(&name)) {
                                 Some(t) if t < now as f64 => {
-                                    if let Ok(true) = self.remove_if_expired(name, now as f64) {
+                                    if let Ok(true) = self.remove_if_expired(&name, now as f64) {
                                         removed += 1;
                                     }
                                 }
-                                Some(t) => live.push((name.clone(), t.max(0.0) as u64)),
+                                Some(t) => live.push((name, t.max(0.0) as u64)),
                                 None => {}
                             }
                         }
@@ -670,7 +684,7 @@ impl Inner {
                 removed += n;
                 for (name, t) in live {
                     if !index.by_name.contains_key(&name) {
-                        index.set(&name, t);
+                        index.insert_new(name, t);
                     }
                 }
             }
