@@ -83,6 +83,13 @@ impl Store {
     pub fn get(&self, key: &str) -> Result<Option<Value>> {
         dispatch!(self, get_sync, get, key)
     }
+    /// [`get`](Self::get) as compact JSON text (for bindings that hand JSON on; no `Value` tree on disk stores).
+    pub fn get_json_text(&self, key: &str) -> Result<Option<String>> {
+        match self.inner.as_sync() {
+            Some(s) => s.get_json_text(key),
+            None => Ok(block_on(self.inner.get(key))??.map(|v| v.to_string())),
+        }
+    }
     /// See [`store::Store::delete`].
     pub fn delete(&self, key: &str) -> Result<bool> {
         dispatch!(self, delete_sync, delete, key)

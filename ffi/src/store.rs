@@ -346,8 +346,10 @@ pub extern "C" fn fastmcp_auth_store_get(
 ) -> fastmcp_auth_result {
     boundary(|| {
         out_ptr(value_json_out, "value_json_out")?;
-        let v = store_of(store)?.get(text(key, "key")?).map_err(from_core)?;
-        put_string(value_json_out, v.map(|v| to_text(&v)))
+        let v = store_of(store)?
+            .get_json_text(text(key, "key")?)
+            .map_err(from_core)?;
+        put_string(value_json_out, v)
     })
 }
 

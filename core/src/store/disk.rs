@@ -89,10 +89,10 @@ struct EntryOut<'a> {
 }
 
 #[derive(Deserialize)]
-struct EntryIn {
+struct EntryIn<V = Value> {
     #[serde(rename = "expiresAt")]
     expires_at: f64,
-    value: Value,
+    value: V,
     #[serde(default)]
     key: Option<String>,
 }
@@ -172,10 +172,10 @@ struct Inner {
 }
 
 /// Result of reading one entry file.
-enum Read {
+enum Read<V = Value> {
     Missing,
     Corrupt,
-    Entry(EntryIn),
+    Entry(EntryIn<V>),
 }
 
 /// A directory of JSON files, one per key, compatible with fastmcp TS's `DiskStore`.
@@ -297,6 +297,30 @@ fn ensure_directory(dir: &Path) -> Result<()> {
     }
 }
 
+/// Removes the whitespace between JSON tokens (strings untouched): pretty-printed file text → compact text.
+fn compact_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn is_plain(key: &str) -> bool {
     key.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -350,12 +374,16 @@ impl Inner {
     }
 
     fn read(&self, path: &Path) -> Result<Read> {
+        self.read_as(path)
+    }
+
+    fn read_as<V: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<Read<V>> {
         let bytes = match fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Read::Missing),
             Err(e) => return Err(Error::io("read entry", e)),
         };
-        match serde_json::from_slice::<EntryIn>(&bytes) {
+        match serde_json::from_slice::<EntryIn<V>>(&bytes) {
             Ok(entry) => Ok(Read::Entry(entry)),
             Err(_) => {
                 let name = path.file_name().and_then(OsStr::to_str).unwrap_or("");
@@ -366,7 +394,7 @@ impl Inner {
     }
 
     /// Whether the entry at our own name belongs to `key`.
-    fn owns(entry: &EntryIn, key: &str, names: &Names) -> bool {
+    fn owns<V>(entry: &EntryIn<V>, key: &str, names: &Names) -> bool {
         match &entry.key {
             Some(k) => k == key,
             // A hashed name must say whose it is; other names are the key itself (or fastmcp's file for it).
@@ -375,11 +403,22 @@ impl Inner {
     }
 
     fn get(&self, key: &str) -> Result<Option<Value>> {
+        self.get_as(key)
+    }
+
+    /// The value's own JSON text (compacted), without building a `Value` tree.
+    fn get_text(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .get_as::<Box<serde_json::value::RawValue>>(key)?
+            .map(|raw| compact_json(raw.get())))
+    }
+
+    fn get_as<V: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<V>> {
         self.check_open()?;
         validate_key(key)?;
         let names = self.names(key);
         let now = now_ms() as f64;
-        match self.read(&self.path(&names.own))? {
+        match self.read_as::<V>(&self.path(&names.own))? {
             Read::Entry(e) if Self::owns(&e, key, &names) => {
                 return Ok((e.expires_at >= now).then_some(e.value));
             }
@@ -387,7 +426,7 @@ impl Inner {
             _ => return Ok(None),
         }
         if let Some(legacy) = &names.legacy {
-            if let Read::Entry(e) = self.read(&self.path(legacy))? {
+            if let Read::Entry(e) = self.read_as::<V>(&self.path(legacy))? {
                 if e.key.is_none() && e.expires_at >= now {
                     return Ok(Some(e.value));
                 }
@@ -725,6 +764,9 @@ impl SyncStore for DiskStore {
     fn get_sync(&self, key: &str) -> Result<Option<Value>> {
         self.inner.get(key)
     }
+    fn get_json_text(&self, key: &str) -> Result<Option<String>> {
+        self.inner.get_text(key)
+    }
     fn delete_sync(&self, key: &str) -> Result<bool> {
         self.inner.delete(key)
     }
@@ -816,6 +858,15 @@ mod tests {
             DiskStore::legacy_file_name("mapping:abc-DEF_123", ".json"),
             "mapping_abc-DEF_123.json"
         );
+    }
+
+    #[test]
+    fn compacting_keeps_strings() {
+        let pretty = "{\n  \"a b\": [\n    1,\n    \"x \\\" y\"\n  ]\n}";
+        let compact = compact_json(pretty);
+        assert_eq!(compact, r#"{"a b":[1,"x \" y"]}"#);
+        let v: Value = serde_json::from_str(pretty).unwrap();
+        assert_eq!(compact, v.to_string());
     }
 
     #[test]

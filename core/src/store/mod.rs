@@ -77,6 +77,10 @@ pub trait SyncStore: Send + Sync {
     fn keys_sync(&self) -> Result<Vec<String>>;
     /// See [`Store::close`].
     fn close_sync(&self) {}
+    /// The value as compact JSON text; stores that keep JSON text (disk) skip building a `Value`.
+    fn get_json_text(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.get_sync(key)?.map(|v| v.to_string()))
+    }
 }
 
 /// Implements the async [`Store`] for a type whose [`SyncStore`] operations never wait long (memory, a C
