@@ -112,7 +112,8 @@ typedef uint32_t fastmcp_auth_result;
 typedef struct fastmcp_auth_buffer fastmcp_auth_buffer;
 
 /*
- An HS256 JWT issuer. Immutable once built: share it between threads freely. Key bytes are wiped on free.
+ An HS256 JWT issuer. Immutable once built: share it between threads freely. It keeps no copy of the raw key,
+ only the HMAC state derived from it.
  */
 typedef struct fastmcp_auth_jwt_issuer fastmcp_auth_jwt_issuer;
 
@@ -211,7 +212,7 @@ fastmcp_auth_result fastmcp_auth_jwt_issuer_new(const char *issuer,
                                                 fastmcp_auth_jwt_issuer **issuer_out);
 
 /*
- Frees an issuer (NULL is a no-op); its key bytes are zeroized.
+ Frees an issuer (NULL is a no-op).
  */
 void fastmcp_auth_jwt_issuer_free(fastmcp_auth_jwt_issuer *issuer);
 

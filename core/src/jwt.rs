@@ -13,7 +13,6 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde_json::{Map, Value};
 use sha2::Sha256;
-use zeroize::Zeroizing;
 
 use crate::error::{Error, Result, TokenError};
 
@@ -172,8 +171,8 @@ pub struct Verification {
 
 struct SigningKey {
     kid: Option<String>,
-    secret: Zeroizing<Vec<u8>>,
-    // HMAC state after absorbing the key; cloned per signature, so the key schedule runs once.
+    // HMAC state after absorbing the key; cloned per signature, so the key schedule runs once. No raw copy of
+    // the key is kept.
     mac: HmacSha256,
 }
 
@@ -184,11 +183,7 @@ impl SigningKey {
         }
         let mac = HmacSha256::new_from_slice(secret)
             .map_err(|_| Error::InvalidArgument("signing key rejected by HMAC".into()))?;
-        Ok(SigningKey {
-            kid,
-            secret: Zeroizing::new(secret.to_vec()),
-            mac,
-        })
+        Ok(SigningKey { kid, mac })
     }
 }
 
@@ -622,17 +617,6 @@ impl JwtIssuer {
             return Err(TokenError::WrongTokenUse.into());
         }
         Ok(())
-    }
-
-    /// Zeroizes nothing by itself: key bytes are held in `Zeroizing` and wiped on drop. Exposed for tests that
-    /// need to know how many keys verify.
-    pub fn key_count(&self) -> usize {
-        self.keys.len()
-    }
-
-    #[doc(hidden)]
-    pub fn current_key_len(&self) -> usize {
-        self.keys[0].secret.len()
     }
 }
 

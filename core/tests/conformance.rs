@@ -37,6 +37,16 @@ fn vector_copies_match_shared() {
     }
 }
 
+/// The issuer a vector names (its key text's UTF-8 bytes are the HMAC key).
+fn issuer_for(v: &Value) -> JwtIssuer {
+    JwtIssuer::new(
+        v["issuer"].as_str().unwrap(),
+        v["audience"].as_str().unwrap(),
+        v["signing_key"].as_str().unwrap().as_bytes(),
+    )
+    .unwrap()
+}
+
 fn reason(msg: &str) -> TokenError {
     match msg {
         "Invalid audience" => TokenError::InvalidAudience,
@@ -64,12 +74,7 @@ fn ts_derive_key() {
 fn ts_jwt_vectors() {
     for v in load("fastmcp-ts.json")["jwt"].as_array().unwrap() {
         let name = v["name"].as_str().unwrap();
-        let issuer = JwtIssuer::new(
-            v["issuer"].as_str().unwrap(),
-            v["audience"].as_str().unwrap(),
-            v["signing_key"].as_str().unwrap().as_bytes(),
-        )
-        .unwrap();
+        let issuer = issuer_for(v);
         let token = v["token"].as_str().unwrap();
         let result = issuer.verify_at(token, TokenUse::Access, v["verify_at"].as_u64().unwrap());
         if v["expect_valid"].as_bool().unwrap() {
@@ -170,13 +175,7 @@ fn py_derive_jwt_key() {
 fn py_jwt_vectors() {
     for v in load("fastmcp-py.json")["jwt"].as_array().unwrap() {
         let name = v["name"].as_str().unwrap();
-        let issuer = JwtIssuer::new(
-            v["issuer"].as_str().unwrap(),
-            v["audience"].as_str().unwrap(),
-            v["signing_key"].as_str().unwrap().as_bytes(),
-        )
-        .unwrap()
-        .with_layout(ClaimLayout::FastmcpPython);
+        let issuer = issuer_for(v).with_layout(ClaimLayout::FastmcpPython);
         let expected = TokenUse::parse(v["expected_token_use"].as_str().unwrap()).unwrap();
         let token = v["token"].as_str().unwrap();
         let claims = issuer
@@ -208,13 +207,7 @@ fn issue_api_reproduces_peer_tokens() {
     let ts = load("fastmcp-ts.json");
     let v = &ts["jwt"][0];
     let c = &v["claims"];
-    let issuer = JwtIssuer::new(
-        v["issuer"].as_str().unwrap(),
-        v["audience"].as_str().unwrap(),
-        v["signing_key"].as_str().unwrap().as_bytes(),
-    )
-    .unwrap()
-    .with_fixed_time(Some(c["iat"].as_u64().unwrap()));
+    let issuer = issuer_for(v).with_fixed_time(Some(c["iat"].as_u64().unwrap()));
     let scopes: Vec<&str> = c["scope"]
         .as_array()
         .unwrap()
@@ -234,14 +227,9 @@ fn issue_api_reproduces_peer_tokens() {
     let py = load("fastmcp-py.json");
     for v in py["jwt"].as_array().unwrap() {
         let c = &v["claims"];
-        let issuer = JwtIssuer::new(
-            v["issuer"].as_str().unwrap(),
-            v["audience"].as_str().unwrap(),
-            v["signing_key"].as_str().unwrap().as_bytes(),
-        )
-        .unwrap()
-        .with_layout(ClaimLayout::FastmcpPython)
-        .with_fixed_time(Some(c["iat"].as_u64().unwrap()));
+        let issuer = issuer_for(v)
+            .with_layout(ClaimLayout::FastmcpPython)
+            .with_fixed_time(Some(c["iat"].as_u64().unwrap()));
         let scope = c["scope"].as_str().unwrap();
         let scopes: Vec<&str> = if scope.is_empty() {
             vec![]

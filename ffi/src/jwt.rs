@@ -8,7 +8,8 @@ use fastmcp_auth_core::{derive_key, IssueOptions, JwtIssuer, TokenUse};
 
 use crate::result::*;
 
-/// An HS256 JWT issuer. Immutable once built: share it between threads freely. Key bytes are wiped on free.
+/// An HS256 JWT issuer. Immutable once built: share it between threads freely. It keeps no copy of the raw key,
+/// only the HMAC state derived from it.
 pub struct fastmcp_auth_jwt_issuer {
     _private: [u8; 0],
 }
@@ -56,7 +57,7 @@ pub extern "C" fn fastmcp_auth_jwt_issuer_new(
     })
 }
 
-/// Frees an issuer (NULL is a no-op); its key bytes are zeroized.
+/// Frees an issuer (NULL is a no-op).
 #[no_mangle]
 pub extern "C" fn fastmcp_auth_jwt_issuer_free(issuer: *mut fastmcp_auth_jwt_issuer) {
     free_handle::<JwtIssuer, _>(issuer)

@@ -524,9 +524,7 @@ impl PyOAuthProxy {
         form: &[u8],
         authorization: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let req = TokenRequest::from_form(form, authorization).map_err(oauth_err)?;
-        let r = py.detach(|| self.inner.token(&req)).map_err(oauth_err)?;
-        from_json(py, &r.to_json())
+        self.token_with(py, form, authorization, CoreProxy::token)
     }
 
     /// The authorization_code grant only (same arguments as `token`).
@@ -537,11 +535,7 @@ impl PyOAuthProxy {
         form: &[u8],
         authorization: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let req = TokenRequest::from_form(form, authorization).map_err(oauth_err)?;
-        let r = py
-            .detach(|| self.inner.exchange_authorization_code(&req))
-            .map_err(oauth_err)?;
-        from_json(py, &r.to_json())
+        self.token_with(py, form, authorization, CoreProxy::exchange_authorization_code)
     }
 
     /// The refresh_token grant only (same arguments as `token`).
@@ -552,11 +546,7 @@ impl PyOAuthProxy {
         form: &[u8],
         authorization: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let req = TokenRequest::from_form(form, authorization).map_err(oauth_err)?;
-        let r = py
-            .detach(|| self.inner.exchange_refresh_token(&req))
-            .map_err(oauth_err)?;
-        from_json(py, &r.to_json())
+        self.token_with(py, form, authorization, CoreProxy::exchange_refresh_token)
     }
 
     /// The upstream tokens behind one of our access tokens, or None.
@@ -591,6 +581,23 @@ impl PyOAuthProxy {
     /// Stops background work of the store.
     fn close(&self) {
         self.inner.close()
+    }
+}
+
+impl PyOAuthProxy {
+    fn token_with<'py>(
+        &self,
+        py: Python<'py>,
+        form: &[u8],
+        authorization: Option<&str>,
+        grant: fn(
+            &CoreProxy,
+            &TokenRequest,
+        ) -> fastmcp_auth::proxy::OAuthResult<fastmcp_auth::proxy::TokenResponse>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let req = TokenRequest::from_form(form, authorization).map_err(oauth_err)?;
+        let r = py.detach(|| grant(&self.inner, &req)).map_err(oauth_err)?;
+        from_json(py, &r.to_json())
     }
 }
 

@@ -335,39 +335,27 @@ impl OAuthProxyConfig {
         c.encryption_disabled = b("encryption_disabled")?.unwrap_or(false);
         c.jwt_signing_key = s("jwt_signing_key")?;
         c.previous_jwt_signing_keys = strings("previous_jwt_signing_keys")?.unwrap_or_default();
-        if let Some(x) = b("enable_token_swap")? {
-            c.enable_token_swap = x;
+        // Optional members overwrite the defaults only when present.
+        macro_rules! set {
+            ($($field:ident: $get:ident),* $(,)?) => {
+                $(if let Some(x) = $get(stringify!($field))? {
+                    c.$field = x;
+                })*
+            };
         }
-        if let Some(x) = u("access_token_ttl")? {
-            c.access_token_ttl = x;
-        }
-        if let Some(x) = u("refresh_token_ttl")? {
-            c.refresh_token_ttl = x;
-        }
-        if let Some(x) = u("authorization_code_ttl")? {
-            c.authorization_code_ttl = x;
-        }
-        if let Some(x) = u("transaction_ttl")? {
-            c.transaction_ttl = x;
-        }
-        if let Some(x) = strings("scopes")? {
-            c.scopes = x;
-        }
-        if let Some(x) = strings("allowed_redirect_uri_patterns")? {
-            c.allowed_redirect_uri_patterns = x;
-        }
-        if let Some(x) = b("allow_plain_pkce")? {
-            c.allow_plain_pkce = x;
-        }
-        if let Some(x) = b("require_pkce")? {
-            c.require_pkce = x;
-        }
-        if let Some(x) = b("consent_required")? {
-            c.consent_required = x;
-        }
-        if let Some(x) = b("forward_pkce")? {
-            c.forward_pkce = x;
-        }
+        set!(
+            enable_token_swap: b,
+            access_token_ttl: u,
+            refresh_token_ttl: u,
+            authorization_code_ttl: u,
+            transaction_ttl: u,
+            scopes: strings,
+            allowed_redirect_uri_patterns: strings,
+            allow_plain_pkce: b,
+            require_pkce: b,
+            consent_required: b,
+            forward_pkce: b,
+        );
         match m.get("extra_authorization_params") {
             None | Some(Value::Null) => {}
             Some(Value::Object(o)) => {
