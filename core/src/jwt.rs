@@ -534,6 +534,23 @@ impl JwtIssuer {
         }
     }
 
+    /// Like [`verify_detailed`](Self::verify_detailed), but hands back the token's own payload JSON text instead of
+    /// the claims (for bindings: the host language parses it once, nothing is re-serialised). The payload is
+    /// present whenever the signature was good; the error whenever the token is rejected.
+    pub fn verify_payload(&self, token: &str, expected: TokenUse) -> (Option<String>, Option<TokenError>) {
+        match self.decode_verified(token) {
+            Err(e) => (None, Some(e.token_error().unwrap_or(TokenError::Malformed))),
+            Ok((claims, payload)) => {
+                let err = self.check_claims(&claims, expected, self.now()).err();
+                let err = err.map(|e| e.token_error().unwrap_or(TokenError::Malformed));
+                match String::from_utf8(payload) {
+                    Ok(text) => (Some(text), err),
+                    Err(_) => (None, Some(TokenError::Malformed)),
+                }
+            }
+        }
+    }
+
     /// Checks size, structure, algorithm and signature; returns the claims (and the payload JSON they came from)
     /// without checking their values.
     fn decode_verified(&self, token: &str) -> Result<(Claims, Vec<u8>)> {

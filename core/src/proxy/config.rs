@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::jwt::ClaimLayout;
 use crate::store::Store;
+use serde_json::{json, Value};
 
 /// How the proxy authenticates to the upstream token endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -386,6 +387,24 @@ impl OAuthProxyConfig {
         c.provider_name = s("provider_name")?;
         c.validate()?;
         Ok(c)
+    }
+
+    /// RFC 8414 authorization server metadata of a proxy with this configuration.
+    pub fn authorization_server_metadata(&self) -> Value {
+        let b = &self.base_url;
+        json!({
+            "issuer": b,
+            "authorization_endpoint": format!("{b}/oauth/authorize"),
+            "token_endpoint": format!("{b}/oauth/token"),
+            "registration_endpoint": format!("{b}/oauth/register"),
+            "revocation_endpoint": format!("{b}/oauth/revoke"),
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "code_challenge_methods_supported": if self.allow_plain_pkce { json!(["S256", "plain"]) } else { json!(["S256"]) },
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "scopes_supported": self.scopes,
+        })
     }
 
     /// Checks every field; the message names the field, never a secret.

@@ -1204,20 +1204,7 @@ impl OAuthProxy {
 
     /// RFC 8414 authorization server metadata.
     pub fn authorization_server_metadata(&self) -> Value {
-        let b = &self.config.base_url;
-        json!({
-            "issuer": b,
-            "authorization_endpoint": format!("{b}/oauth/authorize"),
-            "token_endpoint": format!("{b}/oauth/token"),
-            "registration_endpoint": format!("{b}/oauth/register"),
-            "revocation_endpoint": format!("{b}/oauth/revoke"),
-            "response_types_supported": ["code"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
-            "code_challenge_methods_supported": if self.config.allow_plain_pkce { json!(["S256", "plain"]) } else { json!(["S256"]) },
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-            "scopes_supported": self.config.scopes,
-        })
+        self.config.authorization_server_metadata()
     }
 }
 

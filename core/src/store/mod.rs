@@ -21,7 +21,7 @@ mod redis;
 mod sweeper;
 
 pub use disk::{DiskStore, DiskStoreOptions};
-pub use encrypted::EncryptedStore;
+pub use encrypted::{EncryptedStore, Keyring};
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, RedisStoreOptions};
 

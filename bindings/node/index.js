@@ -1,0 +1,601 @@
+'use strict';
+// fastmcp-auth for Node: fastmcp/auth's classes (same names, constructors, options and method signatures) on the
+// Rust core. This file only converts: JS values <-> JSON text, fastmcp's camelCase options -> the core's names,
+// Request/Response objects <-> plain parts, native errors -> error classes. All logic lives in the core (../../core).
+
+const { join } = require('node:path');
+
+function loadNative() {
+  const libc = process.platform === 'linux' ? (process.report?.getReport?.().header?.glibcVersionRuntime ? '-gnu' : '-musl') : '';
+  const file = `fastmcp-auth.${process.platform}-${process.arch}${libc}.node`;
+  try {
+    return require(join(__dirname, file));
+  } catch (e) {
+    throw new Error(`fastmcp-auth: cannot load the native addon ${file} (build it: npm run build): ${e.message}`);
+  }
+}
+
+const native = loadNative();
+
+// ---- errors ------------------------------------------------------------------------------------------------------
+
+/** A library error; `code` is stable (`invalid_key`, `storage_io`, `closed`, `decrypt_failed`, ...). */
+class FastMCPAuthError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = 'FastMCPAuthError';
+    this.code = code;
+  }
+}
+
+/** fastmcp's OAuthProxyError: an OAuth error code, description and HTTP status. */
+class OAuthProxyError extends Error {
+  constructor(code, description, statusCode = 400) {
+    super(code);
+    this.code = code;
+    this.description = description;
+    this.statusCode = statusCode;
+    this.name = 'OAuthProxyError';
+  }
+
+  toJSON() {
+    return { error: this.code, error_description: this.description };
+  }
+
+  toResponse() {
+    return new Response(JSON.stringify(this.toJSON()), {
+      headers: { 'Content-Type': 'application/json' },
+      status: this.statusCode,
+    });
+  }
+}
+
+/** The native layer reports errors as JSON in the message; turn them into the classes above. */
+function lift(e) {
+  if (!(e instanceof Error) || typeof e.message !== 'string' || e.message.charCodeAt(0) !== 123 /* { */) {
+    return e;
+  }
+  let body;
+  try {
+    body = JSON.parse(e.message);
+  } catch {
+    return e;
+  }
+  if (body.oauth) {
+    return new OAuthProxyError(body.code, body.description ?? undefined, body.status);
+  }
+  return new FastMCPAuthError(body.code, body.message);
+}
+
+function rethrow(e) {
+  throw lift(e);
+}
+
+function parseOrNull(text) {
+  return text == null ? null : JSON.parse(text);
+}
+
+/** JSON text of a value to store; `undefined` is stored as null (JSON has no undefined). */
+function toJsonText(value) {
+  const text = JSON.stringify(value);
+  return text === undefined ? 'null' : text;
+}
+
+function ttlSeconds(ttl) {
+  return ttl == null ? undefined : Number(ttl);
+}
+
+// ---- stores --------------------------------------------------------------------------------------------------------
+
+const kNative = Symbol('fastmcp-auth.native');
+
+/**
+ * What every store here shares: fastmcp's TokenStorage methods over a native store. Values are JSON data
+ * (stored as copies, as in a DiskStore). Subclasses pass either the native store or a Promise of it (stores that
+ * open on a worker).
+ */
+class NativeTokenStorage {
+  constructor(nativeOrPromise) {
+    if (typeof nativeOrPromise?.then === 'function') {
+      this[kNative] = null;
+      this._opening = nativeOrPromise.then(
+        (n) => {
+          this[kNative] = n;
+          if (this._destroyed) n.close();
+          return n;
+        },
+        rethrow,
+      );
+      // The error surfaces at the first operation; never as an unhandled rejection.
+      this._opening.catch(() => {});
+    } else {
+      this[kNative] = nativeOrPromise;
+      this._opening = Promise.resolve(nativeOrPromise);
+    }
+  }
+
+  /** Resolves once the store is open (rejects with the open error, e.g. `not_a_directory`). */
+  ready() {
+    return this._opening.then(() => undefined);
+  }
+
+  async save(key, value, ttl) {
+    const n = this[kNative] ?? (await this._opening);
+    return n.save(key, toJsonText(value), ttlSeconds(ttl)).then(undefined, rethrow);
+  }
+
+  async get(key) {
+    const n = this[kNative] ?? (await this._opening);
+    return n.get(key).then(parseOrNull, rethrow);
+  }
+
+  /** Atomic get-and-delete: among concurrent callers in any process sharing the store, at most one gets the value. */
+  async take(key) {
+    const n = this[kNative] ?? (await this._opening);
+    return n.take(key).then(parseOrNull, rethrow);
+  }
+
+  async delete(key) {
+    const n = this[kNative] ?? (await this._opening);
+    await n.delete(key).then(undefined, rethrow);
+  }
+
+  async cleanup() {
+    const n = this[kNative] ?? (await this._opening);
+    await n.cleanup().then(undefined, rethrow);
+  }
+
+  /** The stored keys (extra). */
+  async keys() {
+    const n = this[kNative] ?? (await this._opening);
+    return n.keys().then(undefined, rethrow);
+  }
+
+  async size() {
+    const n = this[kNative] ?? (await this._opening);
+    return n.size().then(undefined, rethrow);
+  }
+
+  /** Stops background work (the sweep); later operations reject with code `closed`. */
+  destroy() {
+    this._destroyed = true;
+    this[kNative]?.close();
+  }
+}
+
+/** fastmcp's MemoryTokenStorage: in-memory with TTLs, swept every `cleanupIntervalMs` on a native thread. */
+class MemoryTokenStorage extends NativeTokenStorage {
+  constructor(cleanupIntervalMs = 60000) {
+    let n;
+    try {
+      n = native.openMemory(cleanupIntervalMs);
+    } catch (e) {
+      throw lift(e);
+    }
+    super(n);
+  }
+
+  /** The number of stored items (synchronous, as fastmcp's). */
+  size() {
+    try {
+      return this[kNative].sizeNow();
+    } catch (e) {
+      throw lift(e);
+    }
+  }
+}
+
+/**
+ * fastmcp's DiskStore: one JSON file per key in fastmcp's format, readable by fastmcp's DiskStore and the other way
+ * round. Extra option `fsync` (default false): flush each write to disk before it resolves.
+ */
+class DiskStore extends NativeTokenStorage {
+  constructor(options) {
+    if (!options || typeof options.directory !== 'string' || options.directory === '') {
+      throw new TypeError('DiskStore: options.directory must be a non-empty string');
+    }
+    const { directory, cleanupIntervalMs = 60000, fileExtension = '.json', fsync = false } = options;
+    super(native.openDisk(directory, cleanupIntervalMs, fileExtension, Boolean(fsync)));
+  }
+}
+
+/** Extra: Redis (>= 6.2) shared by several server replicas. `{ url, prefix = 'fastmcp:', timeoutMs = 5000 }`. */
+class RedisStore extends NativeTokenStorage {
+  constructor(options) {
+    if (!options || typeof options.url !== 'string') {
+      throw new TypeError('RedisStore: options.url must be a redis:// or rediss:// URL');
+    }
+    const { url, prefix = 'fastmcp:', timeoutMs = 5000 } = options;
+    super(native.openRedis(url, prefix, timeoutMs));
+  }
+}
+
+/**
+ * fastmcp's EncryptedTokenStorage: AES-256-GCM with a scrypt-derived key, byte-compatible with fastmcp's. Over one
+ * of our stores it runs natively; over any other TokenStorage (fastmcp's own, or yours) it encrypts here and calls
+ * that backend. Extra option `{ previousKeys }`: keys that still decrypt during a key rotation.
+ */
+class EncryptedTokenStorage extends NativeTokenStorage {
+  constructor(backend, encryptionKey, options = {}) {
+    if (typeof encryptionKey !== 'string' || encryptionKey === '') {
+      throw new TypeError('EncryptedTokenStorage: encryptionKey must be a non-empty string');
+    }
+    const previous = options.previousKeys ?? [];
+    if (backend instanceof NativeTokenStorage) {
+      const wrap = (n) => {
+        try {
+          return n.encrypted(encryptionKey, previous);
+        } catch (e) {
+          throw lift(e);
+        }
+      };
+      super(backend[kNative] ? wrap(backend[kNative]) : backend._opening.then(wrap));
+      this._backend = null;
+    } else if (backend && typeof backend.get === 'function' && typeof backend.save === 'function') {
+      super(null);
+      this._backend = backend;
+      try {
+        this._keyring = new native.NativeKeyring(encryptionKey, previous);
+      } catch (e) {
+        throw lift(e);
+      }
+    } else {
+      throw new TypeError('EncryptedTokenStorage: backend must be a TokenStorage');
+    }
+  }
+
+  _open(stored) {
+    if (typeof stored !== 'string' || stored === '') return null;
+    try {
+      return JSON.parse(this._keyring.decrypt(stored));
+    } catch {
+      // Undecryptable (wrong key, tampered): absent, as fastmcp. The value is never logged.
+      return null;
+    }
+  }
+
+  async save(key, value, ttl) {
+    if (!this._backend) return super.save(key, value, ttl);
+    let sealed;
+    try {
+      sealed = this._keyring.encrypt(toJsonText(value));
+    } catch (e) {
+      throw lift(e);
+    }
+    await this._backend.save(key, sealed, ttl);
+  }
+
+  async get(key) {
+    if (!this._backend) return super.get(key);
+    return this._open(await this._backend.get(key));
+  }
+
+  async take(key) {
+    if (!this._backend) return super.take(key);
+    if (typeof this._backend.take === 'function') return this._open(await this._backend.take(key));
+    const value = await this.get(key);
+    if (value !== null) await this._backend.delete(key);
+    return value;
+  }
+
+  async delete(key) {
+    if (!this._backend) return super.delete(key);
+    await this._backend.delete(key);
+  }
+
+  async cleanup() {
+    if (!this._backend) return super.cleanup();
+    await this._backend.cleanup();
+  }
+
+  async size() {
+    if (!this._backend) return super.size();
+    return this._backend.size?.();
+  }
+
+  destroy() {
+    if (this._backend) this._backend.destroy?.();
+    else super.destroy();
+  }
+}
+
+// ---- JWT, keys, PKCE ---------------------------------------------------------------------------------------------
+
+/**
+ * fastmcp's JWTIssuer: HS256, same claims, byte-compatible tokens. Extra config: `previousKeys` (strings or
+ * `{ key, kid }`, still verify during a rotation), `kid`, `leeway` (seconds of clock skew allowed).
+ */
+class JWTIssuer {
+  #n;
+
+  constructor(config) {
+    if (!config || typeof config.signingKey !== 'string') {
+      throw new TypeError('JWTIssuer: config.signingKey must be a string');
+    }
+    const opts = {};
+    if (config.accessTokenTtl) opts.access_token_ttl = config.accessTokenTtl;
+    if (config.refreshTokenTtl) opts.refresh_token_ttl = config.refreshTokenTtl;
+    if (config.kid != null) opts.kid = config.kid;
+    if (config.leeway != null) opts.leeway = config.leeway;
+    if (config.previousKeys) {
+      opts.previous_keys = config.previousKeys.map((k) => (typeof k === 'string' ? { key: k } : k));
+    }
+    try {
+      this.#n = new native.NativeJwtIssuer(
+        String(config.issuer),
+        String(config.audience),
+        config.signingKey,
+        JSON.stringify(opts),
+      );
+    } catch (e) {
+      throw lift(e);
+    }
+  }
+
+  /** PBKDF2-SHA256 (salt "fastmcp-oauth-proxy", 32 bytes), base64: fastmcp's key for a secret. Off the event loop. */
+  static deriveKey(secret, iterations = 100000) {
+    return native.deriveKey(String(secret), iterations).then(undefined, rethrow);
+  }
+
+  issueAccessToken(clientId, scope, additionalClaims, expiresIn) {
+    return this.#issue(false, clientId, scope, additionalClaims, expiresIn);
+  }
+
+  issueRefreshToken(clientId, scope, additionalClaims, expiresIn) {
+    return this.#issue(true, clientId, scope, additionalClaims, expiresIn);
+  }
+
+  #issue(refresh, clientId, scope, additionalClaims, expiresIn) {
+    if (!Array.isArray(scope)) throw new TypeError('scope must be an array of strings');
+    try {
+      return this.#n.issue(
+        refresh,
+        String(clientId),
+        scope,
+        additionalClaims == null ? undefined : JSON.stringify(additionalClaims),
+        expiresIn ?? undefined,
+      );
+    } catch (e) {
+      throw lift(e);
+    }
+  }
+
+  /** `{ valid, claims?, error? }` as fastmcp's (error texts included); extra: `code`, a stable reason. */
+  async verify(token) {
+    const r = this.#n.verify(typeof token === 'string' ? token : '');
+    if (r.valid) return { claims: JSON.parse(r.payload), valid: true };
+    const out = { code: r.code, error: r.error, valid: false };
+    if (r.payload != null) out.claims = JSON.parse(r.payload);
+    return out;
+  }
+}
+
+/** fastmcp Python's `derive_jwt_key` (exactly one of the materials), urlsafe base64 text. Off the event loop. */
+function deriveJwtKey({ highEntropyMaterial, lowEntropyMaterial, salt }) {
+  return native.deriveJwtKey(highEntropyMaterial ?? undefined, lowEntropyMaterial ?? undefined, String(salt)).then(
+    undefined,
+    rethrow,
+  );
+}
+
+function callNative(f) {
+  try {
+    return f();
+  } catch (e) {
+    throw lift(e);
+  }
+}
+
+/** fastmcp's PKCEUtils (RFC 7636). */
+class PKCEUtils {
+  static generateChallenge(verifier, method = 'S256') {
+    if (method !== 'S256' && method !== 'plain') throw new Error(`Unsupported challenge method: ${method}`);
+    return callNative(() => native.pkceGenerateChallenge(String(verifier), method));
+  }
+
+  static generatePair(method = 'S256') {
+    const verifier = PKCEUtils.generateVerifier();
+    return { challenge: PKCEUtils.generateChallenge(verifier, method), verifier };
+  }
+
+  static generateVerifier(length = 128) {
+    if (!(length >= 43 && length <= 128)) throw new Error('PKCE verifier length must be between 43 and 128');
+    return callNative(() => native.pkceGenerateVerifier(length));
+  }
+
+  static validateChallenge(verifier, challenge, method) {
+    if (typeof verifier !== 'string' || typeof challenge !== 'string' || typeof method !== 'string') return false;
+    return native.pkceValidateChallenge(verifier, challenge, method);
+  }
+}
+
+// ---- the OAuth proxy ---------------------------------------------------------------------------------------------
+
+const snake = (k) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const camel = (k) => k.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+
+/** fastmcp's OAuthProxyConfig (camelCase) -> the core's config JSON. */
+function coreConfig(config) {
+  const out = {};
+  for (const [k, v] of Object.entries(config)) {
+    if (v === undefined) continue;
+    switch (k) {
+      case 'tokenStorage':
+        break;
+      case 'encryptionKey':
+        if (v === false) out.encryption_disabled = true;
+        else out.encryption_key = v;
+        break;
+      case 'upstreamRequestTimeoutMs':
+        out.upstream_request_timeout = v / 1000;
+        break;
+      // fastmcp TS: "forward the client's PKCE upstream". We always send upstream a PKCE pair of our own (the
+      // client's verifier never leaves the client), which covers what the option is for; so it is accepted and
+      // has nothing to change.
+      case 'forwardPkce':
+        break;
+      // Custom claims passthrough copies upstream token claims into our JWTs; not supported yet (README).
+      case 'customClaimsPassthrough':
+        break;
+      // The consent page has no cookie of its own: approval is recorded on the server-side transaction.
+      case 'consentSigningKey':
+        break;
+      case 'enableCimd':
+        if (v) throw new TypeError('OAuthProxy: enableCimd is not supported by fastmcp-auth yet');
+        break;
+      case 'tokenVerifier':
+        throw new TypeError('OAuthProxy: tokenVerifier is not supported by fastmcp-auth yet');
+      default:
+        out[snake(k)] = v;
+    }
+  }
+  return out;
+}
+
+function toResponse(text) {
+  const r = JSON.parse(text);
+  return new Response(r.body === '' || r.status === 302 ? null : r.body, {
+    headers: r.headers,
+    status: r.status,
+  });
+}
+
+function form(fields) {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(fields)) if (v != null && v !== '') p.append(k, String(v));
+  return p.toString();
+}
+
+/**
+ * fastmcp's OAuthProxy: DCR in front of a provider without it, with token swap (our short-lived JWTs stand for the
+ * upstream tokens, which stay encrypted in the store). Same config and methods; `tokenStorage` must be one of this
+ * package's stores. Extras: `previousJwtSigningKeys`, `previousEncryptionKeys`, `requirePkce` (default true),
+ * `refreshGraceWindow` (seconds, default 30), `claimLayout` ('ts' | 'py'), `providerName`; methods `token(body,
+ * authorization)` for a raw token request and `revoke(token, clientId, clientSecret)`.
+ */
+class OAuthProxy {
+  #n = null;
+  #opening;
+  #ownsStore;
+  #metadata;
+
+  constructor(config) {
+    if (!config || typeof config !== 'object') throw new TypeError('OAuthProxy: config must be an object');
+    const json = JSON.stringify(coreConfig(config));
+    // Validates the config (errors throw here, as fastmcp's) and fixes the metadata, which needs no store.
+    this.#metadata = callNative(() => native.proxyMetadata(json));
+    const storage = config.tokenStorage;
+    if (storage !== undefined && !(storage instanceof NativeTokenStorage)) {
+      throw new TypeError(
+        'OAuthProxy: tokenStorage must be a fastmcp-auth store (MemoryTokenStorage, DiskStore, RedisStore, EncryptedTokenStorage)',
+      );
+    }
+    this.#ownsStore = storage === undefined;
+    const make = (store) => {
+      try {
+        return new native.NativeProxy(json, store ?? undefined);
+      } catch (e) {
+        throw lift(e);
+      }
+    };
+    if (storage === undefined || storage[kNative]) {
+      this.#n = make(storage?.[kNative]);
+      this.#opening = Promise.resolve(this.#n);
+    } else {
+      this.#opening = storage._opening.then((s) => (this.#n = make(s)));
+      this.#opening.catch(() => {});
+    }
+  }
+
+  async #proxy() {
+    return this.#n ?? this.#opening;
+  }
+
+  async registerClient(request) {
+    const n = await this.#proxy();
+    return JSON.parse(await n.registerClient(JSON.stringify(request ?? {})).then(undefined, rethrow));
+  }
+
+  /** The authorization endpoint: the query parameters in, a consent page or a redirect out. */
+  async authorize(params) {
+    const n = await this.#proxy();
+    return toResponse(await callNative(() => n.authorize(form(params ?? {}))).then(undefined, rethrow));
+  }
+
+  /** The consent form's POST (a Request). */
+  async handleConsent(request) {
+    const n = await this.#proxy();
+    const body = await request.text();
+    return toResponse(await callNative(() => n.handleConsent(body)).then(undefined, rethrow));
+  }
+
+  /** The upstream provider's redirect back to us (a Request). */
+  async handleCallback(request) {
+    const n = await this.#proxy();
+    const query = new URL(request.url).search.slice(1);
+    return toResponse(await callNative(() => n.handleCallback(query)).then(undefined, rethrow));
+  }
+
+  async exchangeAuthorizationCode(request) {
+    return this.#token('authorization_code', { ...request, grant_type: 'authorization_code' });
+  }
+
+  async exchangeRefreshToken(request) {
+    return this.#token('refresh_token', { ...request, grant_type: 'refresh_token' });
+  }
+
+  /** Extra: a raw token request (urlencoded body, optional Authorization header), any grant. */
+  async token(body, authorization) {
+    const n = await this.#proxy();
+    return JSON.parse(await callNative(() => n.token('any', String(body), authorization)).then(undefined, rethrow));
+  }
+
+  async #token(grant, fields) {
+    const n = await this.#proxy();
+    return JSON.parse(await callNative(() => n.token(grant, form(fields), undefined)).then(undefined, rethrow));
+  }
+
+  /** The upstream tokens behind one of our access tokens, or null (expired, revoked, forged, unknown). */
+  async loadUpstreamTokens(fastmcpToken) {
+    const n = await this.#proxy();
+    const t = parseOrNull(await n.loadUpstreamTokens(String(fastmcpToken)).then(undefined, rethrow));
+    if (t) t.issuedAt = new Date(t.issuedAt);
+    return t;
+  }
+
+  /** Extra: RFC 7009 revocation by the token's client. */
+  async revoke(token, clientId, clientSecret) {
+    const n = await this.#proxy();
+    await n.revoke(String(token), String(clientId), clientSecret ?? undefined).then(undefined, rethrow);
+  }
+
+  /** RFC 8414 metadata with fastmcp's camelCase names (FastMCP converts them back to snake_case). */
+  getAuthorizationServerMetadata() {
+    const out = {};
+    for (const [k, v] of Object.entries(JSON.parse(this.#metadata))) out[camel(k)] = v;
+    return out;
+  }
+
+  /** Resolves once the proxy's storage is open. */
+  ready() {
+    return this.#opening.then(() => undefined);
+  }
+
+  /** Stops background work the proxy owns (its own default store); a store you passed in stays yours. */
+  destroy() {
+    if (this.#ownsStore) this.#n?.close();
+  }
+}
+
+module.exports = {
+  DiskStore,
+  EncryptedTokenStorage,
+  FastMCPAuthError,
+  JWTIssuer,
+  MemoryTokenStorage,
+  OAuthProxy,
+  OAuthProxyError,
+  PKCEUtils,
+  RedisStore,
+  deriveJwtKey,
+};

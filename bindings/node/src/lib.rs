@@ -1,0 +1,674 @@
+//! The native half of the npm package `fastmcp-auth`: thin napi-rs classes over the core. `index.js` gives them
+//! fastmcp's names and signatures. Values cross as JSON text (JS parses and stringifies; no per-field
+//! conversions); every storage and proxy operation returns a Promise and runs off the JS thread:
+//!
+//! - stores that never wait on the network (memory, disk) run each operation once on a libuv worker (`AsyncTask`);
+//! - network work (Redis, the proxy's upstream calls) runs on the core's tokio runtime, and the Promise is settled
+//!   from there: a slow identity provider never holds a libuv worker, so `fs` and `crypto` keep their threads.
+//!
+//! Errors reach JS as `Error`s whose message is a JSON object: `{"code", "message"}` for library errors,
+//! `{"oauth": true, "code", "description", "status"}` for OAuth errors; `index.js` turns them into classes.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fastmcp_auth::blocking::{OAuthProxy as CoreProxy, Store as CoreStore};
+use fastmcp_auth::pkce::{self, ChallengeMethod, CodeVerifier};
+use fastmcp_auth::proxy::{
+    AuthorizeParams, CallbackParams, ConsentParams, HttpResponse, OAuthError, OAuthProxyConfig, OAuthResult,
+    TokenRequest, TokenResponse,
+};
+use fastmcp_auth::store::{DiskStoreOptions, Keyring, MemoryStore, RedisStoreOptions, SyncStore};
+use fastmcp_auth::{ClaimLayout, Error, IssueOptions, JwtIssuer, Store, TokenUse};
+use napi::bindgen_prelude::{
+    FromNapiValue, Object, PromiseRaw, ToNapiValue, TypeName, ValidateNapiValue, ValueType,
+};
+use napi::{sys, Env, JsValue, Task};
+use napi_derive::napi;
+use serde_json::Value;
+
+// ---- errors ---------------------------------------------------------------------------------------------------
+
+/// A library error as a JS `Error` carrying `{"code", "message"}` (never a secret: core messages name fields).
+fn core_err(e: Error) -> napi::Error {
+    let body = serde_json::json!({"code": e.code().as_str(), "message": e.to_string()});
+    napi::Error::from_reason(body.to_string())
+}
+
+fn oauth_err(e: OAuthError) -> napi::Error {
+    let body = serde_json::json!({
+        "oauth": true, "code": e.code, "description": e.description, "status": e.status,
+    });
+    napi::Error::from_reason(body.to_string())
+}
+
+fn arg_err(message: impl Into<String>) -> napi::Error {
+    core_err(Error::InvalidArgument(message.into()))
+}
+
+fn parse_json(text: &str, what: &str) -> napi::Result<Value> {
+    serde_json::from_str(text).map_err(|e| arg_err(format!("{what} is not JSON: {e}")))
+}
+
+/// Seconds (JS number) to a TTL; fastmcp treats absent and 0 as "never expires".
+fn ttl_of(seconds: Option<f64>) -> napi::Result<Option<Duration>> {
+    match seconds {
+        None => Ok(None),
+        Some(t) if (0.0..1e12).contains(&t) => Ok((t > 0.0).then(|| Duration::from_secs_f64(t))),
+        Some(_) => Err(arg_err("ttl must be a non-negative number of seconds")),
+    }
+}
+
+fn millis(ms: f64, what: &str) -> napi::Result<Option<Duration>> {
+    if !ms.is_finite() || !(0.0..1e15).contains(&ms) {
+        return Err(arg_err(format!(
+            "{what} must be a non-negative number of milliseconds"
+        )));
+    }
+    Ok((ms > 0.0).then(|| Duration::from_secs_f64(ms / 1000.0)))
+}
+
+// ---- running work off the JS thread ---------------------------------------------------------------------------
+
+/// Runs `fut` on the core's runtime and settles the returned Promise from there.
+fn spawn_on_runtime<'e, T, F>(env: &'e Env, fut: F) -> napi::Result<Object<'e>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: Future<Output = napi::Result<T>> + Send + 'static,
+{
+    let rt = fastmcp_auth::runtime::runtime().map_err(core_err)?;
+    let (deferred, promise) = env.create_deferred()?;
+    rt.spawn(async move {
+        match fut.await {
+            Ok(v) => deferred.resolve(move |_| Ok(v)),
+            Err(e) => deferred.reject(e),
+        }
+    });
+    Ok(promise)
+}
+
+/// The result of a store operation, converted to its JS value on the JS thread.
+pub enum Out {
+    Unit,
+    Text(Option<String>),
+    Bool(bool),
+    Count(f64),
+    Keys(Vec<String>),
+    Store(NativeStore),
+}
+
+impl TypeName for Out {
+    fn type_name() -> &'static str {
+        "unknown"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+impl ToNapiValue for Out {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        // SAFETY: called by napi on the JS thread with a live env, as every ToNapiValue impl is.
+        unsafe {
+            match val {
+                Out::Unit => <()>::to_napi_value(env, ()),
+                Out::Text(t) => Option::<String>::to_napi_value(env, t),
+                Out::Bool(b) => bool::to_napi_value(env, b),
+                Out::Count(n) => f64::to_napi_value(env, n),
+                Out::Keys(k) => Vec::<String>::to_napi_value(env, k),
+                Out::Store(s) => NativeStore::to_napi_value(env, s),
+            }
+        }
+    }
+}
+
+enum Op {
+    Save(String, Value, Option<Duration>),
+    Get(String),
+    Take(String),
+    Delete(String),
+    Cleanup,
+    Size,
+    Keys,
+}
+
+fn run_sync(s: &dyn SyncStore, op: Op) -> fastmcp_auth::Result<Out> {
+    Ok(match op {
+        Op::Save(k, v, ttl) => {
+            s.save_sync(&k, v, ttl)?;
+            Out::Unit
+        }
+        Op::Get(k) => Out::Text(s.get_json_text(&k)?),
+        Op::Take(k) => Out::Text(s.take_sync(&k)?.map(|v| v.to_string())),
+        Op::Delete(k) => Out::Bool(s.delete_sync(&k)?),
+        Op::Cleanup => Out::Count(s.cleanup_sync()? as f64),
+        Op::Size => Out::Count(s.size_sync()? as f64),
+        Op::Keys => Out::Keys(s.keys_sync()?),
+    })
+}
+
+async fn run_async(s: &dyn Store, op: Op) -> fastmcp_auth::Result<Out> {
+    Ok(match op {
+        Op::Save(k, v, ttl) => {
+            s.save(&k, v, ttl).await?;
+            Out::Unit
+        }
+        Op::Get(k) => Out::Text(s.get(&k).await?.map(|v| v.to_string())),
+        Op::Take(k) => Out::Text(s.take(&k).await?.map(|v| v.to_string())),
+        Op::Delete(k) => Out::Bool(s.delete(&k).await?),
+        Op::Cleanup => Out::Count(s.cleanup().await? as f64),
+        Op::Size => Out::Count(s.size().await? as f64),
+        Op::Keys => Out::Keys(s.keys().await?),
+    })
+}
+
+/// One blocking job on a libuv worker.
+pub struct Blocking(Option<Box<dyn FnOnce() -> fastmcp_auth::Result<Out> + Send>>);
+
+impl Task for Blocking {
+    type Output = Out;
+    type JsValue = Out;
+
+    fn compute(&mut self) -> napi::Result<Out> {
+        match self.0.take() {
+            Some(f) => f().map_err(core_err),
+            None => Err(arg_err("task ran twice")),
+        }
+    }
+
+    fn resolve(&mut self, _env: Env, output: Out) -> napi::Result<Out> {
+        Ok(output)
+    }
+}
+
+fn spawn_blocking<'e>(
+    env: &'e Env,
+    f: impl FnOnce() -> fastmcp_auth::Result<Out> + Send + 'static,
+) -> napi::Result<Object<'e>> {
+    let p: PromiseRaw<'e, Out> = env.spawn(Blocking(Some(Box::new(f))))?.promise_object();
+    Ok(Object::from_raw(env.raw(), p.raw()))
+}
+
+// ---- stores ---------------------------------------------------------------------------------------------------
+
+/// A store handle (memory, disk, Redis, or any of them encrypted). Methods return Promises; values are JSON text.
+#[napi]
+#[derive(Clone)]
+pub struct NativeStore {
+    inner: CoreStore,
+}
+
+impl FromNapiValue for NativeStore {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        // SAFETY: delegated to napi's class unwrapping, which checks the wrapped type.
+        let r = unsafe { <&NativeStore>::from_napi_value(env, value) }?;
+        Ok(r.clone())
+    }
+}
+
+impl ValidateNapiValue for NativeStore {}
+
+impl NativeStore {
+    fn run<'e>(&self, env: &'e Env, op: Op) -> napi::Result<Object<'e>> {
+        let store = self.inner.as_async().clone();
+        if store.as_sync().is_some() {
+            return spawn_blocking(env, move || match store.as_sync() {
+                Some(s) => run_sync(s, op),
+                None => Err(Error::Closed),
+            });
+        }
+        spawn_on_runtime(env, async move {
+            run_async(store.as_ref(), op).await.map_err(core_err)
+        })
+    }
+}
+
+#[napi]
+impl NativeStore {
+    /// Stores the JSON text `json` under `key`; `ttl` in seconds (absent or 0: never expires).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn save<'e>(
+        &self,
+        env: &'e Env,
+        key: String,
+        json: String,
+        ttl: Option<f64>,
+    ) -> napi::Result<Object<'e>> {
+        let v = parse_json(&json, "the value")?;
+        self.run(env, Op::Save(key, v, ttl_of(ttl)?))
+    }
+
+    /// The value's JSON text, or null.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn get<'e>(&self, env: &'e Env, key: String) -> napi::Result<Object<'e>> {
+        self.run(env, Op::Get(key))
+    }
+
+    /// Atomic get-and-delete (JSON text or null): at most one caller, in any process, gets the value.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn take<'e>(&self, env: &'e Env, key: String) -> napi::Result<Object<'e>> {
+        self.run(env, Op::Take(key))
+    }
+
+    /// Removes `key`; whether something was removed.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn delete<'e>(&self, env: &'e Env, key: String) -> napi::Result<Object<'e>> {
+        self.run(env, Op::Delete(key))
+    }
+
+    /// Removes expired entries; how many.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn cleanup<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
+        self.run(env, Op::Cleanup)
+    }
+
+    /// Number of entries.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn size<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
+        self.run(env, Op::Size)
+    }
+
+    /// Number of entries, now (memory stores: no I/O).
+    #[napi]
+    pub fn size_now(&self) -> napi::Result<f64> {
+        self.inner.size().map(|n| n as f64).map_err(core_err)
+    }
+
+    /// The keys, in no particular order.
+    #[napi(ts_return_type = "Promise<string[]>")]
+    pub fn keys<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
+        self.run(env, Op::Keys)
+    }
+
+    /// This store wrapped in AES-256-GCM (fastmcp's EncryptedTokenStorage format); `previousKeys` still decrypt.
+    /// Derives the keys (scrypt) now, as fastmcp's constructor does.
+    #[napi]
+    pub fn encrypted(&self, key: String, previous_keys: Option<Vec<String>>) -> napi::Result<NativeStore> {
+        let prev = previous_keys.unwrap_or_default();
+        let prev: Vec<&str> = prev.iter().map(String::as_str).collect();
+        let inner = self.inner.encrypted(&key, &prev).map_err(core_err)?;
+        Ok(NativeStore { inner })
+    }
+
+    /// Stops background work (sweeps, connections); later operations fail with code `closed`.
+    #[napi]
+    pub fn close(&self) {
+        self.inner.close()
+    }
+}
+
+/// A memory store swept every `cleanupIntervalMs` (0: no background sweep).
+#[napi]
+pub fn open_memory(cleanup_interval_ms: f64) -> napi::Result<NativeStore> {
+    let i = millis(cleanup_interval_ms, "cleanupIntervalMs")?.unwrap_or(Duration::ZERO);
+    Ok(NativeStore {
+        inner: CoreStore::from_async(Arc::new(MemoryStore::with_cleanup_interval(i))),
+    })
+}
+
+/// Opens (creating) a DiskStore directory on a worker: the first scan of a large directory never blocks JS.
+#[napi(ts_return_type = "Promise<NativeStore>")]
+pub fn open_disk<'e>(
+    env: &'e Env,
+    directory: String,
+    cleanup_interval_ms: f64,
+    file_extension: String,
+    fsync: bool,
+) -> napi::Result<Object<'e>> {
+    let mut o = DiskStoreOptions::new(directory);
+    o.cleanup_interval = millis(cleanup_interval_ms, "cleanupIntervalMs")?;
+    o.file_extension = file_extension;
+    o.fsync = fsync;
+    spawn_blocking(env, move || {
+        Ok(Out::Store(NativeStore {
+            inner: CoreStore::disk(o)?,
+        }))
+    })
+}
+
+/// Connects a RedisStore (Redis ≥ 6.2) on the runtime.
+#[napi(ts_return_type = "Promise<NativeStore>")]
+pub fn open_redis<'e>(
+    env: &'e Env,
+    url: String,
+    prefix: String,
+    timeout_ms: f64,
+) -> napi::Result<Object<'e>> {
+    let mut o = RedisStoreOptions::new(url);
+    o.prefix = prefix;
+    let t = millis(timeout_ms, "timeoutMs")?.unwrap_or(Duration::from_secs(5));
+    o.connection_timeout = t;
+    o.response_timeout = t;
+    spawn_on_runtime(env, async move {
+        let s = fastmcp_auth::RedisStore::open(o).await.map_err(core_err)?;
+        Ok(Out::Store(NativeStore {
+            inner: CoreStore::from_async(Arc::new(s)),
+        }))
+    })
+}
+
+/// fastmcp's EncryptedTokenStorage cipher on its own, for wrapping a store written in JS.
+#[napi]
+pub struct NativeKeyring {
+    inner: Keyring,
+}
+
+#[napi]
+impl NativeKeyring {
+    #[napi(constructor)]
+    pub fn new(key: String, previous_keys: Option<Vec<String>>) -> napi::Result<Self> {
+        let prev = previous_keys.unwrap_or_default();
+        let prev: Vec<&str> = prev.iter().map(String::as_str).collect();
+        Ok(NativeKeyring {
+            inner: Keyring::new(&key, &prev).map_err(core_err)?,
+        })
+    }
+
+    /// `<iv>:<tag>:<ciphertext>` (hex) of the JSON text.
+    #[napi]
+    pub fn encrypt(&self, json: String) -> napi::Result<String> {
+        let v = parse_json(&json, "the value")?;
+        self.inner.encrypt(&v).map_err(core_err)
+    }
+
+    /// The JSON text inside a stored envelope; errors with code `decrypt_failed`.
+    #[napi]
+    pub fn decrypt(&self, stored: String) -> napi::Result<String> {
+        self.inner
+            .decrypt(&stored)
+            .map(|v| v.to_string())
+            .map_err(core_err)
+    }
+}
+
+// ---- JWT ------------------------------------------------------------------------------------------------------
+
+/// What `verify` found: the payload's JSON text whenever the signature was good, and why it was rejected.
+#[napi(object)]
+pub struct NativeVerification {
+    pub valid: bool,
+    pub payload: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+}
+
+/// HS256 issuer (fastmcp TS layout by default). `options` is JSON for `JwtIssuer::configure_from_json`.
+#[napi]
+pub struct NativeJwtIssuer {
+    inner: JwtIssuer,
+}
+
+#[napi]
+impl NativeJwtIssuer {
+    #[napi(constructor)]
+    pub fn new(
+        issuer: String,
+        audience: String,
+        signing_key: String,
+        options: Option<String>,
+    ) -> napi::Result<Self> {
+        let mut inner = JwtIssuer::new(&issuer, &audience, signing_key.as_bytes())
+            .map_err(core_err)?
+            .with_layout(ClaimLayout::FastmcpTs);
+        if let Some(o) = options {
+            inner = inner
+                .configure_from_json(&parse_json(&o, "issuer options")?)
+                .map_err(core_err)?;
+        }
+        Ok(NativeJwtIssuer { inner })
+    }
+
+    /// Issues a token; `claims` is the JSON text of additional claims, `expiresIn` seconds.
+    #[napi]
+    pub fn issue(
+        &self,
+        refresh: bool,
+        client_id: String,
+        scope: Vec<String>,
+        claims: Option<String>,
+        expires_in: Option<f64>,
+    ) -> napi::Result<String> {
+        let extra = match claims {
+            None => None,
+            Some(text) => match parse_json(&text, "additional claims")? {
+                Value::Object(m) => Some(m),
+                Value::Null => None,
+                _ => return Err(arg_err("additional claims must be an object")),
+            },
+        };
+        let expires_in = match expires_in {
+            None => None,
+            Some(s) if (0.0..1e12).contains(&s) => Some(s as u64),
+            Some(_) => return Err(arg_err("expiresIn must be a non-negative number of seconds")),
+        };
+        let opts = IssueOptions {
+            expires_in,
+            extra_claims: extra,
+            ..Default::default()
+        };
+        let r = if refresh {
+            self.inner.issue_refresh_token(&client_id, &scope, opts)
+        } else {
+            self.inner.issue_access_token(&client_id, &scope, opts)
+        };
+        r.map_err(core_err)
+    }
+
+    /// Verifies signature, expiry, issuer and audience (and token use in the Python layout); never throws.
+    #[napi]
+    pub fn verify(&self, token: String, expected: Option<String>) -> napi::Result<NativeVerification> {
+        let use_ = match expected.as_deref() {
+            None => TokenUse::Access,
+            Some(u) => TokenUse::parse(u).map_err(core_err)?,
+        };
+        let (payload, err) = self.inner.verify_payload(&token, use_);
+        Ok(NativeVerification {
+            valid: err.is_none() && payload.is_some(),
+            payload,
+            code: err.map(|e| e.as_str().to_owned()),
+            error: err.map(|e| e.message().to_owned()),
+        })
+    }
+}
+
+/// fastmcp TS `JWTIssuer.deriveKey`: PBKDF2-SHA256 over the salt "fastmcp-oauth-proxy", base64; on a worker.
+#[napi(ts_return_type = "Promise<string>")]
+pub fn derive_key<'e>(env: &'e Env, secret: String, iterations: u32) -> napi::Result<Object<'e>> {
+    spawn_blocking(env, move || {
+        fastmcp_auth::derive_key(&secret, iterations).map(|k| Out::Text(Some(k)))
+    })
+}
+
+/// fastmcp Python `derive_jwt_key` (exactly one material), urlsafe base64 text; on a worker.
+#[napi(ts_return_type = "Promise<string>")]
+pub fn derive_jwt_key<'e>(
+    env: &'e Env,
+    high_entropy_material: Option<String>,
+    low_entropy_material: Option<String>,
+    salt: String,
+) -> napi::Result<Object<'e>> {
+    spawn_blocking(env, move || {
+        let m = fastmcp_auth::keys::key_material(
+            high_entropy_material.as_deref(),
+            low_entropy_material.as_deref(),
+        )?;
+        fastmcp_auth::derive_jwt_key(m, &salt).map(|k| Out::Text(Some(k)))
+    })
+}
+
+// ---- PKCE -----------------------------------------------------------------------------------------------------
+
+/// A random verifier of `length` (43-128) characters.
+#[napi]
+pub fn pkce_generate_verifier(length: u32) -> napi::Result<String> {
+    Ok(CodeVerifier::generate(length as usize)
+        .map_err(core_err)?
+        .as_str()
+        .to_owned())
+}
+
+/// The challenge of `verifier` for "S256" or "plain".
+#[napi]
+pub fn pkce_generate_challenge(verifier: String, method: String) -> napi::Result<String> {
+    let m = ChallengeMethod::parse(&method).map_err(core_err)?;
+    Ok(pkce::generate_challenge(&verifier, m))
+}
+
+/// Constant-time check; false for unknown methods and empty inputs (as fastmcp).
+#[napi]
+pub fn pkce_validate_challenge(verifier: String, challenge: String, method: String) -> bool {
+    match ChallengeMethod::parse(&method) {
+        Ok(m) if !verifier.is_empty() && !challenge.is_empty() => {
+            pkce::validate_challenge(&verifier, &challenge, m)
+        }
+        _ => false,
+    }
+}
+
+// ---- the proxy ------------------------------------------------------------------------------------------------
+
+/// Validates a proxy config (JSON text) and returns its RFC 8414 metadata (snake_case JSON text); needs no store,
+/// so a proxy whose store is still opening can already answer `getAuthorizationServerMetadata()`.
+#[napi]
+pub fn proxy_metadata(config: String) -> napi::Result<String> {
+    let c = OAuthProxyConfig::from_json(&parse_json(&config, "the proxy config")?).map_err(core_err)?;
+    Ok(c.authorization_server_metadata().to_string())
+}
+
+/// The OAuth proxy. `config` is JSON of the core's `OAuthProxyConfig` members (snake_case, seconds); `store` the
+/// token storage (default: memory). Every method runs on the core's runtime and returns a Promise of JSON text.
+#[napi]
+pub struct NativeProxy {
+    inner: CoreProxy,
+}
+
+fn response_text(r: OAuthResult<HttpResponse>) -> napi::Result<String> {
+    r.map(|r| r.to_json().to_string()).map_err(oauth_err)
+}
+
+fn token_text(r: OAuthResult<TokenResponse>) -> napi::Result<String> {
+    r.map(|r| r.to_json().to_string()).map_err(oauth_err)
+}
+
+#[napi]
+impl NativeProxy {
+    #[napi(constructor)]
+    pub fn new(config: String, store: Option<&NativeStore>) -> napi::Result<Self> {
+        let mut c =
+            OAuthProxyConfig::from_json(&parse_json(&config, "the proxy config")?).map_err(core_err)?;
+        if let Some(s) = store {
+            c.token_storage = Some(s.inner.as_async().clone());
+        }
+        Ok(NativeProxy {
+            inner: CoreProxy::new(c).map_err(core_err)?,
+        })
+    }
+
+    fn spawn<'e, F>(
+        &self,
+        env: &'e Env,
+        f: impl FnOnce(Arc<fastmcp_auth::OAuthProxy>) -> F,
+    ) -> napi::Result<Object<'e>>
+    where
+        F: Future<Output = napi::Result<String>> + Send + 'static,
+    {
+        spawn_on_runtime(env, f(self.inner.as_async().clone()))
+    }
+
+    /// RFC 7591 registration: request JSON in, client JSON out.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn register_client<'e>(&self, env: &'e Env, request: String) -> napi::Result<Object<'e>> {
+        let req = parse_json(&request, "the registration request")?;
+        self.spawn(env, |p| async move {
+            p.register_client(&req)
+                .await
+                .map(|v| v.to_string())
+                .map_err(oauth_err)
+        })
+    }
+
+    /// The authorization endpoint: query string in, `{"status","headers","body"}` out.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn authorize<'e>(&self, env: &'e Env, query: String) -> napi::Result<Object<'e>> {
+        let q = AuthorizeParams::from_query(&query).map_err(oauth_err)?;
+        self.spawn(env, |p| async move { response_text(p.authorize(&q).await) })
+    }
+
+    /// The consent form (urlencoded body) → response JSON.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn handle_consent<'e>(&self, env: &'e Env, form: String) -> napi::Result<Object<'e>> {
+        let c = ConsentParams::from_form(form.as_bytes()).map_err(oauth_err)?;
+        self.spawn(env, |p| async move { response_text(p.handle_consent(&c).await) })
+    }
+
+    /// The upstream callback (query string) → response JSON.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn handle_callback<'e>(&self, env: &'e Env, query: String) -> napi::Result<Object<'e>> {
+        let c = CallbackParams::from_query(&query).map_err(oauth_err)?;
+        self.spawn(env, |p| async move { response_text(p.handle_callback(&c).await) })
+    }
+
+    /// The token endpoint; `grant` is "any", "authorization_code" or "refresh_token".
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn token<'e>(
+        &self,
+        env: &'e Env,
+        grant: String,
+        form: String,
+        authorization: Option<String>,
+    ) -> napi::Result<Object<'e>> {
+        let r = TokenRequest::from_form(form.as_bytes(), authorization.as_deref()).map_err(oauth_err)?;
+        match grant.as_str() {
+            "any" => self.spawn(env, |p| async move { token_text(p.token(&r).await) }),
+            "authorization_code" => self.spawn(env, |p| async move {
+                token_text(p.exchange_authorization_code(&r).await)
+            }),
+            "refresh_token" => self.spawn(
+                env,
+                |p| async move { token_text(p.exchange_refresh_token(&r).await) },
+            ),
+            _ => Err(arg_err("grant must be any, authorization_code or refresh_token")),
+        }
+    }
+
+    /// The upstream tokens behind one of our tokens (JSON text), or null.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn load_upstream_tokens<'e>(&self, env: &'e Env, token: String) -> napi::Result<Object<'e>> {
+        spawn_on_runtime(env, {
+            let p = self.inner.as_async().clone();
+            async move {
+                let t = p.load_upstream_tokens(&token).await.map_err(oauth_err)?;
+                Ok(Out::Text(t.map(|t| {
+                    serde_json::to_string(&t).unwrap_or_else(|_| "null".into())
+                })))
+            }
+        })
+    }
+
+    /// RFC 7009 revocation by the token's client.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn revoke<'e>(
+        &self,
+        env: &'e Env,
+        token: String,
+        client_id: String,
+        client_secret: Option<String>,
+    ) -> napi::Result<Object<'e>> {
+        spawn_on_runtime(env, {
+            let p = self.inner.as_async().clone();
+            async move {
+                p.revoke(&token, &client_id, client_secret.as_deref())
+                    .await
+                    .map_err(oauth_err)?;
+                Ok(Out::Unit)
+            }
+        })
+    }
+
+    /// Stops background work of the proxy's store.
+    #[napi]
+    pub fn close(&self) {
+        self.inner.close()
+    }
+}
