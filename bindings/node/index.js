@@ -19,7 +19,7 @@ const native = loadNative();
 
 // ---- errors ------------------------------------------------------------------------------------------------------
 
-/** A library error; `code` is stable (`invalid_key`, `storage_io`, `closed`, `decrypt_failed`, ...). */
+/** A library error; `code` is stable (`invalid_key`, `storage_io`, `store_closed`, `not_a_directory`, ...). */
 class FastMCPAuthError extends Error {
   constructor(code, message) {
     super(message);
@@ -121,42 +121,71 @@ class NativeTokenStorage {
 
   async save(key, value, ttl) {
     const n = this[kNative] ?? (await this._opening);
-    return n.save(key, toJsonText(value), ttlSeconds(ttl)).then(undefined, rethrow);
+    const text = toJsonText(value);
+    try {
+      await n.save(key, text, ttlSeconds(ttl));
+    } catch (e) {
+      throw lift(e);
+    }
   }
 
   async get(key) {
     const n = this[kNative] ?? (await this._opening);
-    return n.get(key).then(parseOrNull, rethrow);
+    try {
+      return parseOrNull(await n.get(key));
+    } catch (e) {
+      throw lift(e);
+    }
   }
 
   /** Atomic get-and-delete: among concurrent callers in any process sharing the store, at most one gets the value. */
   async take(key) {
     const n = this[kNative] ?? (await this._opening);
-    return n.take(key).then(parseOrNull, rethrow);
+    try {
+      return parseOrNull(await n.take(key));
+    } catch (e) {
+      throw lift(e);
+    }
   }
 
   async delete(key) {
     const n = this[kNative] ?? (await this._opening);
-    await n.delete(key).then(undefined, rethrow);
+    try {
+      await n.delete(key);
+    } catch (e) {
+      throw lift(e);
+    }
   }
 
   async cleanup() {
     const n = this[kNative] ?? (await this._opening);
-    await n.cleanup().then(undefined, rethrow);
+    try {
+      await n.cleanup();
+    } catch (e) {
+      throw lift(e);
+    }
   }
 
   /** The stored keys (extra). */
   async keys() {
     const n = this[kNative] ?? (await this._opening);
-    return n.keys().then(undefined, rethrow);
+    try {
+      return await n.keys();
+    } catch (e) {
+      throw lift(e);
+    }
   }
 
   async size() {
     const n = this[kNative] ?? (await this._opening);
-    return n.size().then(undefined, rethrow);
+    try {
+      return await n.size();
+    } catch (e) {
+      throw lift(e);
+    }
   }
 
-  /** Stops background work (the sweep); later operations reject with code `closed`. */
+  /** Stops background work (the sweep); later operations reject with code `store_closed`. */
   destroy() {
     this._destroyed = true;
     this[kNative]?.close();
@@ -334,7 +363,9 @@ class JWTIssuer {
 
   /** PBKDF2-SHA256 (salt "fastmcp-oauth-proxy", 32 bytes), base64: fastmcp's key for a secret. Off the event loop. */
   static deriveKey(secret, iterations = 100000) {
-    return native.deriveKey(String(secret), iterations).then(undefined, rethrow);
+    return Promise.resolve()
+      .then(() => native.deriveKey(String(secret), iterations))
+      .then(undefined, rethrow);
   }
 
   issueAccessToken(clientId, scope, additionalClaims, expiresIn) {
@@ -372,10 +403,9 @@ class JWTIssuer {
 
 /** fastmcp Python's `derive_jwt_key` (exactly one of the materials), urlsafe base64 text. Off the event loop. */
 function deriveJwtKey({ highEntropyMaterial, lowEntropyMaterial, salt }) {
-  return native.deriveJwtKey(highEntropyMaterial ?? undefined, lowEntropyMaterial ?? undefined, String(salt)).then(
-    undefined,
-    rethrow,
-  );
+  return Promise.resolve()
+    .then(() => native.deriveJwtKey(highEntropyMaterial ?? undefined, lowEntropyMaterial ?? undefined, String(salt)))
+    .then(undefined, rethrow);
 }
 
 function callNative(f) {
@@ -513,7 +543,7 @@ class OAuthProxy {
 
   async registerClient(request) {
     const n = await this.#proxy();
-    return JSON.parse(await n.registerClient(JSON.stringify(request ?? {})).then(undefined, rethrow));
+    return JSON.parse(await callNative(() => n.registerClient(JSON.stringify(request ?? {}))).then(undefined, rethrow));
   }
 
   /** The authorization endpoint: the query parameters in, a consent page or a redirect out. */
@@ -558,7 +588,7 @@ class OAuthProxy {
   /** The upstream tokens behind one of our access tokens, or null (expired, revoked, forged, unknown). */
   async loadUpstreamTokens(fastmcpToken) {
     const n = await this.#proxy();
-    const t = parseOrNull(await n.loadUpstreamTokens(String(fastmcpToken)).then(undefined, rethrow));
+    const t = parseOrNull(await callNative(() => n.loadUpstreamTokens(String(fastmcpToken))).then(undefined, rethrow));
     if (t) t.issuedAt = new Date(t.issuedAt);
     return t;
   }
@@ -566,7 +596,7 @@ class OAuthProxy {
   /** Extra: RFC 7009 revocation by the token's client. */
   async revoke(token, clientId, clientSecret) {
     const n = await this.#proxy();
-    await n.revoke(String(token), String(clientId), clientSecret ?? undefined).then(undefined, rethrow);
+    await callNative(() => n.revoke(String(token), String(clientId), clientSecret ?? undefined)).then(undefined, rethrow);
   }
 
   /** RFC 8414 metadata with fastmcp's camelCase names (FastMCP converts them back to snake_case). */

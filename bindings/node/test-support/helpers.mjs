@@ -1,0 +1,176 @@
+// Test fixtures: the loopback mock identity provider (tests/mock-idp), free ports, a real redis-server, and the
+// OAuth flow a browser and an MCP client walk through, driven over real HTTP.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const UPSTREAM_CLIENT_ID = 'upstream-client';
+export const UPSTREAM_CLIENT_SECRET = 'upstream secret+/=';
+export const REDIRECT = 'http://127.0.0.1:33418/callback';
+
+export function tempDir(prefix = 'fastmcp-auth-node-') {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Starts tests/mock-idp; resolves to { url, close }. */
+export async function startIdp() {
+  const exe = join(ROOT, 'target', 'debug', 'mock-idp');
+  if (!existsSync(exe)) {
+    const r = spawnSync('cargo', ['build', '-q', '-p', 'fastmcp-auth-mock-idp', '--bin', 'mock-idp'], {
+      cwd: ROOT,
+      stdio: 'inherit',
+    });
+    if (r.status !== 0) throw new Error('could not build the mock identity provider');
+  }
+  const proc = spawn(exe, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const rl = createInterface({ input: proc.stdout });
+  const url = await new Promise((resolve, reject) => {
+    rl.once('line', resolve);
+    proc.once('error', reject);
+    proc.once('exit', (c) => reject(new Error(`mock-idp exited with ${c}`)));
+  });
+  return {
+    url,
+    close: () =>
+      new Promise((resolve) => {
+        proc.once('exit', resolve);
+        proc.stdin.end();
+      }),
+  };
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A real redis-server on a free loopback port: { url, close }, or null when redis-server is not installed. */
+export async function startRedis() {
+  if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) return null;
+  const port = await freePort();
+  const dir = tempDir('fastmcp-auth-redis-');
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], {
+    stdio: 'ignore',
+  });
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const c = connect(port, '127.0.0.1', () => c.write('PING\r\n'));
+      c.once('data', (d) => {
+        c.destroy();
+        resolve(d.toString().startsWith('+PONG'));
+      });
+      c.once('error', () => resolve(false));
+    });
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error('redis-server did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        proc.once('exit', resolve);
+        proc.kill();
+      }),
+  };
+}
+
+export function pkcePair() {
+  const verifier = randomBytes(48).toString('base64url');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  return { challenge, verifier };
+}
+
+/**
+ * An MCP client's and a user's walk through the proxy served at `base` (a FastMCP server): registration,
+ * authorize, the consent page (approved), the upstream login at the mock provider, the callback, the code exchange.
+ * Returns { client, tokens }.
+ */
+export async function obtainTokens(base) {
+  let r = await fetch(`${base}/oauth/register`, {
+    body: JSON.stringify({
+      client_name: 'node-test',
+      grant_types: ['authorization_code', 'refresh_token'],
+      redirect_uris: [REDIRECT],
+      token_endpoint_auth_method: 'client_secret_post',
+    }),
+    headers: { 'Content-Type': 'application/json' },
+    method: 'POST',
+  });
+  if (r.status !== 201) throw new Error(`register: ${r.status} ${await r.text()}`);
+  const client = await r.json();
+  const { challenge, verifier } = pkcePair();
+  const q = new URLSearchParams({
+    client_id: client.client_id,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+    redirect_uri: REDIRECT,
+    response_type: 'code',
+    scope: 'openid',
+    state: 'st-1',
+  });
+  r = await fetch(`${base}/oauth/authorize?${q}`, { redirect: 'manual' });
+  let upstream = r.headers.get('location');
+  if (!upstream) {
+    // The consent page: approve it, as the user would.
+    const html = await r.text();
+    if (r.status !== 200) throw new Error(`authorize: ${r.status} ${html}`);
+    const tx = /name="transaction_id" value="([^"]+)"/.exec(html)?.[1];
+    if (!tx) throw new Error('no transaction_id on the consent page');
+    r = await fetch(`${base}/oauth/consent`, {
+      body: new URLSearchParams({ action: 'approve', transaction_id: tx }).toString(),
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      method: 'POST',
+      redirect: 'manual',
+    });
+    upstream = r.headers.get('location');
+    if (!upstream) throw new Error(`consent: ${r.status} ${await r.text()}`);
+  }
+  // The browser at the provider: it signs the user in and sends them back to our callback.
+  r = await fetch(upstream, { redirect: 'manual' });
+  const callback = r.headers.get('location');
+  if (!callback) throw new Error(`upstream authorize: ${r.status} ${await r.text()}`);
+  const cb = new URL(callback);
+  r = await fetch(`${base}${cb.pathname}${cb.search}`, { redirect: 'manual' });
+  const back = r.headers.get('location');
+  if (!back) throw new Error(`callback: ${r.status} ${await r.text()}`);
+  const backUrl = new URL(back);
+  if (backUrl.searchParams.get('state') !== 'st-1') throw new Error(`state lost: ${back}`);
+  const code = backUrl.searchParams.get('code');
+  if (!code) throw new Error(`no code: ${back}`);
+  const tokens = await tokenRequest(base, {
+    client_id: client.client_id,
+    client_secret: client.client_secret,
+    code,
+    code_verifier: verifier,
+    grant_type: 'authorization_code',
+    redirect_uri: REDIRECT,
+  });
+  return { client, tokens };
+}
+
+export async function tokenRequest(base, fields) {
+  const body = new URLSearchParams();
+  for (const [k, v] of Object.entries(fields)) if (v != null) body.append(k, v);
+  const r = await fetch(`${base}/oauth/token`, {
+    body: body.toString(),
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    method: 'POST',
+  });
+  const json = await r.json();
+  if (r.status !== 200) throw Object.assign(new Error(`token: ${r.status} ${JSON.stringify(json)}`), { json });
+  return json;
+}

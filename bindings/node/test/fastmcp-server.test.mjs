@@ -1,0 +1,182 @@
+// The real thing: a FastMCP TypeScript server (npm `fastmcp`) on 127.0.0.1 with OAuth enabled, driven over HTTP by
+// an MCP client and a "browser" against the loopback mock identity provider.
+//  (a) our OAuthProxy inside FastMCP: register, authorize, consent, callback, token, MCP tool call with the Bearer
+//      JWT (401 without), refresh; then a restarted proxy on the same DiskStore still accepts the tokens.
+//  (b) fastmcp's own OAuthProxy with our DiskStore / EncryptedTokenStorage as `tokenStorage`: the same flow.
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { FastMCP } from 'fastmcp';
+import { OAuthProxy as FastmcpOAuthProxy } from 'fastmcp/auth';
+
+import { DiskStore, EncryptedTokenStorage, JWTIssuer, MemoryTokenStorage, OAuthProxy } from '../index.js';
+import { freePort, obtainTokens, startIdp, tempDir, tokenRequest, UPSTREAM_CLIENT_ID, UPSTREAM_CLIENT_SECRET } from '../test-support/helpers.mjs';
+
+const SIGNING_KEY = 'node-test-signing-key-0123456789abcdef';
+const STORAGE_KEY = 'node-test-storage-key';
+
+let idp;
+before(async () => {
+  idp = await startIdp();
+});
+after(async () => {
+  await idp.close();
+});
+
+function proxyConfig(base, extra = {}) {
+  return {
+    baseUrl: base,
+    encryptionKey: STORAGE_KEY,
+    jwtSigningKey: SIGNING_KEY,
+    scopes: ['openid'],
+    upstreamAuthorizationEndpoint: `${idp.url}/authorize`,
+    upstreamClientId: UPSTREAM_CLIENT_ID,
+    upstreamClientSecret: UPSTREAM_CLIENT_SECRET,
+    upstreamTokenEndpoint: `${idp.url}/token`,
+    ...extra,
+  };
+}
+
+const quiet = { debug() {}, error() {}, info() {}, log() {}, warn() {} };
+
+/** A FastMCP server with OAuth through `proxy`; its one tool answers with the session's upstream access token. */
+async function serve(proxy, port) {
+  const base = `http://127.0.0.1:${port}`;
+  const server = new FastMCP({
+    authenticate: async (request) => {
+      const h = request?.headers?.authorization;
+      const upstream = h?.startsWith('Bearer ') ? await proxy.loadUpstreamTokens(h.slice(7)) : null;
+      if (!upstream) throw new Response(null, { status: 401, statusText: 'Unauthorized' });
+      return { upstreamAccessToken: upstream.accessToken };
+    },
+    logger: quiet,
+    name: 'fastmcp-auth-node-test',
+    oauth: {
+      authorizationServer: proxy.getAuthorizationServerMetadata(),
+      enabled: true,
+      protectedResource: { authorizationServers: [base], resource: base },
+      proxy,
+    },
+    version: '1.0.0',
+  });
+  server.addTool({
+    description: 'The upstream access token behind the caller',
+    execute: async (_args, { session }) => session.upstreamAccessToken,
+    name: 'upstream_token',
+  });
+  await server.start({ httpStream: { host: '127.0.0.1', port }, transportType: 'httpStream' });
+  return server;
+}
+
+async function callTool(base, accessToken) {
+  const client = new Client({ name: 'node-test', version: '1.0.0' });
+  const headers = accessToken ? { Authorization: `Bearer ${accessToken}` } : {};
+  const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers } });
+  await client.connect(transport);
+  try {
+    const r = await client.callTool({ arguments: {}, name: 'upstream_token' });
+    return r.content[0].text;
+  } finally {
+    await client.close();
+  }
+}
+
+async function fullFlow(base) {
+  const meta = await (await fetch(`${base}/.well-known/oauth-authorization-server`)).json();
+  assert.equal(meta.token_endpoint, `${base}/oauth/token`);
+  const { client, tokens } = await obtainTokens(base);
+  assert.equal(tokens.token_type, 'Bearer');
+  assert.ok(tokens.refresh_token);
+  const upstream = await callTool(base, tokens.access_token);
+  assert.match(upstream, /^up-at-/, 'the tool saw the upstream token behind our JWT');
+  await assert.rejects(callTool(base), 'no Bearer token: 401');
+  await assert.rejects(callTool(base, `${tokens.access_token}x`), 'a forged token: 401');
+  const refreshed = await tokenRequest(base, {
+    client_id: client.client_id,
+    client_secret: client.client_secret,
+    grant_type: 'refresh_token',
+    refresh_token: tokens.refresh_token,
+  });
+  assert.notEqual(refreshed.access_token, tokens.access_token);
+  assert.match(await callTool(base, refreshed.access_token), /^up-at-/);
+  return { client, refreshed, tokens };
+}
+
+describe('our OAuthProxy in a real FastMCP server', () => {
+  test('register, consent, callback, token, MCP tool call with the Bearer JWT, refresh, restart', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const storage = new DiskStore({ directory: dir });
+    const proxy = new OAuthProxy(proxyConfig(base, { tokenStorage: storage }));
+    const server = await serve(proxy, port);
+    let refreshed;
+    try {
+      ({ refreshed } = await fullFlow(base));
+      // Our JWTs are fastmcp JWTs: fastmcp's own JWTIssuer verifies them with the same key.
+      const theirs = new JWTIssuerPeer({ audience: base, issuer: base, signingKey: SIGNING_KEY });
+      assert.equal((await theirs.verify(refreshed.access_token)).valid, true);
+    } finally {
+      await server.stop();
+      proxy.destroy();
+      storage.destroy();
+    }
+    assert.ok(readdirSync(dir).length > 0, 'state lives in the DiskStore directory');
+    // A restart: a new store and proxy on the same directory and keys still honour the tokens.
+    const storage2 = new DiskStore({ directory: dir });
+    const proxy2 = new OAuthProxy(proxyConfig(base, { tokenStorage: storage2 }));
+    const up = await proxy2.loadUpstreamTokens(refreshed.access_token);
+    assert.match(up.accessToken, /^up-at-/);
+    assert.ok(up.issuedAt instanceof Date);
+    storage2.destroy();
+  });
+
+  test('with the default (memory) storage', async () => {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const proxy = new OAuthProxy(proxyConfig(base));
+    const server = await serve(proxy, port);
+    try {
+      await fullFlow(base);
+    } finally {
+      await server.stop();
+      proxy.destroy();
+    }
+  });
+});
+
+describe("fastmcp's own OAuthProxy on our stores", () => {
+  const cases = {
+    'our DiskStore (fastmcp encrypts)': (dir) => new DiskStore({ directory: dir }),
+    'our EncryptedTokenStorage over our DiskStore (encryptionKey: false)': (dir) =>
+      new EncryptedTokenStorage(new DiskStore({ directory: dir }), STORAGE_KEY),
+    'our MemoryTokenStorage': () => new MemoryTokenStorage(),
+  };
+  for (const [name, make] of Object.entries(cases)) {
+    test(name, async () => {
+      const dir = tempDir();
+      const port = await freePort();
+      const base = `http://127.0.0.1:${port}`;
+      const tokenStorage = make(dir);
+      const encrypted = tokenStorage instanceof EncryptedTokenStorage;
+      const proxy = new FastmcpOAuthProxy(
+        proxyConfig(base, { encryptionKey: encrypted ? false : STORAGE_KEY, tokenStorage }),
+      );
+      const server = await serve(proxy, port);
+      let refreshed;
+      try {
+        ({ refreshed } = await fullFlow(base));
+      } finally {
+        await server.stop();
+        proxy.destroy();
+        tokenStorage.destroy();
+      }
+      // The JWTs fastmcp's proxy issued verify with our JWTIssuer.
+      const ours = new JWTIssuer({ audience: base, issuer: base, signingKey: SIGNING_KEY });
+      assert.equal((await ours.verify(refreshed.access_token)).valid, true);
+    });
+  }
+});
