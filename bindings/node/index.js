@@ -216,7 +216,10 @@ class MemoryTokenStorage extends NativeTokenStorage {
 
 /**
  * fastmcp's DiskStore: one JSON file per key in fastmcp's format, readable by fastmcp's DiskStore and the other way
- * round. Extra option `fsync` (default false): flush each write to disk before it resolves.
+ * round. Extra options: `fsync` (default false): flush each write to disk before it resolves; `fileNames`:
+ * 'fastmcp' (default: fastmcp's file names, so fastmcp's DiskStore reads the directory too; unlike fastmcp, keys
+ * that map to the same name never overwrite each other) or 'safe' (percent-encoded names, as the Rust, C and Python
+ * faces default to). Either reads both.
  */
 class DiskStore extends NativeTokenStorage {
   constructor(options) {
@@ -224,7 +227,8 @@ class DiskStore extends NativeTokenStorage {
       throw new TypeError('DiskStore: options.directory must be a non-empty string');
     }
     const { directory, cleanupIntervalMs = 60000, fileExtension = '.json', fsync = false } = options;
-    super(native.openDisk(directory, cleanupIntervalMs, fileExtension, Boolean(fsync)));
+    const fileNames = options.fileNames ?? 'fastmcp';
+    super(callNative(() => native.openDisk(directory, cleanupIntervalMs, fileExtension, Boolean(fsync), fileNames)));
   }
 }
 

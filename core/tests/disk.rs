@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use fastmcp_auth::store::{DiskStore, DiskStoreOptions, SyncStore, NO_EXPIRY_MS};
+use fastmcp_auth::store::{DiskStore, DiskStoreOptions, FileNaming, SyncStore, NO_EXPIRY_MS};
 use fastmcp_auth::ErrorCode;
 use serde_json::{json, Value};
 
@@ -39,6 +39,67 @@ fn distinct_keys_never_share_a_file() {
         assert_eq!(s.get_sync(k).unwrap(), Some(json!(i)), "{k}");
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 7);
+}
+
+fn open_fastmcp_named(dir: &Path) -> DiskStore {
+    DiskStore::open(DiskStoreOptions {
+        cleanup_interval: None,
+        naming: FileNaming::Fastmcp,
+        ..DiskStoreOptions::new(dir)
+    })
+    .unwrap()
+}
+
+#[test]
+fn fastmcp_naming_writes_fastmcp_names_and_never_lets_colliding_keys_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open_fastmcp_named(dir.path());
+    s.save_sync("mapping:abc", json!("m"), None).unwrap();
+    // fastmcp's name, recording the key (fastmcp ignores the extra member).
+    let text = std::fs::read_to_string(dir.path().join("mapping_abc.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["value"], "m");
+    assert_eq!(v["key"], "mapping:abc");
+    // Keys sharing that name: each is kept (the latecomers under their safe names), none overwrites another.
+    for (i, k) in ["mapping.abc", "mapping_abc", "mapping/abc"].iter().enumerate() {
+        s.save_sync(k, json!(i), None).unwrap();
+    }
+    assert_eq!(s.get_sync("mapping:abc").unwrap(), Some(json!("m")));
+    for (i, k) in ["mapping.abc", "mapping_abc", "mapping/abc"].iter().enumerate() {
+        assert_eq!(s.get_sync(k).unwrap(), Some(json!(i)), "{k}");
+    }
+    // Overwriting and taking each key touch only that key.
+    s.save_sync("mapping.abc", json!("again"), None).unwrap();
+    assert_eq!(s.take_sync("mapping.abc").unwrap(), Some(json!("again")));
+    assert_eq!(s.get_sync("mapping.abc").unwrap(), None);
+    assert_eq!(s.get_sync("mapping:abc").unwrap(), Some(json!("m")));
+    assert!(s.delete_sync("mapping:abc").unwrap());
+    assert_eq!(s.get_sync("mapping_abc").unwrap(), Some(json!(1)));
+    // A file fastmcp wrote (no recorded key) is found under its name.
+    write_legacy(dir.path(), "code_xyz.json", json!("c"), NO_EXPIRY_MS);
+    assert_eq!(s.take_sync("code:xyz").unwrap(), Some(json!("c")));
+    assert_eq!(s.take_sync("code:xyz").unwrap(), None);
+}
+
+#[test]
+fn both_namings_read_each_others_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = open_fastmcp_named(dir.path());
+    f.save_sync("client:1", json!(1), None).unwrap();
+    let safe = open(dir.path());
+    safe.save_sync("client:2", json!(2), None).unwrap();
+    assert_eq!(safe.get_sync("client:1").unwrap(), Some(json!(1)));
+    assert_eq!(f.get_sync("client:2").unwrap(), Some(json!(2)));
+    assert_eq!(f.take_sync("client:2").unwrap(), Some(json!(2)));
+    assert_eq!(safe.take_sync("client:1").unwrap(), Some(json!(1)));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // A plain key with `_` under a name a fastmcp-named key already holds: kept apart (hashed name), both ways.
+    f.save_sync("code:x", json!("fastmcp-named"), None).unwrap();
+    safe.save_sync("code_x", json!("plain"), None).unwrap();
+    assert_eq!(f.get_sync("code:x").unwrap(), Some(json!("fastmcp-named")));
+    assert_eq!(f.get_sync("code_x").unwrap(), Some(json!("plain")));
+    assert_eq!(safe.take_sync("code_x").unwrap(), Some(json!("plain")));
+    assert_eq!(safe.get_sync("code:x").unwrap(), Some(json!("fastmcp-named")));
 }
 
 #[test]

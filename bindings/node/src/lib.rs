@@ -19,7 +19,7 @@ use fastmcp_auth::proxy::{
     AuthorizeParams, CallbackParams, ConsentParams, HttpResponse, OAuthError, OAuthProxyConfig, OAuthResult,
     TokenRequest, TokenResponse,
 };
-use fastmcp_auth::store::{DiskStoreOptions, Keyring, MemoryStore, RedisStoreOptions, SyncStore};
+use fastmcp_auth::store::{DiskStoreOptions, FileNaming, Keyring, MemoryStore, RedisStoreOptions, SyncStore};
 use fastmcp_auth::{ClaimLayout, Error, IssueOptions, JwtIssuer, Store, TokenUse};
 use napi::bindgen_prelude::{
     FromNapiValue, Object, PromiseRaw, ToNapiValue, TypeName, ValidateNapiValue, ValueType,
@@ -315,8 +315,14 @@ pub fn open_disk<'e>(
     cleanup_interval_ms: f64,
     file_extension: String,
     fsync: bool,
+    file_names: String,
 ) -> napi::Result<Object<'e>> {
     let mut o = DiskStoreOptions::new(directory);
+    o.naming = match file_names.as_str() {
+        "fastmcp" => FileNaming::Fastmcp,
+        "safe" => FileNaming::Safe,
+        _ => return Err(arg_err("fileNames must be 'fastmcp' or 'safe'")),
+    };
     o.cleanup_interval = millis(cleanup_interval_ms, "cleanupIntervalMs")?;
     o.file_extension = file_extension;
     o.fsync = fsync;

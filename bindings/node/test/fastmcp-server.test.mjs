@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { FastMCP } from 'fastmcp';
-import { OAuthProxy as FastmcpOAuthProxy } from 'fastmcp/auth';
+import { OAuthProxy as FastmcpOAuthProxy, JWTIssuer as JWTIssuerPeer } from 'fastmcp/auth';
 
 import { DiskStore, EncryptedTokenStorage, JWTIssuer, MemoryTokenStorage, OAuthProxy } from '../index.js';
 import { freePort, obtainTokens, startIdp, tempDir, tokenRequest, UPSTREAM_CLIENT_ID, UPSTREAM_CLIENT_SECRET } from '../test-support/helpers.mjs';

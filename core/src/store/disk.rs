@@ -64,6 +64,9 @@ pub struct DiskStoreOptions {
     pub fsync: bool,
     /// How often the sweep re-reads every file to find entries other processes wrote. Default one hour.
     pub full_scan_interval: Duration,
+    /// File names: [`FileNaming::Safe`] (default) or fastmcp's ([`FileNaming::Fastmcp`]). Either mode reads
+    /// the other's files.
+    pub naming: FileNaming,
 }
 
 impl DiskStoreOptions {
@@ -75,6 +78,7 @@ impl DiskStoreOptions {
             file_extension: ".json".into(),
             fsync: false,
             full_scan_interval: Duration::from_secs(3600),
+            naming: FileNaming::Safe,
         }
     }
 }
@@ -95,6 +99,20 @@ struct EntryIn<V = Value> {
     value: V,
     #[serde(default)]
     key: Option<String>,
+}
+
+/// How a [`DiskStore`] names its files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FileNaming {
+    /// Plain keys keep fastmcp's name, other keys are percent-encoded: injective, no two keys ever share a file.
+    /// fastmcp TS cannot find the files of non-plain keys (it looks for `mapping_abc.json`).
+    #[default]
+    Safe,
+    /// fastmcp's own names (every character outside `[A-Za-z0-9_-]` becomes `_`), so fastmcp TS reads the
+    /// directory too (mixed fleets, rolling back). A file whose name another key could share records its key; a
+    /// key whose fastmcp name already holds *another* recorded key is written under its safe name instead, so
+    /// colliding keys never overwrite each other (fastmcp's own DiskStore would).
+    Fastmcp,
 }
 
 /// Where a key lives.
@@ -164,6 +182,7 @@ impl ExpiryIndex {
 struct Inner {
     dir: PathBuf,
     ext: String,
+    naming: FileNaming,
     fsync: bool,
     full_scan_interval: Duration,
     index: Mutex<ExpiryIndex>,
@@ -220,6 +239,7 @@ impl DiskStore {
         let inner = Arc::new(Inner {
             dir: options.directory,
             ext,
+            naming: options.naming,
             fsync: options.fsync,
             full_scan_interval: options.full_scan_interval,
             index: Mutex::new(ExpiryIndex::default()),
@@ -356,17 +376,35 @@ impl Inner {
         let own = format!("{stem}{}", self.ext);
         let records_key = hashed || (plain && key.contains('_'));
         let legacy = if plain && !hashed {
-            None
+            // A plain key with `_` shares its name with fastmcp-named keys (`a:b` → `a_b`); when a fastmcp-named
+            // file already holds another key there, this key is written under its hashed name instead.
+            key.contains('_')
+                .then(|| format!("~{}{}", hex::encode(Sha256::digest(key.as_bytes())), self.ext))
         } else {
             Some(DiskStore::legacy_file_name(key, &self.ext))
         };
         // fastmcp would itself fail on a legacy name over the limit; never look those up.
         let legacy = legacy.filter(|l| l.len() <= MAX_NAME && *l != own);
-        Names {
-            own,
-            records_key,
-            legacy,
+        match (self.naming, legacy) {
+            // fastmcp's name first (recording the key, which that name alone does not identify); the safe name is
+            // where the key goes when another key holds that name, and where a Safe-mode store put it.
+            (FileNaming::Fastmcp, Some(fastmcp_name)) if !plain => Names {
+                own: fastmcp_name,
+                records_key: true,
+                legacy: Some(own),
+            },
+            (_, legacy) => Names {
+                own,
+                records_key,
+                legacy,
+            },
         }
+    }
+
+    /// Whether a file under a key's other name (`Names::legacy`) holds that key: it records no key (fastmcp
+    /// wrote it under its name for this key) or records exactly this one.
+    fn other_holds<V>(entry: &EntryIn<V>, key: &str) -> bool {
+        entry.key.as_deref().is_none_or(|k| k == key)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -422,12 +460,13 @@ impl Inner {
             Read::Entry(e) if Self::owns(&e, key, &names) => {
                 return Ok((e.expires_at >= now).then_some(e.value));
             }
-            Read::Missing => {}
+            // Another key's file under a shared (fastmcp) name: this key may live under its other name.
+            Read::Missing | Read::Entry(_) => {}
             _ => return Ok(None),
         }
         if let Some(legacy) = &names.legacy {
             if let Read::Entry(e) = self.read_as::<V>(&self.path(legacy))? {
-                if e.key.is_none() && e.expires_at >= now {
+                if Self::other_holds(&e, key) && e.expires_at >= now {
                     return Ok(Some(e.value));
                 }
             }
@@ -440,13 +479,25 @@ impl Inner {
         validate_key(key)?;
         let names = self.names(key);
         let expires_at = expires_at_ms(ttl);
+        let mut target = &names.own;
+        if names.records_key {
+            // A name other keys can share: never overwrite another key's file there, use this key's other name.
+            if let (Some(other), Read::Entry(e)) = (
+                &names.legacy,
+                self.read_as::<serde::de::IgnoredAny>(&self.path(&names.own))?,
+            ) {
+                if !Self::owns(&e, key, &names) {
+                    target = other;
+                }
+            }
+        }
         let entry = EntryOut {
             expires_at,
             value,
-            key: names.records_key.then_some(key),
+            key: (names.records_key || target != &names.own).then_some(key),
         };
         let content = serde_json::to_vec_pretty(&entry)?;
-        let tmp = self.path(&format!(".{}.{}.tmp", names.own, random_suffix()));
+        let tmp = self.path(&format!(".{}.{}.tmp", target, random_suffix()));
         let write = || -> std::io::Result<()> {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -469,7 +520,7 @@ impl Inner {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io("write entry", e));
         }
-        if let Err(e) = fs::rename(&tmp, self.path(&names.own)) {
+        if let Err(e) = fs::rename(&tmp, self.path(target)) {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io("rename entry", e));
         }
@@ -478,7 +529,7 @@ impl Inner {
                 .and_then(|d| d.sync_all())
                 .map_err(|e| Error::io("fsync directory", e))?;
         }
-        self.lock_index().set(&names.own, expires_at);
+        self.lock_index().set(target, expires_at);
         Ok(())
     }
 
@@ -542,7 +593,7 @@ impl Inner {
         let names = self.names(key);
         let now = now_ms() as f64;
         let live = |e: EntryIn| (e.expires_at >= now).then_some(e.value);
-        let legacy_ok = |e: Option<&EntryIn>| e.is_some_and(|e| e.key.is_none());
+        let legacy_ok = |e: Option<&EntryIn>| e.is_some_and(|e| Self::other_holds(e, key));
         if let Some(Some(e)) =
             self.take_name(&names.own, |e| e.is_some_and(|e| Self::owns(e, key, &names)))?
         {
@@ -570,7 +621,7 @@ impl Inner {
             .is_some();
         if let Some(l) = &names.legacy {
             removed |= self
-                .take_name(l, |e| e.is_some_and(|e| e.key.is_none()))?
+                .take_name(l, |e| e.is_some_and(|e| Self::other_holds(e, key)))?
                 .is_some();
         }
         Ok(removed)
