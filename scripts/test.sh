@@ -47,9 +47,22 @@ else
   fail=1
 fi
 
-# cargo's "test result: ok. N passed; N failed" lines and pytest's "N passed[, N failed] in Xs" line.
+step "Node addon: build (cargo, shared target), npm ci, node --test"
+if bash bindings/node/scripts/build-cargo.sh && (cd bindings/node && npm ci --no-audit --no-fund --loglevel=error); then
+  (cd bindings/node && node --test test/*.test.mjs) 2>&1 | tee -a "$log" | grep -E '^# (tests|pass|fail)|^not ok|^    not ok|^# Subtest'
+  [ "${PIPESTATUS[0]}" -eq 0 ] || fail=1
+else
+  echo "building the Node addon failed"
+  fail=1
+fi
+
+# cargo's "test result: ok. N passed; N failed" lines, pytest's "N passed[, N failed] in Xs" line and node --test's
+# "# pass N" / "# fail N" lines.
 count() {
-  awk -v word="$1" '/^test result:/ || / in [0-9.]+s/ { for (i = 1; i < NF; i++) if ($(i+1) ~ "^" word) s += $i } END { print s + 0 }' "$log"
+  awk -v word="$1" '
+    /^test result:/ || / in [0-9.]+s/ { for (i = 1; i < NF; i++) if ($(i+1) ~ "^" word) s += $i }
+    /^# (pass|fail) [0-9]+$/ { if (word ~ "^" $2) s += $3 }
+    END { print s + 0 }' "$log"
 }
 passed=$(count passed)
 failed=$(count failed)

@@ -180,3 +180,35 @@ describe("fastmcp's own OAuthProxy on our stores", () => {
     });
   }
 });
+
+describe('the example server (examples/server.mjs)', () => {
+  test('serves the full flow and a tool call', async () => {
+    const { createServer } = await import('../examples/server.mjs');
+    const port = await freePort();
+    const app = createServer({
+      ENCRYPTION_KEY: STORAGE_KEY,
+      JWT_SIGNING_KEY: SIGNING_KEY,
+      OAUTH_DIR: tempDir(),
+      PORT: String(port),
+      UPSTREAM_AUTHORIZATION_ENDPOINT: `${idp.url}/authorize`,
+      UPSTREAM_CLIENT_ID,
+      UPSTREAM_CLIENT_SECRET,
+      UPSTREAM_TOKEN_ENDPOINT: `${idp.url}/token`,
+    });
+    await app.start();
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      const { tokens } = await obtainTokens(base);
+      const client = new Client({ name: 'node-test', version: '1.0.0' });
+      const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
+        requestInit: { headers: { Authorization: `Bearer ${tokens.access_token}` } },
+      });
+      await client.connect(transport);
+      const r = await client.callTool({ arguments: {}, name: 'whoami' });
+      assert.match(r.content[0].text, /^scopes: /);
+      await client.close();
+    } finally {
+      await app.stop();
+    }
+  });
+});

@@ -1,0 +1,296 @@
+// Types of fastmcp-auth: the same names and signatures as fastmcp/auth (npm `fastmcp` 4.x), plus extras marked so.
+
+/** fastmcp's TokenStorage interface; every store here implements it. */
+export interface TokenStorage {
+  cleanup(): Promise<void>;
+  delete(key: string): Promise<void>;
+  get(key: string): Promise<null | unknown>;
+  /** `ttl` in seconds; absent or 0: never expires. */
+  save(key: string, value: unknown, ttl?: number): Promise<void>;
+  take?(key: string): Promise<null | unknown>;
+}
+
+/** A library error with a stable `code` (`invalid_key`, `invalid_argument`, `storage_io`, `store_closed`, ...). */
+export declare class FastMCPAuthError extends Error {
+  code: string;
+  constructor(code: string, message: string);
+}
+
+declare class NativeTokenStorage implements TokenStorage {
+  cleanup(): Promise<void>;
+  delete(key: string): Promise<void>;
+  get(key: string): Promise<null | unknown>;
+  save(key: string, value: unknown, ttl?: number): Promise<void>;
+  /** Atomic get-and-delete: among concurrent callers in any process sharing the store, at most one gets the value. */
+  take(key: string): Promise<null | unknown>;
+  /** Extra: the stored keys. */
+  keys(): Promise<string[]>;
+  /** Extra: resolves once the store is open (rejects with the open error, e.g. code `not_a_directory`). */
+  ready(): Promise<void>;
+  /** Stops background work; later operations reject with code `store_closed`. */
+  destroy(): void;
+}
+
+export declare class MemoryTokenStorage extends NativeTokenStorage {
+  constructor(cleanupIntervalMs?: number);
+  size(): number;
+}
+
+export interface DiskStoreOptions {
+  /** @default 60000 */
+  cleanupIntervalMs?: number;
+  directory: string;
+  /** @default ".json" */
+  fileExtension?: string;
+  /** Extra: fsync each write (and the directory) before it resolves. @default false */
+  fsync?: boolean;
+  /** Extra: 'fastmcp' (fastmcp's names, readable by fastmcp's DiskStore; colliding keys kept apart) or 'safe'. @default "fastmcp" */
+  fileNames?: 'fastmcp' | 'safe';
+}
+
+export declare class DiskStore extends NativeTokenStorage {
+  constructor(options: DiskStoreOptions);
+  size(): Promise<number>;
+}
+
+/** Extra: Redis (>= 6.2), shared by several server replicas. */
+export interface RedisStoreOptions {
+  /** redis://, rediss:// (TLS), with credentials and database in the URL. */
+  url: string;
+  /** @default "fastmcp:" */
+  prefix?: string;
+  /** Connection and response timeout. @default 5000 */
+  timeoutMs?: number;
+}
+
+export declare class RedisStore extends NativeTokenStorage {
+  constructor(options: RedisStoreOptions);
+  size(): Promise<number>;
+}
+
+export interface EncryptedTokenStorageOptions {
+  /** Extra: keys that still decrypt during a key rotation. */
+  previousKeys?: string[];
+}
+
+export declare class EncryptedTokenStorage extends NativeTokenStorage {
+  constructor(backend: TokenStorage, encryptionKey: string, options?: EncryptedTokenStorageOptions);
+  size(): Promise<number | undefined>;
+}
+
+export interface JWTClaims {
+  [key: string]: unknown;
+  aud: string;
+  client_id: string;
+  exp: number;
+  iat: number;
+  iss: string;
+  jti: string;
+  scope: string[];
+}
+
+export interface JWTIssuerConfig {
+  /** @default 3600 */
+  accessTokenTtl?: number;
+  audience: string;
+  issuer: string;
+  /** @default 2592000 */
+  refreshTokenTtl?: number;
+  signingKey: string;
+  /** Extra: keys (or `{ key, kid }`) whose tokens still verify during a rotation. */
+  previousKeys?: Array<string | { key: string; kid?: string }>;
+  /** Extra: `kid` header of issued tokens. */
+  kid?: string;
+  /** Extra: seconds of clock skew accepted. @default 0 */
+  leeway?: number;
+}
+
+export interface TokenValidationResult {
+  claims?: JWTClaims;
+  /** fastmcp's text: "Invalid token format", "Invalid signature", "Token expired", "Invalid issuer", ... */
+  error?: string;
+  /** Extra: a stable reason (`malformed_token`, `invalid_signature`, `token_expired`, `unsupported_algorithm`, ...). */
+  code?: string;
+  valid: boolean;
+}
+
+export declare class JWTIssuer {
+  constructor(config: JWTIssuerConfig);
+  static deriveKey(secret: string, iterations?: number): Promise<string>;
+  issueAccessToken(
+    clientId: string,
+    scope: string[],
+    additionalClaims?: Record<string, unknown>,
+    expiresIn?: number,
+  ): string;
+  issueRefreshToken(
+    clientId: string,
+    scope: string[],
+    additionalClaims?: Record<string, unknown>,
+    expiresIn?: number,
+  ): string;
+  verify(token: string): Promise<TokenValidationResult>;
+}
+
+/** Extra: fastmcp Python's `derive_jwt_key` (exactly one material), urlsafe base64 text. */
+export declare function deriveJwtKey(options: {
+  highEntropyMaterial?: string;
+  lowEntropyMaterial?: string;
+  salt: string;
+}): Promise<string>;
+
+export interface PKCEPair {
+  challenge: string;
+  verifier: string;
+}
+
+export declare class PKCEUtils {
+  static generateChallenge(verifier: string, method?: 'plain' | 'S256'): string;
+  static generatePair(method?: 'plain' | 'S256'): PKCEPair;
+  static generateVerifier(length?: number): string;
+  static validateChallenge(verifier: string, challenge: string, method: string): boolean;
+}
+
+export interface OAuthError {
+  error: string;
+  error_description?: string;
+}
+
+export declare class OAuthProxyError extends Error {
+  code: string;
+  description?: string;
+  statusCode: number;
+  constructor(code: string, description?: string, statusCode?: number);
+  toJSON(): OAuthError;
+  toResponse(): Response;
+}
+
+export interface OAuthProxyConfig {
+  accessTokenTtl?: number;
+  allowedRedirectUriPatterns?: string[];
+  allowPlainPkce?: boolean;
+  authorizationCodeTtl?: number;
+  baseUrl: string;
+  consentRequired?: boolean;
+  /** Accepted for compatibility; approval is recorded server-side, there is no consent cookie. */
+  consentSigningKey?: string;
+  /** Accepted for compatibility; upstream claims passthrough is not implemented yet. */
+  customClaimsPassthrough?: boolean | Record<string, unknown>;
+  /** Not supported yet: `true` throws. */
+  enableCimd?: boolean;
+  enableTokenSwap?: boolean;
+  encryptionKey?: false | string;
+  extraAuthorizationParams?: Record<string, string>;
+  /** Accepted for compatibility; the proxy always uses its own S256 PKCE upstream. */
+  forwardPkce?: boolean;
+  jwtSigningKey?: string;
+  redirectPath?: string;
+  refreshTokenTtl?: number;
+  scopes?: string[];
+  /** One of this package's stores. */
+  tokenStorage?: TokenStorage;
+  transactionTtl?: number;
+  upstreamAuthorizationEndpoint: string;
+  upstreamClientId: string;
+  upstreamClientSecret: string;
+  upstreamRequestTimeoutMs?: number;
+  upstreamTokenEndpoint: string;
+  upstreamTokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post';
+  /** Extra: signing keys whose tokens still verify (rotation). */
+  previousJwtSigningKeys?: string[];
+  /** Extra: storage keys that still decrypt (rotation). */
+  previousEncryptionKeys?: string[];
+  /** Extra: require PKCE from clients (OAuth 2.1). @default true */
+  requirePkce?: boolean;
+  /** Extra: seconds a just-rotated refresh token may be presented again (retries, racing replicas). @default 30 */
+  refreshGraceWindow?: number;
+  /** Extra: claim layout of issued JWTs. @default "ts" */
+  claimLayout?: 'ts' | 'py';
+  /** Extra: provider name on the consent page. */
+  providerName?: string;
+}
+
+export interface DCRRequest {
+  redirect_uris: string[];
+  client_name?: string;
+  grant_types?: string[];
+  response_types?: string[];
+  scope?: string;
+  token_endpoint_auth_method?: string;
+  [key: string]: unknown;
+}
+
+export interface DCRResponse {
+  client_id: string;
+  client_secret?: string;
+  redirect_uris: string[];
+  [key: string]: unknown;
+}
+
+export interface TokenRequest {
+  client_id: string;
+  client_secret?: string;
+  code: string;
+  code_verifier?: string;
+  grant_type: 'authorization_code';
+  redirect_uri: string;
+}
+
+export interface RefreshRequest {
+  client_id: string;
+  client_secret?: string;
+  grant_type: 'refresh_token';
+  refresh_token: string;
+  scope?: string;
+}
+
+export interface TokenResponse {
+  access_token: string;
+  expires_in: number;
+  id_token?: string;
+  refresh_token?: string;
+  scope?: string;
+  token_type: string;
+}
+
+export interface UpstreamTokenSet {
+  accessToken: string;
+  expiresIn: number;
+  idToken?: string;
+  issuedAt: Date;
+  refreshExpiresIn?: number;
+  refreshToken?: string;
+  scope: string[];
+  tokenType: string;
+}
+
+export declare class OAuthProxy {
+  constructor(config: OAuthProxyConfig);
+  authorize(params: Record<string, string | undefined>): Promise<Response>;
+  destroy(): void;
+  exchangeAuthorizationCode(request: TokenRequest): Promise<TokenResponse>;
+  exchangeRefreshToken(request: RefreshRequest): Promise<TokenResponse>;
+  getAuthorizationServerMetadata(): {
+    authorizationEndpoint: string;
+    codeChallengeMethodsSupported?: string[];
+    grantTypesSupported?: string[];
+    issuer: string;
+    registrationEndpoint?: string;
+    responseTypesSupported: string[];
+    revocationEndpoint?: string;
+    scopesSupported?: string[];
+    tokenEndpoint: string;
+    tokenEndpointAuthMethodsSupported?: string[];
+    [key: string]: unknown;
+  };
+  handleCallback(request: Request): Promise<Response>;
+  handleConsent(request: Request): Promise<Response>;
+  loadUpstreamTokens(fastmcpToken: string): Promise<null | UpstreamTokenSet>;
+  registerClient(request: DCRRequest): Promise<DCRResponse>;
+  /** Extra: resolves once the token storage is open. */
+  ready(): Promise<void>;
+  /** Extra: RFC 7009 revocation by the token's client. */
+  revoke(token: string, clientId: string, clientSecret?: string): Promise<void>;
+  /** Extra: a raw token request (urlencoded body, optional Authorization header), any grant. */
+  token(body: string, authorization?: string): Promise<TokenResponse>;
+}

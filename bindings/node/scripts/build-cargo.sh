@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds the addon with plain cargo into the workspace's shared target directory (no second compile of every
+# dependency under target/<triple>/, which `napi build` would do) and puts it where index.js loads it.
+# Usage: scripts/build-cargo.sh [--release]
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$here/../.." && pwd)"
+profile=debug
+args=()
+if [ "${1:-}" = "--release" ]; then
+  profile=release
+  args+=(--release)
+fi
+cargo build -q -p fastmcp-auth-node --locked "${args[@]}" --manifest-path "$root/Cargo.toml"
+cp "$root/target/$profile/libfastmcp_auth_node.so" "$here/fastmcp-auth.linux-x64-gnu.node"
