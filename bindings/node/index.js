@@ -398,7 +398,7 @@ class JWTIssuer {
   /** `{ valid, claims?, error? }` as fastmcp's (error texts included); extra: `code`, a stable reason. */
   async verify(token) {
     const r = this.#n.verify(typeof token === 'string' ? token : '');
-    if (r.valid) return { claims: JSON.parse(r.payload), valid: true };
+    if (typeof r === 'string') return { claims: JSON.parse(r), valid: true };
     const out = { code: r.code, error: r.error, valid: false };
     if (r.payload != null) out.claims = JSON.parse(r.payload);
     return out;

@@ -22,7 +22,7 @@ use fastmcp_auth::proxy::{
 use fastmcp_auth::store::{DiskStoreOptions, FileNaming, Keyring, MemoryStore, RedisStoreOptions, SyncStore};
 use fastmcp_auth::{ClaimLayout, Error, IssueOptions, JwtIssuer, Store, TokenUse};
 use napi::bindgen_prelude::{
-    FromNapiValue, Object, PromiseRaw, ToNapiValue, TypeName, ValidateNapiValue, ValueType,
+    Either, FromNapiValue, Object, PromiseRaw, ToNapiValue, TypeName, ValidateNapiValue, ValueType,
 };
 use napi::{sys, Env, JsValue, Task};
 use napi_derive::napi;
@@ -462,18 +462,26 @@ impl NativeJwtIssuer {
     }
 
     /// Verifies signature, expiry, issuer and audience (and token use in the Python layout); never throws.
+    /// An accepted token gives its payload's JSON text (one string: the hot path builds no object here); a
+    /// rejected one gives the verdict.
     #[napi]
-    pub fn verify(&self, token: String, expected: Option<String>) -> napi::Result<NativeVerification> {
+    pub fn verify(
+        &self,
+        token: String,
+        expected: Option<String>,
+    ) -> napi::Result<Either<String, NativeVerification>> {
         let use_ = match expected.as_deref() {
             None => TokenUse::Access,
             Some(u) => TokenUse::parse(u).map_err(core_err)?,
         };
-        let (payload, err) = self.inner.verify_payload(&token, use_);
-        Ok(NativeVerification {
-            valid: err.is_none() && payload.is_some(),
-            payload,
-            code: err.map(|e| e.as_str().to_owned()),
-            error: err.map(|e| e.message().to_owned()),
+        Ok(match self.inner.verify_payload(&token, use_) {
+            (Some(payload), None) => Either::A(payload),
+            (payload, err) => Either::B(NativeVerification {
+                valid: false,
+                payload,
+                code: Some(err.map_or("malformed_token", |e| e.as_str()).to_owned()),
+                error: Some(err.map_or("Invalid token format", |e| e.message()).to_owned()),
+            }),
         })
     }
 }
