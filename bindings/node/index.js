@@ -218,8 +218,8 @@ class MemoryTokenStorage extends NativeTokenStorage {
  * fastmcp's DiskStore: one JSON file per key in fastmcp's format, readable by fastmcp's DiskStore and the other way
  * round. Extra options: `fsync` (default false): flush each write to disk before it resolves; `fileNames`:
  * 'fastmcp' (default: fastmcp's file names, so fastmcp's DiskStore reads the directory too; unlike fastmcp, keys
- * that map to the same name never overwrite each other) or 'safe' (percent-encoded names, as the Rust, C and Python
- * faces default to). Either reads both.
+ * that map to the same name never overwrite each other) or 'safe' (keys outside [A-Za-z0-9_-] percent-encoded).
+ * Either reads both.
  */
 class DiskStore extends NativeTokenStorage {
   constructor(options) {

@@ -1,17 +1,16 @@
 //! One file per key, in fastmcp TS's `DiskStore` format: `{"expiresAt": <ms>, "value": <json>}`, pretty-printed.
 //!
 //! File names. fastmcp maps every character outside `[A-Za-z0-9_-]` to `_`, so `a:b`, `a.b` and `a_b` share one
-//! file. Here:
-//! - a *plain* key (only `[A-Za-z0-9_-]`) keeps fastmcp's name, so both implementations read each other's files;
-//! - any other key is percent-encoded (`mapping:abc` → `mapping%3Aabc.json`): injective, no `.`/`/`/NUL can
-//!   survive, so no name can leave the directory or collide;
-//! - a name too long for the filesystem becomes `~<sha256 hex>`;
-//! - files whose name alone does not identify the key (hashed names, and plain names containing `_`, which a
-//!   fastmcp-sanitised key could share) record it in a `"key"` member, which fastmcp ignores.
+//! file and overwrite each other. Two namings here ([`FileNaming`]), each reading the other's files:
+//! - `Fastmcp` (default): fastmcp's names, so fastmcp TS reads our directory and we read its. A file whose name
+//!   another key could share records its key in a `"key"` member (fastmcp ignores it); a key whose name already
+//!   holds another key's file goes to its `Safe` name (or, for a plain key, its hashed name) instead.
+//! - `Safe`: a plain key (only `[A-Za-z0-9_-]`) keeps fastmcp's name, any other key is percent-encoded
+//!   (`mapping:abc` → `mapping%3Aabc.json`): injective.
 //!
-//! A key fastmcp wrote under its sanitised name (`mapping:abc` → `mapping_abc.json`) is still found: when a
-//! non-plain key has no file of its own, its legacy name is read, and accepted only if that file records no key
-//! (a file that records one belongs to exactly that key). `delete`/`take` remove the legacy file too.
+//! In both, no `.`/`/`/NUL survives into a name, so no key leaves the directory; a name too long for the
+//! filesystem becomes `~<sha256 hex>` (recording the key). A key is looked up under its name, then under its other
+//! name, where a file is accepted only if it records no key or exactly this one; `delete`/`take` remove both.
 //!
 //! Writes go to a temp file (0600) that is renamed over the target, optionally with fsync of file and directory.
 //! `take` renames the file to a unique claim name first: rename is atomic, so among threads and processes exactly
@@ -64,8 +63,8 @@ pub struct DiskStoreOptions {
     pub fsync: bool,
     /// How often the sweep re-reads every file to find entries other processes wrote. Default one hour.
     pub full_scan_interval: Duration,
-    /// File names: [`FileNaming::Safe`] (default) or fastmcp's ([`FileNaming::Fastmcp`]). Either mode reads
-    /// the other's files.
+    /// File names: fastmcp's ([`FileNaming::Fastmcp`], default) or [`FileNaming::Safe`]. Either reads the
+    /// other's files.
     pub naming: FileNaming,
 }
 
@@ -78,7 +77,7 @@ impl DiskStoreOptions {
             file_extension: ".json".into(),
             fsync: false,
             full_scan_interval: Duration::from_secs(3600),
-            naming: FileNaming::Safe,
+            naming: FileNaming::Fastmcp,
         }
     }
 }
@@ -101,17 +100,21 @@ struct EntryIn<V = Value> {
     key: Option<String>,
 }
 
-/// How a [`DiskStore`] names its files.
+/// How a [`DiskStore`] names its files. Either naming reads the other's files.
+///
+/// The default is [`FileNaming::Fastmcp`]: a directory shared with fastmcp TS (a mixed fleet, a rollback) must be
+/// readable by it, and the collision guard keeps fastmcp's weakness (keys sharing a name overwrite each other)
+/// out. It costs one extra read on a save of a key outside `[A-Za-z0-9_-]`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FileNaming {
     /// Plain keys keep fastmcp's name, other keys are percent-encoded: injective, no two keys ever share a file.
     /// fastmcp TS cannot find the files of non-plain keys (it looks for `mapping_abc.json`).
-    #[default]
     Safe,
     /// fastmcp's own names (every character outside `[A-Za-z0-9_-]` becomes `_`), so fastmcp TS reads the
-    /// directory too (mixed fleets, rolling back). A file whose name another key could share records its key; a
-    /// key whose fastmcp name already holds *another* recorded key is written under its safe name instead, so
-    /// colliding keys never overwrite each other (fastmcp's own DiskStore would).
+    /// directory too. A file whose name another key could share records its key; a key whose fastmcp name already
+    /// holds *another* recorded key is written under its safe name instead, so colliding keys never overwrite
+    /// each other (fastmcp's own DiskStore would).
+    #[default]
     Fastmcp,
 }
 
@@ -205,7 +208,7 @@ enum Read<V = Value> {
 /// let store = DiskStore::open(DiskStoreOptions::new(dir.path())).unwrap();
 /// store.save_sync("mapping:abc", serde_json::json!("v"), None).unwrap();
 /// assert_eq!(store.get_sync("mapping:abc").unwrap(), Some(serde_json::json!("v")));
-/// assert!(dir.path().join("mapping%3Aabc.json").exists());
+/// assert!(dir.path().join("mapping_abc.json").exists()); // fastmcp's name: fastmcp TS reads it too
 /// ```
 pub struct DiskStore {
     inner: Arc<Inner>,
@@ -896,6 +899,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = DiskStore::open(DiskStoreOptions {
             cleanup_interval: None,
+            naming: FileNaming::Safe,
             ..DiskStoreOptions::new(dir.path())
         })
         .unwrap();
