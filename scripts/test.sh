@@ -56,12 +56,22 @@ else
   fail=1
 fi
 
+step "Conformance suite: Rust, C, Python, Node, npm fastmcp and PyPI fastmcp agree (writes tests/conformance/MATRIX.md)"
+if cargo build -q -p fastmcp-auth --example conformance_agent --locked; then
+  .peers/venv/bin/python tests/conformance/run.py 2>&1 | tee -a "$log" | grep -vE '^  ok '
+  [ "${PIPESTATUS[0]}" -eq 0 ] || fail=1
+else
+  echo "building the Rust conformance agent failed"
+  fail=1
+fi
+
 # cargo's "test result: ok. N passed; N failed" lines, pytest's "N passed[, N failed] in Xs" line and node --test's
-# "# pass N" / "# fail N" lines.
+# "# pass N" / "# fail N" lines, and the conformance suite's "conformance: N passed, N failed".
 count() {
   awk -v word="$1" '
     /^test result:/ || / in [0-9.]+s/ { for (i = 1; i < NF; i++) if ($(i+1) ~ "^" word) s += $i }
     /^# (pass|fail) [0-9]+$/ { if (word ~ "^" $2) s += $3 }
+    /^conformance: [0-9]+ passed, [0-9]+ failed$/ { s += (word == "passed" ? $2 : $4) }
     END { print s + 0 }' "$log"
 }
 passed=$(count passed)

@@ -103,6 +103,10 @@ export interface JWTIssuerConfig {
   kid?: string;
   /** Extra: seconds of clock skew accepted. @default 0 */
   leeway?: number;
+  /** Extra: claim layout, fastmcp TS's ('ts') or fastmcp Python's ('py'). @default "ts" */
+  claimLayout?: 'ts' | 'py';
+  /** Extra (tests, vectors): a fixed "now" in Unix seconds for issuing and verifying. */
+  fixedTime?: number;
 }
 
 export interface TokenValidationResult {
@@ -129,7 +133,7 @@ export declare class JWTIssuer {
     additionalClaims?: Record<string, unknown>,
     expiresIn?: number,
   ): string;
-  verify(token: string): Promise<TokenValidationResult>;
+  verify(token: string, expectedTokenUse?: 'access' | 'refresh'): Promise<TokenValidationResult>;
 }
 
 /** Extra: fastmcp Python's `derive_jwt_key` (exactly one material), urlsafe base64 text. */

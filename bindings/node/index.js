@@ -350,6 +350,8 @@ class JWTIssuer {
     if (config.refreshTokenTtl) opts.refresh_token_ttl = config.refreshTokenTtl;
     if (config.kid != null) opts.kid = config.kid;
     if (config.leeway != null) opts.leeway = config.leeway;
+    if (config.claimLayout != null) opts.layout = config.claimLayout;
+    if (config.fixedTime != null) opts.fixed_time = config.fixedTime;
     if (config.previousKeys) {
       opts.previous_keys = config.previousKeys.map((k) => (typeof k === 'string' ? { key: k } : k));
     }
@@ -395,9 +397,12 @@ class JWTIssuer {
     }
   }
 
-  /** `{ valid, claims?, error? }` as fastmcp's (error texts included); extra: `code`, a stable reason. */
-  async verify(token) {
-    const r = this.#n.verify(typeof token === 'string' ? token : '');
+  /**
+   * `{ valid, claims?, error? }` as fastmcp's (error texts included); extra: `code`, a stable reason, and
+   * `expectedTokenUse` ('access' | 'refresh'), checked when the token says (the 'py' layout always does).
+   */
+  async verify(token, expectedTokenUse) {
+    const r = this.#n.verify(typeof token === 'string' ? token : '', expectedTokenUse ?? undefined);
     if (typeof r === 'string') return { claims: JSON.parse(r), valid: true };
     const out = { code: r.code, error: r.error, valid: false };
     if (r.payload != null) out.claims = JSON.parse(r.payload);

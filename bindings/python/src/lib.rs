@@ -332,11 +332,21 @@ struct PyJwtIssuer {
 
 #[pymethods]
 impl PyJwtIssuer {
+    /// `layout` "py" (fastmcp Python's claims, default) or "ts" (fastmcp TS's); `fixed_time` (Unix seconds) pins
+    /// "now" for issuing and verifying (tests, vectors).
     #[new]
-    fn new(issuer: String, audience: String, signing_key: &[u8]) -> PyResult<Self> {
+    #[pyo3(signature = (issuer, audience, signing_key, *, layout="py", fixed_time=None))]
+    fn new(
+        issuer: String,
+        audience: String,
+        signing_key: &[u8],
+        layout: &str,
+        fixed_time: Option<u64>,
+    ) -> PyResult<Self> {
         let inner = JwtIssuer::new(&issuer, &audience, signing_key)
             .map_err(to_py_err)?
-            .with_layout(ClaimLayout::FastmcpPython);
+            .with_layout(ClaimLayout::parse(layout).map_err(to_py_err)?)
+            .with_fixed_time(fixed_time);
         Ok(PyJwtIssuer {
             inner,
             issuer,
@@ -388,6 +398,20 @@ impl PyJwtIssuer {
         self.inner
             .issue_refresh_token(client_id, &scopes, opts)
             .map_err(to_py_err)
+    }
+
+    /// Verifies without raising, like fastmcp TS's `verify()`: `{"valid", "claims"?, "error"?, "message"?}`, where
+    /// `error` is a stable reason (`invalid_signature`, `token_expired`, …) and claims come whenever the signature
+    /// was good.
+    #[pyo3(signature = (token, expected_token_use="access"))]
+    fn verify<'py>(
+        &self,
+        py: Python<'py>,
+        token: &str,
+        expected_token_use: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let use_ = TokenUse::parse(expected_token_use).map_err(to_py_err)?;
+        from_json(py, &self.inner.verify_detailed(token, use_).to_json())
     }
 
     /// Verifies a token and returns its claims; raises InvalidTokenError (a joserfc JoseError when joserfc is

@@ -38,7 +38,16 @@ class RedisStore(Store):
 class JWTIssuer:
     issuer: str
     audience: str
-    def __init__(self, issuer: str, audience: str, signing_key: bytes) -> None: ...
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        signing_key: bytes,
+        *,
+        layout: str = "py",
+        fixed_time: Optional[int] = None,
+    ) -> None: ...
+    def verify(self, token: str, expected_token_use: str = "access") -> Dict[str, Any]: ...
     def issue_access_token(
         self,
         client_id: str,
