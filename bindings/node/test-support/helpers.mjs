@@ -2,7 +2,7 @@
 // OAuth flow a browser and an MCP client walk through, driven over real HTTP.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -14,8 +14,16 @@ export const UPSTREAM_CLIENT_ID = 'upstream-client';
 export const UPSTREAM_CLIENT_SECRET = 'upstream secret+/=';
 export const REDIRECT = 'http://127.0.0.1:33418/callback';
 
+const made = [];
+process.on('exit', () => {
+  for (const d of made) rmSync(d, { force: true, recursive: true });
+});
+
+/** A fresh temporary directory, removed when the test process exits. */
 export function tempDir(prefix = 'fastmcp-auth-node-') {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
 }
 
 /** Starts tests/mock-idp; resolves to { url, close }. */
