@@ -538,7 +538,12 @@ impl JwtIssuer {
     /// the claims (for bindings: the host language parses it once, nothing is re-serialised). The payload is
     /// present whenever the signature was good; the error whenever the token is rejected.
     pub fn verify_payload(&self, token: &str, expected: TokenUse) -> (Option<String>, Option<TokenError>) {
-        match self.decode_verified(token) {
+        // Only the claims `check_claims` reads are built (duplicates are still refused): the caller parses the
+        // payload itself, so building every value here would be done twice.
+        let checked = self
+            .decode_signed(token)
+            .and_then(|payload| Ok((parse_checked_claims(&payload)?, payload)));
+        match checked {
             Err(e) => (None, Some(e.token_error().unwrap_or(TokenError::Malformed))),
             Ok((claims, payload)) => {
                 let err = self.check_claims(&claims, expected, self.now()).err();
@@ -554,6 +559,13 @@ impl JwtIssuer {
     /// Checks size, structure, algorithm and signature; returns the claims (and the payload JSON they came from)
     /// without checking their values.
     fn decode_verified(&self, token: &str) -> Result<(Claims, Vec<u8>)> {
+        let payload = self.decode_signed(token)?;
+        let claims = parse_object(&payload)?;
+        Ok((claims, payload))
+    }
+
+    /// Checks size, structure, algorithm and signature; returns the payload JSON (not yet parsed).
+    fn decode_signed(&self, token: &str) -> Result<Vec<u8>> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge.into());
         }
@@ -586,9 +598,9 @@ impl JwtIssuer {
         if !self.signature_matches(signing_input, &sig, kid) {
             return Err(TokenError::InvalidSignature.into());
         }
-        let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| TokenError::Malformed)?;
-        let claims = parse_object(&payload)?;
-        Ok((claims, payload))
+        URL_SAFE_NO_PAD
+            .decode(p)
+            .map_err(|_| TokenError::Malformed.into())
     }
 
     fn signature_matches(&self, input: &[u8], sig: &[u8], kid: Option<&str>) -> bool {
@@ -604,7 +616,7 @@ impl JwtIssuer {
         ok
     }
 
-    fn check_claims(&self, claims: &Claims, expected: TokenUse, now: u64) -> Result<()> {
+    fn check_claims(&self, claims: &impl ClaimLookup, expected: TokenUse, now: u64) -> Result<()> {
         let exp = match claims.get("exp") {
             Some(Value::Number(n)) => n.as_f64().ok_or(TokenError::MissingExpiry)?,
             _ => return Err(TokenError::MissingExpiry.into()),
@@ -680,6 +692,122 @@ impl<'de> serde::Deserialize<'de> for NoDupObject {
     }
 }
 
+/// Read access to the claims [`JwtIssuer::check_claims`] looks at.
+trait ClaimLookup {
+    fn get(&self, name: &str) -> Option<&Value>;
+}
+
+impl ClaimLookup for Claims {
+    fn get(&self, name: &str) -> Option<&Value> {
+        Map::get(self, name)
+    }
+}
+
+/// Just the claims [`JwtIssuer::check_claims`] reads.
+#[derive(Default)]
+struct CheckedClaims {
+    exp: Option<Value>,
+    nbf: Option<Value>,
+    iss: Option<Value>,
+    aud: Option<Value>,
+    token_use: Option<Value>,
+}
+
+impl ClaimLookup for CheckedClaims {
+    fn get(&self, name: &str) -> Option<&Value> {
+        match name {
+            "exp" => self.exp.as_ref(),
+            "nbf" => self.nbf.as_ref(),
+            "iss" => self.iss.as_ref(),
+            "aud" => self.aud.as_ref(),
+            "token_use" => self.token_use.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// The claims [`JwtIssuer::check_claims`] reads, parsed out of a payload object without building the other values;
+/// a duplicate claim name or a payload that is not a JSON object is refused, as by [`parse_object`].
+fn parse_checked_claims(bytes: &[u8]) -> Result<CheckedClaims> {
+    use std::borrow::Cow;
+    use std::collections::HashSet;
+
+    struct Name<'a>(Cow<'a, str>);
+    impl<'de> serde::Deserialize<'de> for Name<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Name<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a claim name")
+                }
+                fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Name<'de>, E> {
+                    Ok(Name(Cow::Borrowed(v)))
+                }
+                fn visit_str<E>(self, v: &str) -> std::result::Result<Name<'de>, E> {
+                    Ok(Name(Cow::Owned(v.to_owned())))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    struct Checked(CheckedClaims);
+    impl<'de> serde::Deserialize<'de> for Checked {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Checked;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut m: A,
+                ) -> std::result::Result<Checked, A::Error> {
+                    let mut out = CheckedClaims::default();
+                    // Duplicate names: a linear scan while the payload is small (every real token), a hash set
+                    // beyond that, so a hostile payload with thousands of names stays linear.
+                    let mut few: Vec<Cow<'de, str>> = Vec::with_capacity(16);
+                    let mut many: HashSet<Cow<'de, str>> = HashSet::new();
+                    while let Some(Name(k)) = m.next_key::<Name<'de>>()? {
+                        let slot = match &*k {
+                            "exp" => Some(&mut out.exp),
+                            "nbf" => Some(&mut out.nbf),
+                            "iss" => Some(&mut out.iss),
+                            "aud" => Some(&mut out.aud),
+                            "token_use" => Some(&mut out.token_use),
+                            _ => None,
+                        };
+                        match slot {
+                            Some(slot) => *slot = Some(m.next_value::<Value>()?),
+                            None => {
+                                m.next_value::<serde::de::IgnoredAny>()?;
+                            }
+                        }
+                        let duplicate = if many.is_empty() && few.len() < 32 {
+                            let d = few.contains(&k);
+                            few.push(k);
+                            d
+                        } else {
+                            many.extend(few.drain(..));
+                            !many.insert(k)
+                        };
+                        if duplicate {
+                            return Err(serde::de::Error::custom("duplicate claim"));
+                        }
+                    }
+                    Ok(Checked(out))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+
+    let v: Checked = serde_json::from_slice(bytes).map_err(|_| TokenError::Malformed)?;
+    Ok(v.0)
+}
+
 /// 16 random bytes in base64url, as fastmcp TS generates token ids.
 pub fn generate_jti() -> String {
     // thread_rng is a CSPRNG (ChaCha12) seeded from the OS and reseeded periodically: no syscall per token.
@@ -719,6 +847,55 @@ mod tests {
         JwtIssuer::new("https://i", "https://a", b"k")
             .unwrap()
             .with_fixed_time(Some(1_000_000))
+    }
+
+    /// Signs an arbitrary payload text with the issuer's key and header.
+    fn sign_raw(i: &JwtIssuer, payload: &str) -> String {
+        let input = format!("{}.{}", i.header_b64, URL_SAFE_NO_PAD.encode(payload));
+        let mut mac = i.keys[0].mac.clone();
+        mac.update(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn verify_payload_agrees_with_verify_detailed() {
+        let i = issuer();
+        let good = r#"{"aud":"https://a","exp":1003600,"iss":"https://i","scope":["x"],"n\u0061me":"esc"}"#;
+        let payloads = [
+            good,
+            r#"{"aud":"https://a","exp":1003600,"iss":"https://i","exp":1003600}"#,
+            r#"{"aud":"https://a","exp":1003600,"iss":"https://i","x":1,"x":2}"#,
+            r#"{"aud":"https://a","exp":1003600,"iss":"https://i","x":1,"\u0078":2}"#,
+            r#"{"aud":"https://a","exp":10,"iss":"https://i"}"#,
+            r#"{"aud":"https://b","exp":1003600,"iss":"https://i"}"#,
+            r#"{"aud":"https://a","exp":1003600,"iss":"https://j"}"#,
+            r#"{"aud":"https://a","iss":"https://i"}"#,
+            r#"{"aud":"https://a","exp":"1003600","iss":"https://i"}"#,
+            r#"{"aud":"https://a","exp":1003600,"iss":"https://i","token_use":"refresh"}"#,
+            r#"[1,2]"#,
+            r#"{"aud":"https://a","exp":1003600,"iss":"https://i""#,
+            r#"{"aud":"https://a","exp":1003600,"iss":"https://i","nbf":2000000}"#,
+        ];
+        let many: String = (0..100).map(|n| format!(r#","k{n}":{n}"#)).collect();
+        let many_ok = format!(r#"{{"aud":"https://a","exp":1003600,"iss":"https://i"{many}}}"#);
+        let many_dup = format!(r#"{{"aud":"https://a","exp":1003600,"iss":"https://i"{many},"k7":0}}"#);
+        let many_dup_early =
+            format!(r#"{{"aud":"https://a","exp":1003600,"iss":"https://i","k99":1{many}}}"#);
+        let payloads =
+            payloads
+                .iter()
+                .copied()
+                .chain([many_ok.as_str(), many_dup.as_str(), many_dup_early.as_str()]);
+        for p in payloads {
+            let t = sign_raw(&i, p);
+            let d = i.verify_detailed(&t, TokenUse::Access);
+            let (text, err) = i.verify_payload(&t, TokenUse::Access);
+            assert_eq!(err, d.error, "{p}");
+            assert_eq!(text.is_some(), d.claims.is_some() || d.error.is_none(), "{p}");
+            if d.valid {
+                assert_eq!(text.as_deref(), Some(p));
+            }
+        }
     }
 
     #[test]
