@@ -483,15 +483,16 @@ impl Inner {
         let names = self.names(key);
         let expires_at = expires_at_ms(ttl);
         let mut target = &names.own;
+        // Whether the target name is known to be free (then the entry can be created in one directory operation).
+        let mut fresh = None;
         if names.records_key {
             // A name other keys can share: never overwrite another key's file there, use this key's other name.
-            if let (Some(other), Read::Entry(e)) = (
-                &names.legacy,
-                self.read_as::<serde::de::IgnoredAny>(&self.path(&names.own))?,
-            ) {
-                if !Self::owns(&e, key, &names) {
-                    target = other;
+            match self.read_as::<serde::de::IgnoredAny>(&self.path(&names.own))? {
+                Read::Missing => fresh = Some(true),
+                Read::Entry(e) if !Self::owns(&e, key, &names) && names.legacy.is_some() => {
+                    target = names.legacy.as_ref().unwrap_or(&names.own);
                 }
+                _ => fresh = Some(false),
             }
         }
         let entry = EntryOut {
@@ -500,6 +501,12 @@ impl Inner {
             key: (names.records_key || target != &names.own).then_some(key),
         };
         let content = serde_json::to_vec_pretty(&entry)?;
+        let target_path = self.path(target);
+        let fresh = fresh.unwrap_or_else(|| fs::symlink_metadata(&target_path).is_err());
+        if fresh && self.create_linked(&target_path, &content)? {
+            self.finish_save(target, expires_at)?;
+            return Ok(());
+        }
         let tmp = self.path(&format!(".{}.{}.tmp", target, random_suffix()));
         let write = || -> std::io::Result<()> {
             let mut f = OpenOptions::new()
@@ -523,17 +530,58 @@ impl Inner {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io("write entry", e));
         }
-        if let Err(e) = fs::rename(&tmp, self.path(target)) {
+        if let Err(e) = fs::rename(&tmp, &target_path) {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io("rename entry", e));
         }
+        self.finish_save(target, expires_at)
+    }
+
+    fn finish_save(&self, name: &str, expires_at: u64) -> Result<()> {
         if self.fsync {
             File::open(&self.dir)
                 .and_then(|d| d.sync_all())
                 .map_err(|e| Error::io("fsync directory", e))?;
         }
-        self.lock_index().set(target, expires_at);
+        self.lock_index().set(name, expires_at);
         Ok(())
+    }
+
+    /// Creates a *new* entry file complete in one directory operation: the content goes into an unnamed file
+    /// (`O_TMPFILE`), which is then linked under `target`; readers never see a partial file, and there is no temp
+    /// name to create and rename. `Ok(false)`: the name exists after all, or the file system (or a missing /proc)
+    /// does not allow it; the caller then writes a temp file and renames it.
+    #[cfg(target_os = "linux")]
+    fn create_linked(&self, target: &Path, content: &[u8]) -> Result<bool> {
+        use rustix::fs::{linkat, openat, AtFlags, Mode, OFlags, CWD};
+        use rustix::io::Errno;
+        use std::os::fd::AsRawFd;
+        let fd = match openat(
+            CWD,
+            &self.dir,
+            OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(Error::io("write entry", e.into())),
+        };
+        let mut f = File::from(fd);
+        f.write_all(content).map_err(|e| Error::io("write entry", e))?;
+        if self.fsync {
+            f.sync_all().map_err(|e| Error::io("write entry", e))?;
+        }
+        let proc_path = format!("/proc/self/fd/{}", f.as_raw_fd());
+        match linkat(CWD, proc_path.as_str(), CWD, target, AtFlags::SYMLINK_FOLLOW) {
+            Ok(()) => Ok(true),
+            Err(Errno::EXIST | Errno::NOENT | Errno::XDEV | Errno::PERM | Errno::ACCESS) => Ok(false),
+            Err(e) => Err(Error::io("link entry", e.into())),
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn create_linked(&self, _target: &Path, _content: &[u8]) -> Result<bool> {
+        Ok(false)
     }
 
     fn lock_index(&self) -> std::sync::MutexGuard<'_, ExpiryIndex> {
