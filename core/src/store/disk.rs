@@ -12,7 +12,9 @@
 //! filesystem becomes `~<sha256 hex>` (recording the key). A key is looked up under its name, then under its other
 //! name, where a file is accepted only if it records no key or exactly this one; `delete`/`take` remove both.
 //!
-//! Writes go to a temp file (0600) that is renamed over the target, optionally with fsync of file and directory.
+//! A new entry is written to an unnamed file (`O_TMPFILE`, 0600, Linux) that is then linked under its name (one
+//! directory operation); a replacement goes to a temp file renamed over the target. Optionally with fsync of file
+//! and directory.
 //! `take` renames the file to a unique claim name first: rename is atomic, so among threads and processes exactly
 //! one caller wins. Corrupt files read as absent, are logged by fingerprint and left in place for inspection.
 //!
