@@ -11,7 +11,7 @@ use fastmcp_auth::pkce::{self, ChallengeMethod, CodeVerifier};
 use fastmcp_auth::proxy::{
     AuthorizeParams, CallbackParams, ConsentParams, OAuthError, OAuthProxyConfig, TokenRequest,
 };
-use fastmcp_auth::store::{DiskStoreOptions, MemoryStore as CoreMemory, RedisStoreOptions};
+use fastmcp_auth::store::{DiskStoreOptions, FileNaming, MemoryStore as CoreMemory, RedisStoreOptions};
 use fastmcp_auth::{ClaimLayout, Error, IssueOptions, JwtIssuer, TokenUse};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -250,22 +250,29 @@ impl PyMemoryStore {
     }
 }
 
-/// One JSON file per key in `directory`, in fastmcp TS's format (see the README for names and guarantees).
+/// One JSON file per key in `directory`, in fastmcp TS's format. `file_names`: "fastmcp" (fastmcp's names, so
+/// fastmcp TS reads the directory; colliding keys kept apart) or "safe" (percent-encoded); either reads both.
 #[pyclass(extends = PyStore, name = "DiskStore", module = "fastmcp_auth._native", frozen)]
 struct PyDiskStore;
 
 #[pymethods]
 impl PyDiskStore {
     #[new]
-    #[pyo3(signature = (directory, cleanup_interval=60.0, file_extension=".json".to_owned(), fsync=false))]
+    #[pyo3(signature = (directory, cleanup_interval=60.0, file_extension=".json".to_owned(), fsync=false, file_names="fastmcp"))]
     fn new(
         py: Python<'_>,
         directory: std::path::PathBuf,
         cleanup_interval: f64,
         file_extension: String,
         fsync: bool,
+        file_names: &str,
     ) -> PyResult<(Self, PyStore)> {
         let mut o = DiskStoreOptions::new(directory);
+        o.naming = match file_names {
+            "fastmcp" => FileNaming::Fastmcp,
+            "safe" => FileNaming::Safe,
+            _ => return Err(PyValueError::new_err("file_names must be 'fastmcp' or 'safe'")),
+        };
         o.cleanup_interval = interval(cleanup_interval)?;
         o.file_extension = file_extension;
         o.fsync = fsync;

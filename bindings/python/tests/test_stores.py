@@ -116,3 +116,16 @@ def test_redis_unreachable_is_a_storage_error():
     with pytest.raises(fa.StorageError) as e:
         fa.RedisStore(f"redis://127.0.0.1:{port}", timeout=0.3)
     assert e.value.code == "storage_io"
+
+
+def test_disk_store_file_names(tmp_path):
+    """fastmcp's names by default (fastmcp TS reads them), percent-encoded on request; each reads the other's."""
+    fast = fa.DiskStore(tmp_path / "d", cleanup_interval=0)
+    fast.save("mapping:abc", 1)
+    assert (tmp_path / "d" / "mapping_abc.json").exists()
+    safe = fa.DiskStore(tmp_path / "d", cleanup_interval=0, file_names="safe")
+    safe.save("mapping:xyz", 2)
+    assert (tmp_path / "d" / "mapping%3Axyz.json").exists()
+    assert safe.get("mapping:abc") == 1 and fast.get("mapping:xyz") == 2
+    with pytest.raises(ValueError):
+        fa.DiskStore(tmp_path / "e", file_names="other")

@@ -27,6 +27,7 @@ class DiskStore(Store):
         cleanup_interval: float = 60.0,
         file_extension: str = ".json",
         fsync: bool = False,
+        file_names: str = "fastmcp",
     ) -> None: ...
 
 class EncryptedStore(Store):
