@@ -3,11 +3,15 @@
 // Rust core. This file only converts: JS values <-> JSON text, fastmcp's camelCase options -> the core's names,
 // Request/Response objects <-> plain parts, native errors -> error classes. All logic lives in the core (../../core).
 
+const { existsSync } = require('node:fs');
 const { join } = require('node:path');
 
 function loadNative() {
-  const libc = process.platform === 'linux' ? (process.report?.getReport?.().header?.glibcVersionRuntime ? '-gnu' : '-musl') : '';
-  const file = `fastmcp-auth.${process.platform}-${process.arch}${libc}.node`;
+  // On Linux the glibc build is tried before the musl one (no process.report at start-up: it gathers a whole
+  // diagnostic report just to name the libc).
+  const base = `fastmcp-auth.${process.platform}-${process.arch}`;
+  const files = process.platform === 'linux' ? [`${base}-gnu.node`, `${base}-musl.node`] : [`${base}.node`];
+  const file = files.find((f) => existsSync(join(__dirname, f))) ?? files[0];
   try {
     return require(join(__dirname, file));
   } catch (e) {
@@ -119,70 +123,44 @@ class NativeTokenStorage {
     return this._opening.then(() => undefined);
   }
 
-  async save(key, value, ttl) {
+  /** Runs `f` on the native store once it is open; native errors become FastMCPAuthError. */
+  async #call(f) {
     const n = this[kNative] ?? (await this._opening);
-    const text = toJsonText(value);
     try {
-      await n.save(key, text, ttlSeconds(ttl));
+      return await f(n);
     } catch (e) {
       throw lift(e);
     }
   }
 
+  async save(key, value, ttl) {
+    await this.#call((n) => n.save(key, toJsonText(value), ttlSeconds(ttl)));
+  }
+
   async get(key) {
-    const n = this[kNative] ?? (await this._opening);
-    try {
-      return parseOrNull(await n.get(key));
-    } catch (e) {
-      throw lift(e);
-    }
+    return parseOrNull(await this.#call((n) => n.get(key)));
   }
 
   /** Atomic get-and-delete: among concurrent callers in any process sharing the store, at most one gets the value. */
   async take(key) {
-    const n = this[kNative] ?? (await this._opening);
-    try {
-      return parseOrNull(await n.take(key));
-    } catch (e) {
-      throw lift(e);
-    }
+    return parseOrNull(await this.#call((n) => n.take(key)));
   }
 
   async delete(key) {
-    const n = this[kNative] ?? (await this._opening);
-    try {
-      await n.delete(key);
-    } catch (e) {
-      throw lift(e);
-    }
+    await this.#call((n) => n.delete(key));
   }
 
   async cleanup() {
-    const n = this[kNative] ?? (await this._opening);
-    try {
-      await n.cleanup();
-    } catch (e) {
-      throw lift(e);
-    }
+    await this.#call((n) => n.cleanup());
   }
 
   /** The stored keys (extra). */
-  async keys() {
-    const n = this[kNative] ?? (await this._opening);
-    try {
-      return await n.keys();
-    } catch (e) {
-      throw lift(e);
-    }
+  keys() {
+    return this.#call((n) => n.keys());
   }
 
-  async size() {
-    const n = this[kNative] ?? (await this._opening);
-    try {
-      return await n.size();
-    } catch (e) {
-      throw lift(e);
-    }
+  size() {
+    return this.#call((n) => n.size());
   }
 
   /** Stops background work (the sweep); later operations reject with code `store_closed`. */

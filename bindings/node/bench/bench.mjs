@@ -1,7 +1,7 @@
 // Benchmark (not a test): our JWTIssuer and DiskStore against fastmcp's (npm `fastmcp`), same process, same run.
 // Prints per-op times and the ratio (fastmcp time / ours: > 1 means we are faster).
 //   node bench/bench.mjs            (after scripts/build-cargo.sh --release; ../../scripts/bench-node.sh does both)
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -78,4 +78,5 @@ for (const mode of ['sequential', `${IN_FLIGHT} in flight`]) {
   }
   for (const op of ['save', 'get', 'take']) row(`DiskStore ${op} (${mode})`, best.ours[op], best.theirs[op]);
 }
-console.log(`\nfastmcp ${JSON.parse((await import('node:fs')).readFileSync(new URL('../node_modules/fastmcp/package.json', import.meta.url))).version}, node ${process.version}`);
+const peer = JSON.parse(readFileSync(new URL('../node_modules/fastmcp/package.json', import.meta.url)));
+console.log(`\nfastmcp ${peer.version}, node ${process.version}`);

@@ -491,9 +491,10 @@ impl Inner {
             // A name other keys can share: never overwrite another key's file there, use this key's other name.
             match self.read_as::<serde::de::IgnoredAny>(&self.path(&names.own))? {
                 Read::Missing => fresh = Some(true),
-                Read::Entry(e) if !Self::owns(&e, key, &names) && names.legacy.is_some() => {
-                    target = names.legacy.as_ref().unwrap_or(&names.own);
-                }
+                Read::Entry(e) if !Self::owns(&e, key, &names) => match &names.legacy {
+                    Some(other) => target = other,
+                    None => fresh = Some(false),
+                },
                 _ => fresh = Some(false),
             }
         }
