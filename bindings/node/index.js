@@ -334,7 +334,7 @@ class JWTIssuer {
       opts.previous_keys = config.previousKeys.map((k) => (typeof k === 'string' ? { key: k } : k));
     }
     try {
-      this.#n = new native.NativeJwtIssuer(
+      this.#n = native.jwtIssuerNew(
         String(config.issuer),
         String(config.audience),
         config.signingKey,
@@ -363,7 +363,8 @@ class JWTIssuer {
   #issue(refresh, clientId, scope, additionalClaims, expiresIn) {
     if (!Array.isArray(scope)) throw new TypeError('scope must be an array of strings');
     try {
-      return this.#n.issue(
+      return native.jwtIssue(
+        this.#n,
         refresh,
         String(clientId),
         scope,
@@ -380,7 +381,7 @@ class JWTIssuer {
    * `expectedTokenUse` ('access' | 'refresh'), checked when the token says (the 'py' layout always does).
    */
   async verify(token, expectedTokenUse) {
-    const r = this.#n.verify(typeof token === 'string' ? token : '', expectedTokenUse ?? undefined);
+    const r = native.jwtVerify(this.#n, typeof token === 'string' ? token : '', expectedTokenUse ?? undefined);
     if (typeof r === 'string') return { claims: JSON.parse(r), valid: true };
     const out = { code: r.code, error: r.error, valid: false };
     if (r.payload != null) out.claims = JSON.parse(r.payload);

@@ -22,9 +22,9 @@ use fastmcp_auth::proxy::{
 use fastmcp_auth::store::{DiskStoreOptions, FileNaming, Keyring, MemoryStore, RedisStoreOptions, SyncStore};
 use fastmcp_auth::{ClaimLayout, Error, IssueOptions, JwtIssuer, Store, TokenUse};
 use napi::bindgen_prelude::{
-    Either, FromNapiValue, Object, PromiseRaw, ToNapiValue, TypeName, ValidateNapiValue, ValueType,
+    Either, External, FromNapiValue, Object, PromiseRaw, ToNapiValue, TypeName, ValidateNapiValue, ValueType,
 };
-use napi::{sys, Env, JsValue, Task};
+use napi::{sys, Env, JsString, JsValue, Task};
 use napi_derive::napi;
 use serde_json::Value;
 
@@ -399,90 +399,144 @@ pub struct NativeVerification {
     pub error: Option<String>,
 }
 
-/// HS256 issuer (fastmcp TS layout by default). `options` is JSON for `JwtIssuer::configure_from_json`.
-#[napi]
-pub struct NativeJwtIssuer {
-    inner: JwtIssuer,
+/// HS256 issuer (fastmcp TS layout by default) for `index.js`'s JWTIssuer, held as an opaque handle: the verify and
+/// issue calls are free functions taking it, because a class method's receiver check (napi-rs looks the wrapped
+/// pointer up in a locked registry) costs more than the rest of a verify's crossing. `options` is JSON for
+/// `JwtIssuer::configure_from_json`.
+#[napi(ts_return_type = "ExternalObject<'JwtIssuer'>")]
+pub fn jwt_issuer_new(
+    issuer: String,
+    audience: String,
+    signing_key: String,
+    options: Option<String>,
+) -> napi::Result<External<JwtIssuer>> {
+    let mut inner = JwtIssuer::new(&issuer, &audience, signing_key.as_bytes())
+        .map_err(core_err)?
+        .with_layout(ClaimLayout::FastmcpTs);
+    if let Some(o) = options {
+        inner = inner
+            .configure_from_json(&parse_json(&o, "issuer options")?)
+            .map_err(core_err)?;
+    }
+    Ok(External::new(inner))
 }
 
+/// Issues a token; `claims` is the JSON text of additional claims, `expiresIn` seconds.
 #[napi]
-impl NativeJwtIssuer {
-    #[napi(constructor)]
-    pub fn new(
-        issuer: String,
-        audience: String,
-        signing_key: String,
-        options: Option<String>,
-    ) -> napi::Result<Self> {
-        let mut inner = JwtIssuer::new(&issuer, &audience, signing_key.as_bytes())
-            .map_err(core_err)?
-            .with_layout(ClaimLayout::FastmcpTs);
-        if let Some(o) = options {
-            inner = inner
-                .configure_from_json(&parse_json(&o, "issuer options")?)
-                .map_err(core_err)?;
+pub fn jwt_issue(
+    issuer: &External<JwtIssuer>,
+    refresh: bool,
+    client_id: String,
+    scope: Vec<String>,
+    claims: Option<String>,
+    expires_in: Option<f64>,
+) -> napi::Result<Text> {
+    let extra = match claims {
+        None => None,
+        Some(text) => match parse_json(&text, "additional claims")? {
+            Value::Object(m) => Some(m),
+            Value::Null => None,
+            _ => return Err(arg_err("additional claims must be an object")),
+        },
+    };
+    let expires_in = match expires_in {
+        None => None,
+        Some(s) if (0.0..1e12).contains(&s) => Some(s as u64),
+        Some(_) => return Err(arg_err("expiresIn must be a non-negative number of seconds")),
+    };
+    let opts = IssueOptions {
+        expires_in,
+        extra_claims: extra,
+        ..Default::default()
+    };
+    let r = if refresh {
+        issuer.issue_refresh_token(&client_id, &scope, opts)
+    } else {
+        issuer.issue_access_token(&client_id, &scope, opts)
+    };
+    r.map(Text).map_err(core_err)
+}
+
+/// Verifies signature, expiry, issuer and audience (and token use in the Python layout); never throws on a bad
+/// token. An accepted token gives its payload's JSON text (one string: the hot path builds no object here); a
+/// rejected one gives the verdict.
+#[napi]
+pub fn jwt_verify(
+    env: &Env,
+    issuer: &External<JwtIssuer>,
+    token: JsString<'_>,
+    expected: Option<String>,
+) -> napi::Result<Either<Text, NativeVerification>> {
+    let use_ = match expected.as_deref() {
+        None => TokenUse::Access,
+        Some(u) => TokenUse::parse(u).map_err(core_err)?,
+    };
+    let verdict = with_js_str(env, token, |t| issuer.verify_payload(t, use_))?;
+    Ok(match verdict {
+        (Some(payload), None) => Either::A(Text(payload)),
+        (payload, err) => Either::B(NativeVerification {
+            valid: false,
+            payload,
+            code: Some(err.map_or("malformed_token", |e| e.as_str()).to_owned()),
+            error: Some(err.map_or("Invalid token format", |e| e.message()).to_owned()),
+        }),
+    })
+}
+
+/// Runs `f` on a JS string's UTF-8 text. Short strings (every real token) are copied once into a stack buffer;
+/// napi-rs's `String` asks V8 for the length first and copies on a second pass into a zeroed heap buffer.
+fn with_js_str<R>(env: &Env, s: JsString<'_>, f: impl FnOnce(&str) -> R) -> napi::Result<R> {
+    const CAP: usize = 2048;
+    let mut buf = std::mem::MaybeUninit::<[u8; CAP]>::uninit();
+    let mut written = 0usize;
+    // SAFETY: V8 writes at most CAP - 1 bytes and a NUL into the buffer and reports the count written, excluding the NUL.
+    let status = unsafe {
+        sys::napi_get_value_string_utf8(env.raw(), s.raw(), buf.as_mut_ptr().cast(), CAP, &mut written)
+    };
+    if status != sys::Status::napi_ok {
+        return Err(arg_err("expected a string"));
+    }
+    // V8 stops before a character that does not fit, so the text is known complete only when at least 4 bytes (the
+    // longest UTF-8 sequence) were left over; otherwise read it the long way.
+    if written + 4 < CAP {
+        // SAFETY: `written` bytes were initialised above.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), written) };
+        let text = std::str::from_utf8(bytes).map_err(|_| arg_err("string is not UTF-8"))?;
+        return Ok(f(text));
+    }
+    // SAFETY: `s` is a live string value of this env.
+    let owned = unsafe { String::from_napi_value(env.raw(), s.raw()) }?;
+    Ok(f(&owned))
+}
+
+/// Text for JS that crosses as Latin-1 when it is ASCII (tokens, JWT payloads, most JSON): V8 then copies the
+/// bytes instead of decoding UTF-8.
+pub struct Text(pub String);
+
+impl TypeName for Text {
+    fn type_name() -> &'static str {
+        "String"
+    }
+    fn value_type() -> ValueType {
+        ValueType::String
+    }
+}
+
+impl ToNapiValue for Text {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        if !val.0.is_ascii() {
+            // SAFETY: forwarded as is.
+            return unsafe { String::to_napi_value(env, val.0) };
         }
-        Ok(NativeJwtIssuer { inner })
-    }
-
-    /// Issues a token; `claims` is the JSON text of additional claims, `expiresIn` seconds.
-    #[napi]
-    pub fn issue(
-        &self,
-        refresh: bool,
-        client_id: String,
-        scope: Vec<String>,
-        claims: Option<String>,
-        expires_in: Option<f64>,
-    ) -> napi::Result<String> {
-        let extra = match claims {
-            None => None,
-            Some(text) => match parse_json(&text, "additional claims")? {
-                Value::Object(m) => Some(m),
-                Value::Null => None,
-                _ => return Err(arg_err("additional claims must be an object")),
-            },
+        let mut out = std::ptr::null_mut();
+        // SAFETY: ASCII bytes are valid Latin-1; the length is passed, no NUL needed.
+        let status = unsafe {
+            sys::napi_create_string_latin1(env, val.0.as_ptr().cast(), val.0.len() as isize, &mut out)
         };
-        let expires_in = match expires_in {
-            None => None,
-            Some(s) if (0.0..1e12).contains(&s) => Some(s as u64),
-            Some(_) => return Err(arg_err("expiresIn must be a non-negative number of seconds")),
-        };
-        let opts = IssueOptions {
-            expires_in,
-            extra_claims: extra,
-            ..Default::default()
-        };
-        let r = if refresh {
-            self.inner.issue_refresh_token(&client_id, &scope, opts)
-        } else {
-            self.inner.issue_access_token(&client_id, &scope, opts)
-        };
-        r.map_err(core_err)
-    }
-
-    /// Verifies signature, expiry, issuer and audience (and token use in the Python layout); never throws.
-    /// An accepted token gives its payload's JSON text (one string: the hot path builds no object here); a
-    /// rejected one gives the verdict.
-    #[napi]
-    pub fn verify(
-        &self,
-        token: String,
-        expected: Option<String>,
-    ) -> napi::Result<Either<String, NativeVerification>> {
-        let use_ = match expected.as_deref() {
-            None => TokenUse::Access,
-            Some(u) => TokenUse::parse(u).map_err(core_err)?,
-        };
-        Ok(match self.inner.verify_payload(&token, use_) {
-            (Some(payload), None) => Either::A(payload),
-            (payload, err) => Either::B(NativeVerification {
-                valid: false,
-                payload,
-                code: Some(err.map_or("malformed_token", |e| e.as_str()).to_owned()),
-                error: Some(err.map_or("Invalid token format", |e| e.message()).to_owned()),
-            }),
-        })
+        if status != sys::Status::napi_ok {
+            return Err(napi::Error::from_reason("could not create a JS string"));
+        }
+        Ok(out)
     }
 }
 

@@ -146,6 +146,32 @@ describe('JWTs', () => {
     assert.equal((await a.verify(undefined)).valid, false);
   });
 
+  test('tokens of every length and text cross intact (short and long native string paths, non-ASCII claims)', async () => {
+    // The addon reads short tokens through a 2 KiB stack buffer and longer ones the long way; payloads cross as
+    // Latin-1 when ASCII and as UTF-8 otherwise. Lengths around the buffer edge, multi-byte text and fastmcp's
+    // tokens must all verify with identical claims.
+    const a = new ours.JWTIssuer(cfg);
+    const b = new theirs.JWTIssuer(cfg);
+    const lengths = [0, 1, 3000, 11000, ...Array.from({ length: 12 }, (_, i) => 1298 + i)]; // 1298-1309: tokens of 2038-2053 chars
+    for (const n of lengths) {
+      for (const text of ['x'.repeat(n), 'é€😀'.repeat(Math.ceil(n / 9))]) {
+        for (const [issuer, verifier] of [[a, a], [b, a], [a, b]]) {
+          const t = issuer.issueAccessToken('c', ['s'], { note: text });
+          const v = await verifier.verify(t);
+          assert.equal(v.valid, true, `${n} ${t.length}`);
+          assert.equal(v.claims.note, text);
+        }
+      }
+    }
+    // A string that is not Latin-1 / not a token: a clean verdict, never a mangled match.
+    const good = a.issueAccessToken('c', ['s']);
+    for (const bad of [`${good}€`, `€${good}`, good.replace(/.$/, '\u0100'), '\ud800'.repeat(3000), 'é'.repeat(2047)]) {
+      const v = await a.verify(bad);
+      assert.equal(v.valid, false);
+      assert.ok(['malformed_token', 'invalid_signature', 'token_too_large'].includes(v.code), v.code);
+    }
+  });
+
   test('key rotation: tokens under a previous key still verify (extra)', async () => {
     const old = new ours.JWTIssuer(cfg);
     const t = old.issueAccessToken('c', ['s']);
