@@ -113,7 +113,7 @@ impl ToNapiValue for Out {
         unsafe {
             match val {
                 Out::Unit => <()>::to_napi_value(env, ()),
-                Out::Text(t) => Option::<String>::to_napi_value(env, t),
+                Out::Text(t) => Option::<Text>::to_napi_value(env, t.map(Text)),
                 Out::Bool(b) => bool::to_napi_value(env, b),
                 Out::Count(n) => f64::to_napi_value(env, n),
                 Out::Keys(k) => Vec::<String>::to_napi_value(env, k),
