@@ -169,6 +169,24 @@ export declare class OAuthProxyError extends Error {
   toResponse(): Response;
 }
 
+/** fastmcp's `CustomClaimsPassthroughConfig`. */
+export interface CustomClaimsPassthroughConfig {
+  /** Copy arrays and objects too (default false). */
+  allowComplexClaims?: boolean;
+  /** Only these claims (default: any that is not protected). */
+  allowedClaims?: string[];
+  /** Never these claims. */
+  blockedClaims?: string[];
+  /** Prefix for copied claim names (default none). */
+  claimPrefix?: false | string;
+  /** Read the upstream access token when it is a JWT (default true). */
+  fromAccessToken?: boolean;
+  /** Read the upstream ID token (default true). */
+  fromIdToken?: boolean;
+  /** Longest string / serialised value copied, in UTF-16 units (default 2000). */
+  maxClaimValueSize?: number;
+}
+
 export interface OAuthProxyConfig {
   accessTokenTtl?: number;
   allowedRedirectUriPatterns?: string[];
@@ -178,8 +196,8 @@ export interface OAuthProxyConfig {
   consentRequired?: boolean;
   /** Accepted for compatibility; approval is recorded server-side, there is no consent cookie. */
   consentSigningKey?: string;
-  /** Accepted for compatibility; upstream claims passthrough is not implemented yet. */
-  customClaimsPassthrough?: boolean | Record<string, unknown>;
+  /** Upstream access/ID token claims copied into our JWTs, as fastmcp (default true). */
+  customClaimsPassthrough?: boolean | CustomClaimsPassthroughConfig;
   /** Not supported yet: `true` throws. */
   enableCimd?: boolean;
   enableTokenSwap?: boolean;

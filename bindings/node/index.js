@@ -434,7 +434,8 @@ const camel = (k) => k.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 
 /** fastmcp's OAuthProxyConfig (camelCase) -> the core's config JSON. */
 function coreConfig(config) {
-  const out = {};
+  // fastmcp's default: upstream claims pass through unless `customClaimsPassthrough: false`.
+  const out = { custom_claims_passthrough: true };
   for (const [k, v] of Object.entries(config)) {
     if (v === undefined) continue;
     switch (k) {
@@ -452,8 +453,13 @@ function coreConfig(config) {
       // has nothing to change.
       case 'forwardPkce':
         break;
-      // Custom claims passthrough copies upstream token claims into our JWTs; not supported yet (README).
+      // Upstream token claims copied into our JWTs (on by default, as in fastmcp); the options object maps
+      // member by member (camelCase -> snake_case).
       case 'customClaimsPassthrough':
+        out.custom_claims_passthrough =
+          v !== null && typeof v === 'object'
+            ? Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).map(([n, x]) => [snake(n), x]))
+            : v;
         break;
       // The consent page has no cookie of its own: approval is recorded on the server-side transaction.
       case 'consentSigningKey':

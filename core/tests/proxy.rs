@@ -852,3 +852,60 @@ fn config_from_json() {
         );
     }
 }
+
+#[test]
+fn upstream_claims_pass_through_when_configured() {
+    use fastmcp_auth::proxy::ClaimsPassthrough;
+    let idp = MockIdp::start();
+    idp.configure(|s| {
+        s.access_token_claims = Some(json!({
+            "email": "user@example.com", "roles": ["admin"], "iss": "https://idp.example", "exp": 1,
+            "scope": "everything", "client_id": "someone-else", "token_use": "refresh"
+        }));
+        s.id_token_claims = Some(json!({"email": "id@example.com", "name": "Ada", "nonce": null}));
+    });
+    // Off by default in the core: the tokens carry only our claims.
+    let (_, t) = login(&proxy(&idp, |_| {}), &idp);
+    let claims = dangerous::insecure_decode_claims(&t.access_token).unwrap();
+    assert!(claims.get("email").is_none() && claims.get("name").is_none());
+
+    let p = proxy(&idp, |c| {
+        c.custom_claims_passthrough = Some(ClaimsPassthrough::default())
+    });
+    let (c, t) = login(&p, &idp);
+    for token in [&t.access_token, t.refresh_token.as_ref().unwrap()] {
+        let claims = dangerous::insecure_decode_claims(token).unwrap();
+        // The access token's email wins over the ID token's; the ID token adds its name; arrays need
+        // allow_complex_claims, null is never copied; reserved claims stay ours.
+        assert_eq!(claims["email"], "user@example.com");
+        assert_eq!(claims["name"], "Ada");
+        assert!(claims.get("roles").is_none() && claims.get("nonce").is_none());
+        assert_eq!(claims["iss"], BASE);
+        assert_eq!(claims["client_id"], c.id.as_str());
+        assert_eq!(claims["scope"], json!(["openid", "email"]));
+        assert!(claims["exp"].as_u64().unwrap() > 1);
+    }
+    assert!(p.load_upstream_tokens(&t.access_token).unwrap().is_some());
+    // Refreshed tokens carry the claims of the refreshed upstream tokens.
+    idp.configure(|s| s.access_token_claims = Some(json!({"email": "new@example.com"})));
+    let t2 = p
+        .token(&refresh_request(&c, t.refresh_token.as_ref().unwrap()))
+        .unwrap();
+    let claims = dangerous::insecure_decode_claims(&t2.access_token).unwrap();
+    assert_eq!(
+        (claims["email"].as_str(), claims["name"].as_str()),
+        (Some("new@example.com"), Some("Ada"))
+    );
+
+    // From JSON (what the bindings pass): a prefix and an allow-list.
+    let mut cfg = config(&idp);
+    cfg.custom_claims_passthrough = ClaimsPassthrough::from_json(
+        &json!({"claim_prefix": "upstream_", "allowed_claims": ["name"], "from_access_token": false}),
+    )
+    .unwrap();
+    let p = OAuthProxy::new(cfg).unwrap();
+    let (_, t) = login(&p, &idp);
+    let claims = dangerous::insecure_decode_claims(&t.access_token).unwrap();
+    assert_eq!(claims["upstream_name"], "Ada");
+    assert!(claims.get("email").is_none() && claims.get("upstream_email").is_none());
+}

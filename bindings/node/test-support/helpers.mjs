@@ -26,8 +26,11 @@ export function tempDir(prefix = 'fastmcp-auth-node-') {
   return d;
 }
 
-/** Starts tests/mock-idp; resolves to { url, close }. */
-export async function startIdp() {
+/**
+ * Starts tests/mock-idp; resolves to { url, close }. `claims.accessToken` / `claims.idToken`: JWT-shaped upstream
+ * access tokens / ID tokens carrying those claims.
+ */
+export async function startIdp(claims = {}) {
   const exe = join(ROOT, 'target', 'debug', 'mock-idp');
   if (!existsSync(exe)) {
     const r = spawnSync('cargo', ['build', '-q', '-p', 'fastmcp-auth-mock-idp', '--bin', 'mock-idp'], {
@@ -36,7 +39,10 @@ export async function startIdp() {
     });
     if (r.status !== 0) throw new Error('could not build the mock identity provider');
   }
-  const proc = spawn(exe, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const env = { ...process.env };
+  if (claims.accessToken) env.MOCK_IDP_ACCESS_TOKEN_CLAIMS = JSON.stringify(claims.accessToken);
+  if (claims.idToken) env.MOCK_IDP_ID_TOKEN_CLAIMS = JSON.stringify(claims.idToken);
+  const proc = spawn(exe, [], { env, stdio: ['pipe', 'pipe', 'inherit'] });
   const rl = createInterface({ input: proc.stdout });
   const url = await new Promise((resolve, reject) => {
     rl.once('line', resolve);

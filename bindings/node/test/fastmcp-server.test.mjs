@@ -181,6 +181,69 @@ describe("fastmcp's own OAuthProxy on our stores", () => {
   }
 });
 
+describe('upstream claims passthrough (customClaimsPassthrough)', () => {
+  const upstreamClaims = {
+    accessToken: { aud: 'upstream', email: 'ada@example.com', groups: ['admins'], iss: 'https://idp', sub: 'u-1' },
+    idToken: { email: 'id@example.com', name: 'Ada Lovelace', nonce: null, picture: 'https://x/p.png' },
+  };
+  let claimsIdp;
+  before(async () => {
+    claimsIdp = await startIdp(upstreamClaims);
+  });
+  after(async () => {
+    await claimsIdp.close();
+  });
+
+  /** The non-reserved claims of the access and refresh tokens a proxy built by `make(config)` issues. */
+  async function customClaims(make, option) {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const config = {
+      ...proxyConfig(base),
+      upstreamAuthorizationEndpoint: `${claimsIdp.url}/authorize`,
+      upstreamTokenEndpoint: `${claimsIdp.url}/token`,
+    };
+    if (option !== undefined) config.customClaimsPassthrough = option;
+    const proxy = make(config);
+    const server = await serve(proxy, port);
+    try {
+      const { tokens } = await obtainTokens(base);
+      const reserved = new Set(['aud', 'client_id', 'exp', 'iat', 'iss', 'jti', 'nbf', 'scope', 'token_use']);
+      const custom = (t) =>
+        Object.fromEntries(
+          Object.entries(JSON.parse(Buffer.from(t.split('.')[1], 'base64url').toString())).filter(([k]) => !reserved.has(k)),
+        );
+      // Our reserved claims are never replaced by upstream's.
+      const payload = JSON.parse(Buffer.from(tokens.access_token.split('.')[1], 'base64url').toString());
+      assert.equal(payload.iss, base);
+      assert.equal(payload.aud, base);
+      return { access: custom(tokens.access_token), refresh: custom(tokens.refresh_token) };
+    } finally {
+      await server.stop();
+      proxy.destroy();
+    }
+  }
+
+  const ours = (c) => new OAuthProxy(c);
+  const theirs = (c) => new FastmcpOAuthProxy(c);
+  for (const [name, option] of Object.entries({
+    'default (on)': undefined,
+    off: false,
+    'options object': { allowComplexClaims: true, blockedClaims: ['picture'], claimPrefix: 'up_', fromIdToken: true },
+    'allow-list, ID token only': { allowedClaims: ['email', 'name'], fromAccessToken: false },
+  })) {
+    test(`${name}: our JWTs carry the same upstream claims as fastmcp's`, async () => {
+      const a = await customClaims(ours, option);
+      const b = await customClaims(theirs, option);
+      assert.deepEqual(a, b);
+      if (option === undefined) {
+        assert.deepEqual(a.access, { email: 'ada@example.com', name: 'Ada Lovelace', picture: 'https://x/p.png', sub: 'u-1' });
+      }
+      if (option === false) assert.deepEqual(a.access, {});
+    });
+  }
+});
+
 describe('the example server (examples/server.mjs)', () => {
   test('serves the full flow and a tool call', async () => {
     const { createServer } = await import('../examples/server.mjs');

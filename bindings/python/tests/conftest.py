@@ -7,14 +7,31 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture(scope="session")
-def idp():
-    """The loopback mock identity provider (tests/mock-idp, built by scripts/test.sh)."""
+def _start_idp(env=None):
     exe = ROOT / "target" / "debug" / "mock-idp"
     if not exe.exists():
         subprocess.run(["cargo", "build", "-q", "-p", "fastmcp-auth-mock-idp", "--bin", "mock-idp"], cwd=ROOT, check=True)
-    proc = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    url = proc.stdout.readline().strip()
+    proc = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    return proc, proc.stdout.readline().strip()
+
+
+@pytest.fixture(scope="session")
+def idp():
+    """The loopback mock identity provider (tests/mock-idp, built by scripts/test.sh)."""
+    proc, url = _start_idp()
+    yield url
+    proc.stdin.close()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def claims_idp():
+    """The mock provider issuing JWT-shaped access tokens and ID tokens with claims."""
+    proc, url = _start_idp({
+        "MOCK_IDP_ACCESS_TOKEN_CLAIMS": '{"email": "ada@example.com", "sub": "u-1", "iss": "https://idp"}',
+        "MOCK_IDP_ID_TOKEN_CLAIMS": '{"name": "Ada"}',
+    })
     yield url
     proc.stdin.close()
     proc.wait(timeout=10)

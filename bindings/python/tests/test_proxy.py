@@ -24,7 +24,7 @@ def location(resp):
     return dict((k.lower(), v) for k, v in resp["headers"])["location"]
 
 
-def make_proxy(idp, tmp_path):
+def make_proxy(idp, tmp_path, **extra):
     config = {
         "base_url": "http://127.0.0.1:8000",
         "upstream_authorization_endpoint": f"{idp}/authorize",
@@ -33,12 +33,13 @@ def make_proxy(idp, tmp_path):
         "upstream_client_secret": "upstream secret+/=",
         "jwt_signing_key": "py-jwt-key",
         "encryption_key": "py-enc-key",
+        **extra,
     }
     return fa.OAuthProxy(config, storage=fa.DiskStore(tmp_path / "oauth"))
 
 
-def test_whole_flow_and_restart(idp, tmp_path):
-    p = make_proxy(idp, tmp_path)
+def login(p):
+    """Register, authorize, consent, upstream login, callback; returns (client id, secret, token request form)."""
     reg = p.register_client({"redirect_uris": [REDIRECT], "client_name": "py"})
     cid, secret = reg["client_id"], reg["client_secret"]
     verifier = fa.generate_verifier(64)
@@ -58,6 +59,12 @@ def test_whole_flow_and_restart(idp, tmp_path):
         "grant_type": "authorization_code", "code": params["code"], "code_verifier": verifier,
         "client_id": cid, "client_secret": secret,
     }).encode()
+    return cid, secret, form
+
+
+def test_whole_flow_and_restart(idp, tmp_path):
+    p = make_proxy(idp, tmp_path)
+    cid, secret, form = login(p)
     tokens = p.token(form)
     assert tokens["token_type"] == "Bearer"
     with pytest.raises(fa.OAuthProxyError) as e:
@@ -89,3 +96,23 @@ def test_errors(idp, tmp_path):
     with pytest.raises(fa.OAuthProxyError) as e:
         p.authorize("client_id=" + "a" * 10000)
     assert e.value.code == "invalid_request"
+
+
+def test_upstream_claims_pass_through_when_configured(claims_idp, tmp_path):
+    import base64
+    import json
+
+    def claims(token):
+        part = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+    p = make_proxy(claims_idp, tmp_path, custom_claims_passthrough={"claim_prefix": "up_", "blocked_claims": ["sub"]})
+    tokens = p.token(login(p)[2])
+    c = claims(tokens["access_token"])
+    assert c["up_email"] == "ada@example.com" and c["up_name"] == "Ada"
+    assert "up_sub" not in c and c["iss"] == "http://127.0.0.1:8000"
+    p.close()
+    off = make_proxy(claims_idp, tmp_path / "off")
+    assert not any(k.startswith("up_") or k == "email" for k in claims(off.token(login(off)[2])["access_token"]))
+    with pytest.raises(fa.InvalidArgumentError):
+        make_proxy(claims_idp, tmp_path / "bad", custom_claims_passthrough={"claimPrefix": "x"})

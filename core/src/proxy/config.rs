@@ -9,6 +9,8 @@ use crate::jwt::ClaimLayout;
 use crate::store::Store;
 use serde_json::{json, Value};
 
+use super::claims::ClaimsPassthrough;
+
 /// How the proxy authenticates to the upstream token endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum UpstreamAuthMethod {
@@ -98,6 +100,9 @@ pub struct OAuthProxyConfig {
     pub refresh_grace_window: Duration,
     /// Name shown on the consent page.
     pub provider_name: Option<String>,
+    /// Copy claims of the upstream access/ID token (when JWTs) into our JWTs, as fastmcp TS's
+    /// `customClaimsPassthrough` (see [`ClaimsPassthrough`]). `None` (default): off.
+    pub custom_claims_passthrough: Option<ClaimsPassthrough>,
 }
 
 impl std::fmt::Debug for OAuthProxyConfig {
@@ -164,6 +169,7 @@ impl OAuthProxyConfig {
             claim_layout: ClaimLayout::FastmcpTs,
             refresh_grace_window: Duration::from_secs(30),
             provider_name: None,
+            custom_claims_passthrough: None,
         }
     }
 
@@ -320,6 +326,7 @@ impl OAuthProxyConfig {
             "claim_layout",
             "refresh_grace_window",
             "provider_name",
+            "custom_claims_passthrough",
         ];
         if let Some(k) = m.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(Error::InvalidArgument(format!("unknown config member `{k}`")));
@@ -385,6 +392,9 @@ impl OAuthProxyConfig {
             c.refresh_grace_window = x;
         }
         c.provider_name = s("provider_name")?;
+        if let Some(x) = m.get("custom_claims_passthrough") {
+            c.custom_claims_passthrough = ClaimsPassthrough::from_json(x)?;
+        }
         c.validate()?;
         Ok(c)
     }

@@ -830,11 +830,11 @@ impl OAuthProxy {
                 .await?;
         }
         let (access_token, _) = self
-            .issue_one(issuer, TokenUse::Access, client_id, &up.scope, key, access_ttl)
+            .issue_one(issuer, TokenUse::Access, client_id, up, key, access_ttl)
             .await?;
         let refresh_token = match up.refresh_token {
             Some(_) => Some(
-                self.issue_one(issuer, TokenUse::Refresh, client_id, &up.scope, key, refresh_ttl)
+                self.issue_one(issuer, TokenUse::Refresh, client_id, up, key, refresh_ttl)
                     .await?
                     .0,
             ),
@@ -855,14 +855,21 @@ impl OAuthProxy {
         issuer: &JwtIssuer,
         kind: TokenUse,
         client_id: &str,
-        scope: &[String],
+        up: &UpstreamTokens,
         key: &str,
         ttl: u64,
     ) -> OAuthResult<(String, String)> {
+        let scope = &up.scope;
         let jti = crate::jwt::generate_jti();
         let opts = IssueOptions {
             jti: Some(jti.clone()),
             expires_in: Some(ttl),
+            // Upstream claims, when configured (see `claims`); the issuer never lets them override reserved ones.
+            extra_claims: self
+                .config
+                .custom_claims_passthrough
+                .as_ref()
+                .and_then(|c| c.extract(up)),
             ..Default::default()
         };
         let token = match kind {
@@ -1026,7 +1033,7 @@ impl OAuthProxy {
                     issuer,
                     TokenUse::Access,
                     &mapping.client_id,
-                    &fresh.scope,
+                    &fresh,
                     &mapping.upstream_token_key,
                     access_ttl,
                 )
@@ -1036,7 +1043,7 @@ impl OAuthProxy {
                     issuer,
                     TokenUse::Refresh,
                     &mapping.client_id,
-                    &fresh.scope,
+                    &fresh,
                     &mapping.upstream_token_key,
                     refresh_ttl.max(1),
                 )
@@ -1097,7 +1104,7 @@ impl OAuthProxy {
                 issuer,
                 TokenUse::Access,
                 &r.client_id,
-                &up.scope,
+                &up,
                 &r.upstream_token_key,
                 access_ttl,
             )

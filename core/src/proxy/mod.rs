@@ -10,6 +10,7 @@
 //! fresh access token and the same successor refresh token; after the window the reuse is a replay and the whole
 //! grant is revoked (RFC 9700 §4.14.2). A transient upstream failure puts the claim back.
 
+mod claims;
 mod config;
 mod error;
 mod flow;
@@ -17,6 +18,7 @@ mod http;
 mod model;
 mod upstream;
 
+pub use claims::ClaimsPassthrough;
 pub use config::{default_redirect_patterns, OAuthProxyConfig, UpstreamAuthMethod};
 pub use error::{OAuthError, OAuthResult};
 pub use flow::OAuthProxy;

@@ -44,6 +44,10 @@ pub struct Settings {
     pub expires_in: u64,
     /// `scope` returned (None: omitted).
     pub scope: Option<String>,
+    /// Claims of a JWT-shaped access token (`up-at-….<payload>.sig`: still starts with `up-at-`). None: opaque.
+    pub access_token_claims: Option<serde_json::Value>,
+    /// Claims of an OpenID Connect `id_token` (JWT-shaped) sent with every token response. None: no id_token.
+    pub id_token_claims: Option<serde_json::Value>,
 }
 
 impl Default for Settings {
@@ -58,6 +62,8 @@ impl Default for Settings {
             delay: Duration::ZERO,
             expires_in: 3600,
             scope: Some("openid email".into()),
+            access_token_claims: None,
+            id_token_claims: None,
         }
     }
 }
@@ -255,7 +261,19 @@ async fn token(
     };
     s.issued += 1;
     let n = s.issued;
-    let mut body = json!({"access_token": format!("up-at-{n}-{}", random()), "token_type": "Bearer", "expires_in": settings.expires_in});
+    // JWT-shaped tokens are unsigned ("sig"): a proxy reads their claims from its own back channel without verifying.
+    let jwt_shaped = |head: String, claims: &serde_json::Value| {
+        format!("{head}.{}.sig", URL_SAFE_NO_PAD.encode(claims.to_string()))
+    };
+    let at = format!("up-at-{n}-{}", random());
+    let at = match &settings.access_token_claims {
+        Some(c) => jwt_shaped(at, c),
+        None => at,
+    };
+    let mut body = json!({"access_token": at, "token_type": "Bearer", "expires_in": settings.expires_in});
+    if let Some(c) = &settings.id_token_claims {
+        body["id_token"] = jwt_shaped(URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), c).into();
+    }
     if refresh {
         let rt = format!("up-rt-{n}-{}", random());
         s.refresh_tokens.insert(rt.clone());
