@@ -209,7 +209,7 @@ export interface OAuthProxyConfig {
   redirectPath?: string;
   refreshTokenTtl?: number;
   scopes?: string[];
-  /** One of this package's stores. */
+  /** Any TokenStorage: this package's stores run natively, others (fastmcp's, yours) are called from the core. */
   tokenStorage?: TokenStorage;
   transactionTtl?: number;
   upstreamAuthorizationEndpoint: string;

@@ -476,6 +476,49 @@ function coreConfig(config) {
   return out;
 }
 
+function isTokenStorage(s) {
+  return s != null && ['save', 'get', 'delete'].every((m) => typeof s[m] === 'function');
+}
+
+const jsonOrNull = (v) => (v === null || v === undefined ? null : JSON.stringify(v));
+
+/**
+ * A TokenStorage written in JS as a native store handle: the core calls `dispatch` (on the JS thread) and awaits
+ * its Promise. fastmcp's interface has no `take`: where the storage has none, it is `get` then `delete`, which is
+ * what fastmcp's own proxy does (atomic only as far as the storage makes it).
+ */
+function jsBackedStore(storage) {
+  const number = (n) => (typeof n === 'number' && Number.isFinite(n) && n >= 0 ? String(Math.floor(n)) : null);
+  return native.openJsStore(async (op, key, json, ttl) => {
+    switch (op) {
+      case 'save':
+        await storage.save(key, JSON.parse(json), ttl ?? undefined);
+        return null;
+      case 'get':
+        return jsonOrNull(await storage.get(key));
+      case 'take': {
+        if (typeof storage.take === 'function') return jsonOrNull(await storage.take(key));
+        const v = await storage.get(key);
+        if (v === null || v === undefined) return null;
+        await storage.delete(key);
+        return JSON.stringify(v);
+      }
+      case 'delete': {
+        const r = await storage.delete(key);
+        return typeof r === 'boolean' ? String(r) : null;
+      }
+      case 'cleanup':
+        return typeof storage.cleanup === 'function' ? number(await storage.cleanup()) : null;
+      case 'size':
+        return typeof storage.size === 'function' ? number(await storage.size()) : null;
+      case 'keys':
+        return typeof storage.keys === 'function' ? JSON.stringify(await storage.keys()) : null;
+      default:
+        throw new Error(`unknown storage operation ${op}`);
+    }
+  });
+}
+
 function toResponse(text) {
   const r = JSON.parse(text);
   return new Response(r.body === '' || r.status === 302 ? null : r.body, {
@@ -492,8 +535,8 @@ function form(fields) {
 
 /**
  * fastmcp's OAuthProxy: DCR in front of a provider without it, with token swap (our short-lived JWTs stand for the
- * upstream tokens, which stay encrypted in the store). Same config and methods; `tokenStorage` must be one of this
- * package's stores. Extras: `previousJwtSigningKeys`, `previousEncryptionKeys`, `requirePkce` (default true),
+ * upstream tokens, which stay encrypted in the store). Same config and methods; `tokenStorage` is any TokenStorage
+ * (this package's stores run natively; others, fastmcp's or yours, are called from the core). Extras: `previousJwtSigningKeys`, `previousEncryptionKeys`, `requirePkce` (default true),
  * `refreshGraceWindow` (seconds, default 30), `claimLayout` ('ts' | 'py'), `providerName`; methods `token(body,
  * authorization)` for a raw token request and `revoke(token, clientId, clientSecret)`.
  */
@@ -509,10 +552,11 @@ class OAuthProxy {
     // Validates the config (errors throw here, as fastmcp's) and fixes the metadata, which needs no store.
     this.#metadata = callNative(() => native.proxyMetadata(json));
     const storage = config.tokenStorage;
-    if (storage !== undefined && !(storage instanceof NativeTokenStorage)) {
-      throw new TypeError(
-        'OAuthProxy: tokenStorage must be a fastmcp-auth store (MemoryTokenStorage, DiskStore, RedisStore, EncryptedTokenStorage)',
-      );
+    // Our stores run natively; any other TokenStorage (fastmcp's own, yours, or our EncryptedTokenStorage over
+    // one of those) is called from the core through a thread-safe function.
+    const isNative = storage instanceof NativeTokenStorage && !storage._backend;
+    if (storage !== undefined && !isNative && !isTokenStorage(storage)) {
+      throw new TypeError('OAuthProxy: tokenStorage must be a TokenStorage (save, get, delete)');
     }
     this.#ownsStore = storage === undefined;
     const make = (store) => {
@@ -522,12 +566,15 @@ class OAuthProxy {
         throw lift(e);
       }
     };
-    if (storage === undefined || storage[kNative]) {
+    if (storage === undefined || (isNative && storage[kNative])) {
       this.#n = make(storage?.[kNative]);
       this.#opening = Promise.resolve(this.#n);
-    } else {
+    } else if (isNative) {
       this.#opening = storage._opening.then((s) => (this.#n = make(s)));
       this.#opening.catch(() => {});
+    } else {
+      this.#n = make(jsBackedStore(storage));
+      this.#opening = Promise.resolve(this.#n);
     }
   }
 

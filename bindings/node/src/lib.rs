@@ -22,8 +22,10 @@ use fastmcp_auth::proxy::{
 use fastmcp_auth::store::{DiskStoreOptions, FileNaming, Keyring, MemoryStore, RedisStoreOptions, SyncStore};
 use fastmcp_auth::{ClaimLayout, Error, IssueOptions, JwtIssuer, Store, TokenUse};
 use napi::bindgen_prelude::{
-    Either, External, FromNapiValue, Object, PromiseRaw, ToNapiValue, TypeName, ValidateNapiValue, ValueType,
+    Either, External, FnArgs, FromNapiValue, Function, Object, Promise, PromiseRaw, ToNapiValue, TypeName,
+    ValidateNapiValue, ValueType,
 };
+use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{sys, Env, JsString, JsValue, Task};
 use napi_derive::napi;
 use serde_json::Value;
@@ -352,6 +354,107 @@ pub fn open_redis<'e>(
             inner: CoreStore::from_async(Arc::new(s)),
         }))
     })
+}
+
+/// A storage written in JS (fastmcp's `TokenStorage` interface) as a core store, so the core's proxy (and the
+/// encryption layer) can use it. `dispatch(op, key, valueJson, ttlSeconds)` runs on the JS thread and returns a
+/// Promise of JSON text (or null); `index.js` builds it around the storage object. Calls come from the core's
+/// runtime through a thread-safe function, so the JS thread is never blocked waiting for them.
+#[napi]
+pub fn open_js_store(
+    dispatch: Function<'_, FnArgs<JsStoreArgs>, Promise<Option<String>>>,
+) -> napi::Result<NativeStore> {
+    let tsfn = dispatch
+        .build_threadsafe_function::<FnArgs<JsStoreArgs>>()
+        .callee_handled::<false>()
+        .weak::<true>()
+        .build()?;
+    Ok(NativeStore {
+        inner: CoreStore::from_async(Arc::new(JsStore { dispatch: tsfn })),
+    })
+}
+
+type JsStoreArgs = (String, String, Option<String>, Option<f64>);
+
+struct JsStore {
+    dispatch: ThreadsafeFunction<
+        FnArgs<JsStoreArgs>,
+        Promise<Option<String>>,
+        FnArgs<JsStoreArgs>,
+        napi::Status,
+        false,
+        true,
+    >,
+}
+
+impl JsStore {
+    /// One call into the JS storage; its JSON answer (None: null/undefined).
+    async fn call(
+        &self,
+        op: &str,
+        key: &str,
+        value: Option<String>,
+        ttl: Option<f64>,
+    ) -> fastmcp_auth::Result<Option<String>> {
+        // The storage's own error text can name keys, values or credentials: it is neither logged nor returned.
+        let failed = |_: napi::Error| {
+            tracing::warn!(op, "JS token storage call failed");
+            Error::Io {
+                op: "JS token storage",
+                source: std::io::Error::other(format!("the storage's {op}() failed")),
+            }
+        };
+        let pending = self
+            .dispatch
+            .call_async(FnArgs::from((op.to_owned(), key.to_owned(), value, ttl)))
+            .await
+            .map_err(failed)?;
+        pending.await.map_err(failed)
+    }
+
+    fn json(text: Option<String>) -> fastmcp_auth::Result<Option<Value>> {
+        text.map(|t| serde_json::from_str(&t).map_err(Error::from))
+            .transpose()
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for JsStore {
+    async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> fastmcp_auth::Result<()> {
+        fastmcp_auth::store::validate_key(key)?;
+        let ttl = ttl.map(|t| t.as_secs_f64());
+        self.call("save", key, Some(value.to_string()), ttl)
+            .await
+            .map(drop)
+    }
+    async fn get(&self, key: &str) -> fastmcp_auth::Result<Option<Value>> {
+        fastmcp_auth::store::validate_key(key)?;
+        Self::json(self.call("get", key, None, None).await?)
+    }
+    async fn delete(&self, key: &str) -> fastmcp_auth::Result<bool> {
+        fastmcp_auth::store::validate_key(key)?;
+        Ok(Self::json(self.call("delete", key, None, None).await?)? != Some(Value::Bool(false)))
+    }
+    async fn take(&self, key: &str) -> fastmcp_auth::Result<Option<Value>> {
+        fastmcp_auth::store::validate_key(key)?;
+        Self::json(self.call("take", key, None, None).await?)
+    }
+    async fn cleanup(&self) -> fastmcp_auth::Result<u64> {
+        Ok(Self::json(self.call("cleanup", "", None, None).await?)?
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0))
+    }
+    async fn size(&self) -> fastmcp_auth::Result<u64> {
+        Self::json(self.call("size", "", None, None).await?)?
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| Error::InvalidArgument("this token storage has no size()".into()))
+    }
+    async fn keys(&self) -> fastmcp_auth::Result<Vec<String>> {
+        match Self::json(self.call("keys", "", None, None).await?)? {
+            Some(v) => serde_json::from_value(v).map_err(Error::from),
+            None => Err(Error::InvalidArgument("this token storage has no keys()".into())),
+        }
+    }
 }
 
 /// fastmcp's EncryptedTokenStorage cipher on its own, for wrapping a store written in JS.

@@ -10,9 +10,10 @@ import { after, before, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { FastMCP } from 'fastmcp';
+import * as theirsAuth from 'fastmcp/auth';
 import { OAuthProxy as FastmcpOAuthProxy, JWTIssuer as JWTIssuerPeer } from 'fastmcp/auth';
 
-import { DiskStore, EncryptedTokenStorage, JWTIssuer, MemoryTokenStorage, OAuthProxy } from '../index.js';
+import { DiskStore, EncryptedTokenStorage, JWTIssuer, MemoryTokenStorage, OAuthProxy, OAuthProxyError } from '../index.js';
 import { freePort, obtainTokens, startIdp, tempDir, tokenRequest, UPSTREAM_CLIENT_ID, UPSTREAM_CLIENT_SECRET } from '../test-support/helpers.mjs';
 
 const SIGNING_KEY = 'node-test-signing-key-0123456789abcdef';
@@ -145,6 +146,80 @@ describe('our OAuthProxy in a real FastMCP server', () => {
       await server.stop();
       proxy.destroy();
     }
+  });
+});
+
+describe('our OAuthProxy on a TokenStorage written in JS', () => {
+  /** A user's own storage: a Map with fastmcp's TokenStorage methods (no take, no size). */
+  class MapStorage {
+    constructor() {
+      this.m = new Map();
+      this.calls = 0;
+    }
+    async save(key, value, ttl) {
+      this.calls += 1;
+      this.m.set(key, { expiresAt: ttl ? Date.now() + ttl * 1000 : Infinity, value: structuredClone(value) });
+    }
+    async get(key) {
+      this.calls += 1;
+      const e = this.m.get(key);
+      return e && e.expiresAt > Date.now() ? structuredClone(e.value) : null;
+    }
+    async delete(key) {
+      this.calls += 1;
+      this.m.delete(key);
+    }
+    async cleanup() {}
+  }
+  const cases = {
+    "fastmcp's MemoryTokenStorage": () => new theirsAuth.MemoryTokenStorage(),
+    "fastmcp's DiskStore": (dir) => new theirsAuth.DiskStore({ directory: dir }),
+    "our EncryptedTokenStorage over fastmcp's MemoryTokenStorage": () =>
+      new EncryptedTokenStorage(new theirsAuth.MemoryTokenStorage(), STORAGE_KEY),
+    'a Map-backed storage of the user': () => new MapStorage(),
+  };
+  for (const [name, make] of Object.entries(cases)) {
+    test(`${name}: the full flow`, async () => {
+      const port = await freePort();
+      const base = `http://127.0.0.1:${port}`;
+      const tokenStorage = make(tempDir());
+      const proxy = new OAuthProxy(proxyConfig(base, { tokenStorage }));
+      const server = await serve(proxy, port);
+      try {
+        await fullFlow(base);
+      } finally {
+        await server.stop();
+        proxy.destroy();
+        tokenStorage.destroy?.();
+      }
+      if (tokenStorage instanceof MapStorage) {
+        assert.ok(tokenStorage.calls > 5, 'the proxy kept its state in the JS storage');
+        // Encrypted by default (encryptionKey): no upstream token in the clear in the user's storage.
+        assert.doesNotMatch(JSON.stringify([...tokenStorage.m.values()]), /up-at-|up-rt-/);
+      }
+    });
+  }
+
+  test('a storage that fails: a clean OAuth error, never its error text', async () => {
+    const broken = {
+      delete: async () => {},
+      get: async () => {
+        throw new Error('db password is hunter2');
+      },
+      save: async () => {
+        throw new Error('db password is hunter2');
+      },
+    };
+    const proxy = new OAuthProxy(proxyConfig('http://127.0.0.1:9', { tokenStorage: broken }));
+    const e = await proxy.registerClient({ redirect_uris: ['http://127.0.0.1:5/cb'] }).then(
+      () => null,
+      (x) => x,
+    );
+    assert.ok(e instanceof OAuthProxyError, String(e));
+    assert.equal(e.statusCode, 503);
+    assert.doesNotMatch(JSON.stringify(e.toJSON()) + e.message, /hunter2/);
+    proxy.destroy();
+    assert.throws(() => new OAuthProxy(proxyConfig('http://127.0.0.1:9', { tokenStorage: { get() {} } })), TypeError);
   });
 });
 

@@ -23,9 +23,11 @@ describe('OAuthProxy', () => {
     assert.throws(() => new OAuthProxy({ ...config, baseUrl: 'not a url' }), /base_url/);
     assert.throws(() => new OAuthProxy({ ...config, upstreamClientId: undefined }), /upstream_client_id/);
     assert.throws(() => new OAuthProxy({ ...config, accessTokenTtl: -1 }), /access_token_ttl/);
+    // Any TokenStorage is accepted (fastmcp's own here); something that is not one is refused.
     const theirs = new TheirMemory();
-    assert.throws(() => new OAuthProxy({ ...config, tokenStorage: theirs }), TypeError);
+    new OAuthProxy({ ...config, tokenStorage: theirs }).destroy();
     theirs.destroy();
+    assert.throws(() => new OAuthProxy({ ...config, tokenStorage: { save() {} } }), TypeError);
     assert.throws(() => new OAuthProxy({ ...config, enableCimd: true }), TypeError);
     assert.throws(() => new OAuthProxy(), TypeError);
   });
