@@ -106,6 +106,20 @@ async function fullFlow(base) {
   return { client, refreshed, tokens };
 }
 
+/** Our OAuthProxy with `extra` config in a FastMCP server: the full flow, then everything stopped. */
+async function flowWithOurProxy(extra) {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const proxy = new OAuthProxy(proxyConfig(base, extra));
+  const server = await serve(proxy, port);
+  try {
+    return await fullFlow(base);
+  } finally {
+    await server.stop();
+    proxy.destroy();
+  }
+}
+
 describe('our OAuthProxy in a real FastMCP server', () => {
   test('register, consent, callback, token, MCP tool call with the Bearer JWT, refresh, restart', async () => {
     const dir = tempDir();
@@ -136,16 +150,7 @@ describe('our OAuthProxy in a real FastMCP server', () => {
   });
 
   test('with the default (memory) storage', async () => {
-    const port = await freePort();
-    const base = `http://127.0.0.1:${port}`;
-    const proxy = new OAuthProxy(proxyConfig(base));
-    const server = await serve(proxy, port);
-    try {
-      await fullFlow(base);
-    } finally {
-      await server.stop();
-      proxy.destroy();
-    }
+    await flowWithOurProxy({});
   });
 });
 
@@ -180,16 +185,10 @@ describe('our OAuthProxy on a TokenStorage written in JS', () => {
   };
   for (const [name, make] of Object.entries(cases)) {
     test(`${name}: the full flow`, async () => {
-      const port = await freePort();
-      const base = `http://127.0.0.1:${port}`;
       const tokenStorage = make(tempDir());
-      const proxy = new OAuthProxy(proxyConfig(base, { tokenStorage }));
-      const server = await serve(proxy, port);
       try {
-        await fullFlow(base);
+        await flowWithOurProxy({ tokenStorage });
       } finally {
-        await server.stop();
-        proxy.destroy();
         tokenStorage.destroy?.();
       }
       if (tokenStorage instanceof MapStorage) {
