@@ -140,6 +140,7 @@ def test_example_server_builds(tmp_path, monkeypatch):
     from pathlib import Path
 
     monkeypatch.setenv("OAUTH_DIR", str(tmp_path / "example"))
+    monkeypatch.setenv("JWT_KEY", "example-test-jwt-signing-key-0123456789")
     path = Path(__file__).resolve().parents[1] / "examples" / "server.py"
     spec = importlib.util.spec_from_file_location("example_server", path)
     module = importlib.util.module_from_spec(spec)
