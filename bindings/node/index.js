@@ -480,7 +480,7 @@ function isTokenStorage(s) {
   return s != null && ['save', 'get', 'delete'].every((m) => typeof s[m] === 'function');
 }
 
-const jsonOrNull = (v) => (v === null || v === undefined ? null : JSON.stringify(v));
+const jsonOrNull = (v) => (v == null ? null : JSON.stringify(v));
 
 /**
  * A TokenStorage written in JS as a native store handle: the core calls `dispatch` (on the JS thread) and awaits
@@ -499,9 +499,8 @@ function jsBackedStore(storage) {
       case 'take': {
         if (typeof storage.take === 'function') return jsonOrNull(await storage.take(key));
         const v = await storage.get(key);
-        if (v === null || v === undefined) return null;
-        await storage.delete(key);
-        return JSON.stringify(v);
+        if (v != null) await storage.delete(key);
+        return jsonOrNull(v);
       }
       case 'delete': {
         const r = await storage.delete(key);

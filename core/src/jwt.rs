@@ -492,11 +492,7 @@ impl JwtIssuer {
             w(&mut p, sc.as_ref())?;
         }
         p.push(b']');
-        for (k, v) in opts.extra_claims.iter().flatten() {
-            if RESERVED_CLAIMS.contains(&k.as_str()) {
-                tracing::debug!(claim = %k, "ignoring an attempt to override a reserved JWT claim");
-                continue;
-            }
+        for (k, v) in unreserved(opts.extra_claims.iter().flatten()) {
             p.push(b',');
             w(&mut p, k)?;
             p.push(b':');
@@ -561,10 +557,10 @@ impl JwtIssuer {
     /// Like [`verify`](Self::verify), but returns the token's own payload JSON text (for bindings that hand JSON
     /// on: no re-serialisation of the claims).
     pub fn verify_json(&self, token: &str, expected: TokenUse) -> Result<String> {
-        // Only the checked claims are parsed (duplicate names still refused): the caller parses the text itself.
-        let payload = self.decode_signed(token)?;
-        self.check_claims(&parse_checked_claims(&payload)?, expected, self.now())?;
-        String::from_utf8(payload).map_err(|_| TokenError::Malformed.into())
+        match self.verify_payload(token, expected) {
+            (Some(text), None) => Ok(text),
+            (_, err) => Err(err.unwrap_or(TokenError::Malformed).into()),
+        }
     }
 
     /// Like fastmcp TS's `verify()`: a verdict plus the claims whenever the signature was good.
@@ -702,13 +698,20 @@ impl JwtIssuer {
 }
 
 fn merge_unreserved(into: &mut Claims, extra: Option<Claims>) {
-    for (k, v) in extra.into_iter().flatten() {
-        if RESERVED_CLAIMS.contains(&k.as_str()) {
+    into.extend(unreserved(extra.into_iter().flatten()));
+}
+
+/// Caller-supplied claims without the reserved ones (each dropped one is logged by name).
+fn unreserved<K: AsRef<str> + fmt::Display, V>(
+    claims: impl Iterator<Item = (K, V)>,
+) -> impl Iterator<Item = (K, V)> {
+    claims.filter(|(k, _)| {
+        let reserved = RESERVED_CLAIMS.contains(&k.as_ref());
+        if reserved {
             tracing::debug!(claim = %k, "ignoring an attempt to override a reserved JWT claim");
-            continue;
         }
-        into.insert(k, v);
-    }
+        !reserved
+    })
 }
 
 /// Parses a JSON object, rejecting duplicate member names (a classic parser-confusion vector).

@@ -412,6 +412,18 @@ impl JsStore {
         pending.await.map_err(failed)
     }
 
+    /// [`call`](Self::call) for an operation on one key, which is validated first as every store does.
+    async fn keyed(
+        &self,
+        op: &str,
+        key: &str,
+        value: Option<String>,
+        ttl: Option<f64>,
+    ) -> fastmcp_auth::Result<Option<Value>> {
+        fastmcp_auth::store::validate_key(key)?;
+        Self::json(self.call(op, key, value, ttl).await?)
+    }
+
     fn json(text: Option<String>) -> fastmcp_auth::Result<Option<Value>> {
         text.map(|t| serde_json::from_str(&t).map_err(Error::from))
             .transpose()
@@ -421,23 +433,19 @@ impl JsStore {
 #[async_trait::async_trait]
 impl Store for JsStore {
     async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> fastmcp_auth::Result<()> {
-        fastmcp_auth::store::validate_key(key)?;
         let ttl = ttl.map(|t| t.as_secs_f64());
-        self.call("save", key, Some(value.to_string()), ttl)
+        self.keyed("save", key, Some(value.to_string()), ttl)
             .await
             .map(drop)
     }
     async fn get(&self, key: &str) -> fastmcp_auth::Result<Option<Value>> {
-        fastmcp_auth::store::validate_key(key)?;
-        Self::json(self.call("get", key, None, None).await?)
+        self.keyed("get", key, None, None).await
     }
     async fn delete(&self, key: &str) -> fastmcp_auth::Result<bool> {
-        fastmcp_auth::store::validate_key(key)?;
-        Ok(Self::json(self.call("delete", key, None, None).await?)? != Some(Value::Bool(false)))
+        Ok(self.keyed("delete", key, None, None).await? != Some(Value::Bool(false)))
     }
     async fn take(&self, key: &str) -> fastmcp_auth::Result<Option<Value>> {
-        fastmcp_auth::store::validate_key(key)?;
-        Self::json(self.call("take", key, None, None).await?)
+        self.keyed("take", key, None, None).await
     }
     async fn cleanup(&self) -> fastmcp_auth::Result<u64> {
         Ok(Self::json(self.call("cleanup", "", None, None).await?)?

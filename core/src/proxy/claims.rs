@@ -17,21 +17,14 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::jwt::RESERVED_CLAIMS;
 
 use super::model::UpstreamTokens;
 
-/// Claims never copied from upstream (fastmcp's list, plus `token_use`).
-const PROTECTED: &[&str] = &[
-    "aud",
-    "client_id",
-    "exp",
-    "iat",
-    "iss",
-    "jti",
-    "nbf",
-    "scope",
-    "token_use",
-];
+/// Claims never copied from upstream: the issuer's reserved ones (fastmcp's list plus `token_use`) and `nbf`.
+fn protected(name: &str) -> bool {
+    RESERVED_CLAIMS.contains(&name) || name == "nbf"
+}
 
 /// Upstream JWT payloads larger than this are not read (a token endpoint response is small; this bounds the work).
 const MAX_UPSTREAM_TOKEN: usize = 64 * 1024;
@@ -159,7 +152,7 @@ impl ClaimsPassthrough {
         };
         for (k, v) in claims {
             let allowed = self.allowed_claims.as_ref().is_none_or(|a| a.contains(&k));
-            if PROTECTED.contains(&k.as_str()) || self.blocked_claims.contains(&k) || !allowed {
+            if protected(&k) || self.blocked_claims.contains(&k) || !allowed {
                 continue;
             }
             if !self.value_ok(&v) {
