@@ -68,10 +68,33 @@ fn param(location: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-fn transaction_id(page: &HttpResponse) -> String {
+fn hidden(page: &HttpResponse, name: &str) -> String {
     let body = page.body.as_deref().unwrap();
-    let start = body.find("name=\"transaction_id\" value=\"").unwrap() + 29;
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body.find(&marker).unwrap() + marker.len();
     body[start..].split('"').next().unwrap().to_owned()
+}
+
+fn transaction_id(page: &HttpResponse) -> String {
+    hidden(page, "transaction_id")
+}
+
+/// The consent form of `page` as the browser that got `page` posts it (its CSRF token and cookie).
+fn consent_of(page: &HttpResponse, action: &str) -> ConsentParams {
+    ConsentParams {
+        transaction_id: Some(transaction_id(page)),
+        action: Some(action.into()),
+        csrf_token: Some(hidden(page, "csrf_token")),
+        ..Default::default()
+    }
+    .with_cookie(page.cookie_header().as_deref())
+}
+
+/// The callback as the browser that got `page` (the authorize answer) follows it.
+fn callback_of(page: &HttpResponse, callback_url: &str) -> CallbackParams {
+    CallbackParams::from_query(&query_of(callback_url))
+        .unwrap()
+        .with_cookie(page.cookie_header().as_deref())
 }
 
 /// Walks authorize → consent → upstream login → callback; returns our code and the verifier.
@@ -85,6 +108,7 @@ fn authorize(p: &OAuthProxy, idp: &MockIdp, c: &Client) -> (String, String) {
         scope: Some("openid email".into()),
         code_challenge: Some(verifier.challenge(fastmcp_auth::ChallengeMethod::S256)),
         code_challenge_method: Some("S256".into()),
+        cookie: None,
     };
     let page = p.authorize(&params).unwrap();
     let upstream = if p.as_async().config().consent_required {
@@ -93,14 +117,9 @@ fn authorize(p: &OAuthProxy, idp: &MockIdp, c: &Client) -> (String, String) {
             !page.body.as_deref().unwrap().contains("<Client>"),
             "client name escaped"
         );
-        let tx = transaction_id(&page);
-        p.handle_consent(&ConsentParams {
-            transaction_id: Some(tx),
-            action: Some("approve".into()),
-        })
-        .unwrap()
+        p.handle_consent(&consent_of(&page, "approve")).unwrap()
     } else {
-        page
+        page.clone()
     };
     assert_eq!(upstream.status, 302);
     let loc = upstream.location().unwrap().to_owned();
@@ -108,9 +127,7 @@ fn authorize(p: &OAuthProxy, idp: &MockIdp, c: &Client) -> (String, String) {
     assert_eq!(param(&loc, "code_challenge_method").as_deref(), Some("S256"));
     let callback = idp.login(&loc).unwrap();
     assert!(callback.starts_with(&format!("{BASE}/oauth/callback")));
-    let back = p
-        .handle_callback(&CallbackParams::from_query(&query_of(&callback)).unwrap())
-        .unwrap();
+    let back = p.handle_callback(&callback_of(&page, &callback)).unwrap();
     let to_client = back.location().unwrap();
     assert!(to_client.starts_with(REDIRECT));
     assert_eq!(param(to_client, "state").as_deref(), Some("client-state-1"));
@@ -419,7 +436,13 @@ fn upstream_errors_are_mapped() {
             json!({"error": "invalid_grant", "error_description": "bad code"}),
             "invalid_grant",
         ),
-        (400, json!({"error": "made_up_error"}), "invalid_grant"),
+        (400, json!({"error": "made_up_error"}), "server_error"),
+        (
+            400,
+            json!({"error": "invalid_client", "error_description": "bad secret"}),
+            "server_error",
+        ),
+        (400, json!({"error": "invalid_scope"}), "invalid_scope"),
         (500, json!({"oops": 1}), "server_error"),
         (200, json!({"token_type": "Bearer"}), "server_error"),
     ] {
@@ -435,16 +458,9 @@ fn upstream_errors_are_mapped() {
                 ..Default::default()
             })
             .unwrap();
-        let up = p
-            .handle_consent(&ConsentParams {
-                transaction_id: Some(transaction_id(&page)),
-                action: Some("approve".into()),
-            })
-            .unwrap();
+        let up = p.handle_consent(&consent_of(&page, "approve")).unwrap();
         let cb = idp.login(up.location().unwrap()).unwrap();
-        let e = p
-            .handle_callback(&CallbackParams::from_query(&query_of(&cb)).unwrap())
-            .unwrap_err();
+        let e = p.handle_callback(&callback_of(&page, &cb)).unwrap_err();
         assert_eq!(e.code, code, "{body}");
     }
 }
@@ -458,6 +474,7 @@ fn authorize_and_consent_errors() {
         client_id: Some(c.id.clone()),
         redirect_uri: Some(REDIRECT.into()),
         response_type: Some("code".into()),
+        state: Some("s-1".into()),
         code_challenge: Some("a".repeat(43)),
         code_challenge_method: Some("S256".into()),
         ..Default::default()
@@ -467,64 +484,64 @@ fn authorize_and_consent_errors() {
         f(&mut q);
         p.authorize(&q).unwrap_err()
     };
+    // Before the client and its redirect URI are known: a plain error, never a redirect (RFC 6749 §4.1.2.1).
     assert_eq!(err(&|q| q.client_id = Some("nope".into())).code, "invalid_client");
     assert_eq!(err(&|q| q.client_id = None).code, "invalid_request");
     assert_eq!(
         err(&|q| q.redirect_uri = Some("http://127.0.0.1:1/other".into())).code,
         "invalid_request"
     );
+    assert_eq!(err(&|q| q.state = Some("s".repeat(2000))).code, "invalid_request");
+    // After: a 302 to the client with error, description, its state and our iss (RFC 9207).
+    let redirected = |f: &dyn Fn(&mut AuthorizeParams)| {
+        let mut q = good.clone();
+        f(&mut q);
+        let r = p.authorize(&q).unwrap();
+        assert_eq!(r.status, 302);
+        let loc = r.location().unwrap().to_owned();
+        assert!(loc.starts_with(REDIRECT), "{loc}");
+        assert_eq!(param(&loc, "state").as_deref(), Some("s-1"));
+        assert_eq!(param(&loc, "iss").as_deref(), Some(BASE));
+        assert!(param(&loc, "error_description").is_some());
+        assert!(r.cookie_header().is_none(), "no transaction, no cookie");
+        param(&loc, "error").unwrap()
+    };
     assert_eq!(
-        err(&|q| q.response_type = Some("token".into())).code,
+        redirected(&|q| q.response_type = Some("token".into())),
         "unsupported_response_type"
     );
-    assert_eq!(err(&|q| q.code_challenge = None).code, "invalid_request");
+    assert_eq!(redirected(&|q| q.response_type = None), "invalid_request");
+    assert_eq!(redirected(&|q| q.code_challenge = None), "invalid_request");
     assert_eq!(
-        err(&|q| q.code_challenge_method = Some("plain".into())).code,
+        redirected(&|q| q.code_challenge_method = Some("plain".into())),
         "invalid_request"
     );
-    assert_eq!(err(&|q| q.code_challenge_method = None).code, "invalid_request");
+    assert_eq!(redirected(&|q| q.code_challenge_method = None), "invalid_request");
     assert_eq!(
-        err(&|q| q.code_challenge = Some("short".into())).code,
+        redirected(&|q| q.code_challenge = Some("short".into())),
         "invalid_request"
     );
+    assert_eq!(
+        redirected(&|q| q.scope = Some("s ".repeat(10_000))),
+        "invalid_scope"
+    );
+    assert_eq!(redirected(&|q| q.scope = Some("a\"b".into())), "invalid_scope");
     // Consent: only approve/deny, only live transactions.
     let page = p.authorize(&good).unwrap();
-    let tx = transaction_id(&page);
     for action in [None, Some("yes"), Some("APPROVE")] {
-        let e = p
-            .handle_consent(&ConsentParams {
-                transaction_id: Some(tx.clone()),
-                action: action.map(String::from),
-            })
-            .unwrap_err();
-        assert_eq!(e.code, "invalid_request");
+        let mut f = consent_of(&page, "approve");
+        f.action = action.map(String::from);
+        assert_eq!(p.handle_consent(&f).unwrap_err().code, "invalid_request");
     }
-    assert_eq!(
-        p.handle_consent(&ConsentParams {
-            transaction_id: Some("unknown".into()),
-            action: Some("approve".into())
-        })
-        .unwrap_err()
-        .code,
-        "invalid_request"
-    );
-    let deny = p
-        .handle_consent(&ConsentParams {
-            transaction_id: Some(tx.clone()),
-            action: Some("deny".into()),
-        })
-        .unwrap();
-    assert_eq!(
-        param(deny.location().unwrap(), "error").as_deref(),
-        Some("access_denied")
-    );
-    assert!(p
-        .handle_consent(&ConsentParams {
-            transaction_id: Some(tx),
-            action: Some("approve".into())
-        })
-        .is_err());
-    // Skipping consent by going straight upstream is refused at the callback.
+    let mut unknown = consent_of(&page, "approve");
+    unknown.transaction_id = Some("unknown".into());
+    assert_eq!(p.handle_consent(&unknown).unwrap_err().code, "invalid_request");
+    let deny = p.handle_consent(&consent_of(&page, "deny")).unwrap();
+    let loc = deny.location().unwrap();
+    assert_eq!(param(loc, "error").as_deref(), Some("access_denied"));
+    assert_eq!(param(loc, "iss").as_deref(), Some(BASE));
+    assert!(p.handle_consent(&consent_of(&page, "approve")).is_err());
+    // Skipping consent by going straight upstream is refused at the callback, even in the right browser.
     let page = p.authorize(&good).unwrap();
     let tx = transaction_id(&page);
     let mut upstream = url::Url::parse(&idp.authorize_url()).unwrap();
@@ -534,15 +551,12 @@ fn authorize_and_consent_errors() {
         .append_pair("redirect_uri", &format!("{BASE}/oauth/callback"))
         .append_pair("state", &tx);
     let cb = idp.login(upstream.as_str()).unwrap();
-    let e = p
-        .handle_callback(&CallbackParams::from_query(&query_of(&cb)).unwrap())
-        .unwrap_err();
-    assert_eq!(e.code, "access_denied");
+    let r = p.handle_callback(&callback_of(&page, &cb)).unwrap();
+    assert_eq!(r.status, 403);
+    assert!(r.location().is_none());
     // State is single use; unknown state is refused; upstream errors reach the client as a redirect.
     assert_eq!(
-        p.handle_callback(&CallbackParams::from_query(&query_of(&cb)).unwrap())
-            .unwrap_err()
-            .code,
+        p.handle_callback(&callback_of(&page, &cb)).unwrap_err().code,
         "invalid_request"
     );
     assert_eq!(
@@ -553,16 +567,19 @@ fn authorize_and_consent_errors() {
     );
     let page = p.authorize(&good).unwrap();
     let r = p
-        .handle_callback(&CallbackParams {
-            state: Some(transaction_id(&page)),
-            error: Some("<script>".into()),
-            ..Default::default()
-        })
+        .handle_callback(
+            &CallbackParams {
+                state: Some(transaction_id(&page)),
+                error: Some("<script>".into()),
+                error_description: Some("internal-host-17.corp user 4411".into()),
+                ..Default::default()
+            }
+            .with_cookie(page.cookie_header().as_deref()),
+        )
         .unwrap();
-    assert_eq!(
-        param(r.location().unwrap(), "error").as_deref(),
-        Some("access_denied")
-    );
+    let loc = r.location().unwrap();
+    assert_eq!(param(loc, "error").as_deref(), Some("access_denied"));
+    assert!(!loc.contains("internal-host") && !loc.contains("4411"));
 }
 
 #[test]

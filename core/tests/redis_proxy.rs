@@ -69,7 +69,11 @@ fn child_replica() {
         let out = match cmd["op"].as_str().unwrap() {
             "callback_and_token" => {
                 let back = p
-                    .handle_callback(&CallbackParams::from_query(cmd["query"].as_str().unwrap()).unwrap())
+                    .handle_callback(
+                        &CallbackParams::from_query(cmd["query"].as_str().unwrap())
+                            .unwrap()
+                            .with_cookie(cmd["cookie"].as_str()),
+                    )
                     .unwrap();
                 let loc = back.location().unwrap();
                 let code = url::Url::parse(loc)
@@ -171,7 +175,9 @@ impl Drop for Child {
     }
 }
 
-fn start_flow(p: &OAuthProxy) -> (String, String, String, String) {
+/// Registration, authorize, consent and the upstream login in one browser; returns the client, the verifier, the
+/// callback query and that browser's cookie.
+fn start_flow(p: &OAuthProxy) -> (String, String, String, String, String) {
     let reg = p.register_client(&json!({"redirect_uris": [REDIRECT]})).unwrap();
     let (id, secret) = (
         reg["client_id"].as_str().unwrap().to_owned(),
@@ -188,24 +194,28 @@ fn start_flow(p: &OAuthProxy) -> (String, String, String, String) {
             ..Default::default()
         })
         .unwrap();
+    let cookie = page.cookie_header().unwrap();
     let body = page.body.unwrap();
-    let tx = body
-        .split("name=\"transaction_id\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let hidden = |name: &str| {
+        body.split(&format!("name=\"{name}\" value=\""))
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
     let up = p
         .handle_consent(&ConsentParams {
-            transaction_id: Some(tx),
+            transaction_id: Some(hidden("transaction_id")),
             action: Some("approve".into()),
+            csrf_token: Some(hidden("csrf_token")),
+            cookie: Some(cookie.clone()),
         })
         .unwrap();
     let cb = browser_login(up.location().unwrap()).unwrap();
     let query = url::Url::parse(&cb).unwrap().query().unwrap().to_owned();
-    (id, secret, v.as_str().to_owned(), query)
+    (id, secret, v.as_str().to_owned(), query, cookie)
 }
 
 #[test]
@@ -217,8 +227,8 @@ fn flow_crosses_replicas_and_refresh_race_rotates_once() {
     let mut b = Child::start(&redis.url(), &idp.base_url(), 0);
 
     // Authorize on A; the callback and the token exchange land on B.
-    let (id, secret, verifier, query) = start_flow(&a);
-    b.send(json!({"op": "callback_and_token", "query": query, "client_id": id, "secret": secret, "verifier": verifier}));
+    let (id, secret, verifier, query, cookie) = start_flow(&a);
+    b.send(json!({"op": "callback_and_token", "query": query, "cookie": cookie, "client_id": id, "secret": secret, "verifier": verifier}));
     let tokens = b.recv();
     let access = tokens["access_token"].as_str().unwrap();
     assert!(
@@ -261,9 +271,13 @@ fn redis_down_means_server_error_and_nothing_lost() {
     let mut redis = RedisServer::start();
     let idp = MockIdp::start();
     let p = replica(&redis.url(), &idp.base_url(), 30_000);
-    let (id, secret, verifier, query) = start_flow(&p);
+    let (id, secret, verifier, query, cookie) = start_flow(&p);
     let back = p
-        .handle_callback(&CallbackParams::from_query(&query).unwrap())
+        .handle_callback(
+            &CallbackParams::from_query(&query)
+                .unwrap()
+                .with_cookie(Some(&cookie)),
+        )
         .unwrap();
     let code = url::Url::parse(back.location().unwrap())
         .unwrap()

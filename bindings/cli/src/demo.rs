@@ -81,24 +81,33 @@ pub fn run(dir: &Path) -> Result<(), String> {
             code_challenge: Some(verifier.challenge(ChallengeMethod::S256)),
             code_challenge_method: Some("S256".into()),
             scope: None,
+            cookie: None,
         })
         .map_err(e)?;
+    // The demo plays one browser: it keeps the cookie jar the proxy binds the authorization to.
+    let jar = page.cookie_header();
     let body = page.body.unwrap_or_default();
-    let tx = body
-        .split("name=\"transaction_id\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .ok_or("no consent form")?;
+    let hidden = |name: &str| {
+        body.split(&format!("name=\"{name}\" value=\""))
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .map(str::to_owned)
+            .ok_or("no consent form")
+    };
+    let tx = hidden("transaction_id")?;
     println!(
-        "2. authorize → HTTP {} consent page (transaction {})",
+        "2. authorize → HTTP {} consent page (transaction {}; browser-binding cookie set: {})",
         page.status,
-        short(tx)
+        short(&tx),
+        jar.is_some()
     );
 
     let up = p
         .handle_consent(&ConsentParams {
-            transaction_id: Some(tx.into()),
+            transaction_id: Some(tx),
             action: Some("approve".into()),
+            csrf_token: Some(hidden("csrf_token")?),
+            cookie: jar.clone(),
         })
         .map_err(e)?;
     let upstream_url = up.location().ok_or("no redirect to upstream")?.to_owned();
@@ -115,7 +124,11 @@ pub fn run(dir: &Path) -> Result<(), String> {
         .unwrap_or_default()
         .to_owned();
     let back = p
-        .handle_callback(&CallbackParams::from_query(&query).map_err(e)?)
+        .handle_callback(
+            &CallbackParams::from_query(&query)
+                .map_err(e)?
+                .with_cookie(jar.as_deref()),
+        )
         .map_err(e)?;
     let to_client = back.location().ok_or("no redirect to client")?.to_owned();
     let code = param(&to_client, "code")?;

@@ -74,9 +74,22 @@ pub struct OAuthProxyConfig {
     pub transaction_ttl: u64,
     /// Scopes requested upstream when the client names none; also advertised in metadata.
     pub scopes: Vec<String>,
-    /// Glob patterns (`*` any run, `?` one char) redirect URIs must match. Default: loopback on any port
-    /// (RFC 8252 §7.3). An empty list rejects every URI.
+    /// Patterns a client's redirect URIs must match, component by component (see
+    /// [`redirect_policy`](super::redirect_policy) for the syntax). Default: loopback on any port or none, any
+    /// path (RFC 8252 §7.3). An empty list rejects every URI. Parsed when the proxy is built; a malformed
+    /// pattern is an error naming it.
     pub allowed_redirect_uri_patterns: Vec<String>,
+    /// Allow plain `http` redirect URIs (and patterns) for hosts other than loopback. Default false: RFC 9700
+    /// §2.1 requires TLS for every redirect but loopback ones.
+    pub allow_http_redirect_uris: bool,
+    /// Most client registrations kept in memory (LRU); the rest are read from the store when used.
+    pub client_cache_size: usize,
+    /// Seconds a registration lives until an authorization completes with it (then it lives as long as its
+    /// grants). 0: registrations never expire (fastmcp's behaviour). Default 3 days.
+    pub unused_client_ttl: u64,
+    /// Most authorizations one client may have in progress (per process); more are refused with
+    /// `temporarily_unavailable`. 0: no limit.
+    pub max_transactions_per_client: usize,
     /// Accept `plain` PKCE from clients (S256 is always accepted).
     pub allow_plain_pkce: bool,
     /// Require PKCE from clients (OAuth 2.1, MCP). fastmcp makes it optional; we default to required.
@@ -121,7 +134,7 @@ impl std::fmt::Debug for OAuthProxyConfig {
     }
 }
 
-/// Default redirect-URI allow-list: loopback on any port.
+/// Default redirect-URI allow-list: loopback on any port or none, any path (RFC 8252 §7.3).
 pub fn default_redirect_patterns() -> Vec<String> {
     vec![
         "http://localhost:*".into(),
@@ -158,6 +171,10 @@ impl OAuthProxyConfig {
             transaction_ttl: 600,
             scopes: Vec::new(),
             allowed_redirect_uri_patterns: default_redirect_patterns(),
+            allow_http_redirect_uris: false,
+            client_cache_size: 10_000,
+            unused_client_ttl: 3 * 86_400,
+            max_transactions_per_client: 20,
             allow_plain_pkce: false,
             require_pkce: true,
             consent_required: true,
@@ -315,6 +332,10 @@ impl OAuthProxyConfig {
             "transaction_ttl",
             "scopes",
             "allowed_redirect_uri_patterns",
+            "allow_http_redirect_uris",
+            "client_cache_size",
+            "unused_client_ttl",
+            "max_transactions_per_client",
             "allow_plain_pkce",
             "require_pkce",
             "consent_required",
@@ -359,6 +380,8 @@ impl OAuthProxyConfig {
             transaction_ttl: u,
             scopes: strings,
             allowed_redirect_uri_patterns: strings,
+            allow_http_redirect_uris: b,
+            unused_client_ttl: u,
             allow_plain_pkce: b,
             require_pkce: b,
             consent_required: b,
@@ -375,6 +398,14 @@ impl OAuthProxyConfig {
                 }
             }
             _ => return Err(bad("extra_authorization_params", "an object of strings")),
+        }
+        for (k, field) in [
+            ("client_cache_size", &mut c.client_cache_size),
+            ("max_transactions_per_client", &mut c.max_transactions_per_client),
+        ] {
+            if let Some(x) = u(k)? {
+                *field = usize::try_from(x).map_err(|_| bad(k, "a smaller integer"))?;
+            }
         }
         if let Some(x) = s("upstream_token_endpoint_auth_method")? {
             c.upstream_token_endpoint_auth_method = UpstreamAuthMethod::parse(&x)?;
@@ -413,6 +444,7 @@ impl OAuthProxyConfig {
             "code_challenge_methods_supported": if self.allow_plain_pkce { json!(["S256", "plain"]) } else { json!(["S256"]) },
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "authorization_response_iss_parameter_supported": true,
             "scopes_supported": self.scopes,
         })
     }
@@ -458,6 +490,15 @@ impl OAuthProxyConfig {
         if !self.redirect_path.starts_with('/') {
             return Err(Error::InvalidArgument("redirect_path must start with '/'".into()));
         }
+        if self.client_cache_size == 0 {
+            return Err(Error::InvalidArgument(
+                "client_cache_size must be at least 1".into(),
+            ));
+        }
+        super::redirect_policy::RedirectPolicy::new(
+            &self.allowed_redirect_uri_patterns,
+            self.allow_http_redirect_uris,
+        )?;
         if self.jwt_signing_key.as_deref() == Some("") {
             return Err(Error::InvalidArgument("jwt_signing_key must not be empty".into()));
         }

@@ -11,6 +11,31 @@ use super::error::{OAuthError, OAuthResult};
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
 /// Longest accepted single parameter in bytes.
 pub const MAX_PARAM_BYTES: usize = 8 * 1024;
+/// Longest `state` accepted at the authorization endpoint (it is stored and echoed; clients send 16–128 bytes).
+pub const MAX_STATE_BYTES: usize = 1024;
+/// Longest `scope` parameter, in bytes, and most scopes in one request.
+pub const MAX_SCOPE_BYTES: usize = 4096;
+/// Most scopes in one request.
+pub const MAX_SCOPES: usize = 100;
+/// Longest `Cookie` header read, in bytes (browsers send at most ~8 KiB in practice).
+pub const MAX_COOKIE_BYTES: usize = 16 * 1024;
+
+/// The security headers of every HTML page the proxy serves: never cached, never framed.
+fn html_headers(csp: &str) -> Vec<(String, String)> {
+    vec![
+        ("Content-Type".into(), "text/html; charset=utf-8".into()),
+        ("Cache-Control".into(), "no-store".into()),
+        ("X-Frame-Options".into(), "DENY".into()),
+        ("X-Content-Type-Options".into(), "nosniff".into()),
+        ("Referrer-Policy".into(), "no-referrer".into()),
+        ("Content-Security-Policy".into(), csp.into()),
+    ]
+}
+
+/// A `Cookie` header as the proxy reads it: `None` when absent or oversized.
+fn cookie_header(h: Option<&str>) -> Option<String> {
+    h.filter(|h| h.len() <= MAX_COOKIE_BYTES).map(str::to_owned)
+}
 
 /// A plain HTTP answer any binding or framework can serve.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +59,49 @@ impl HttpResponse {
             ],
             body: None,
         }
+    }
+
+    /// An HTML page with the security headers (no caching, no framing) and `csp`.
+    pub fn html(status: u16, body: String, csp: &str) -> Self {
+        HttpResponse {
+            status,
+            headers: html_headers(csp),
+            body: Some(body),
+        }
+    }
+
+    /// A short HTML page telling the user why the request was refused (`title` and `message` are fixed text).
+    pub fn refusal_page(status: u16, title: &str, message: &str) -> Self {
+        let body = format!(
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title></head>\n\
+             <body><main>\n<h1>{t}</h1>\n<p>{m}</p>\n</main></body></html>\n",
+            t = escape_html(title),
+            m = escape_html(message),
+        );
+        Self::html(
+            status,
+            body,
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        )
+    }
+
+    /// The values of every `Set-Cookie` header.
+    pub fn set_cookies(&self) -> impl Iterator<Item = &str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `Cookie` request header a browser sends back after this response's `Set-Cookie`s (their `name=value`
+    /// pairs), for hosts and tests that play the browser; `None` when it sets none.
+    pub fn cookie_header(&self) -> Option<String> {
+        let pairs: Vec<String> = self
+            .set_cookies()
+            .filter_map(|s| cookie::Cookie::parse(s).ok())
+            .map(|c| format!("{}={}", c.name(), c.value()))
+            .collect();
+        (!pairs.is_empty()).then(|| pairs.join("; "))
     }
 
     /// `{"status": …, "headers": [[name, value], …], "body": … | null}` (for bindings).
@@ -112,6 +180,8 @@ pub struct AuthorizeParams {
     pub code_challenge: Option<String>,
     /// `code_challenge_method`.
     pub code_challenge_method: Option<String>,
+    /// The request's `Cookie` header (the browser binding, see the proxy's `browser_binding` module).
+    pub cookie: Option<String>,
 }
 
 impl AuthorizeParams {
@@ -119,6 +189,7 @@ impl AuthorizeParams {
     pub fn from_query(query: &str) -> OAuthResult<Self> {
         let p = parse_form(query.as_bytes())?;
         Ok(AuthorizeParams {
+            cookie: None,
             client_id: single(&p, "client_id")?,
             redirect_uri: single(&p, "redirect_uri")?,
             response_type: single(&p, "response_type")?,
@@ -139,8 +210,10 @@ pub struct CallbackParams {
     pub state: Option<String>,
     /// Upstream's error.
     pub error: Option<String>,
-    /// Upstream's error text.
+    /// Upstream's error text (logged at debug level, never shown to the client).
     pub error_description: Option<String>,
+    /// The request's `Cookie` header: it must carry the browser binding of the transaction.
+    pub cookie: Option<String>,
 }
 
 impl CallbackParams {
@@ -148,6 +221,7 @@ impl CallbackParams {
     pub fn from_query(query: &str) -> OAuthResult<Self> {
         let p = parse_form(query.as_bytes())?;
         Ok(CallbackParams {
+            cookie: None,
             code: single(&p, "code")?,
             state: single(&p, "state")?,
             error: single(&p, "error")?,
@@ -163,6 +237,10 @@ pub struct ConsentParams {
     pub transaction_id: Option<String>,
     /// `approve` or `deny`.
     pub action: Option<String>,
+    /// The consent page's CSRF token.
+    pub csrf_token: Option<String>,
+    /// The request's `Cookie` header: it must carry the browser binding of the transaction.
+    pub cookie: Option<String>,
 }
 
 impl ConsentParams {
@@ -172,9 +250,25 @@ impl ConsentParams {
         Ok(ConsentParams {
             transaction_id: single(&p, "transaction_id")?,
             action: single(&p, "action")?,
+            csrf_token: single(&p, "csrf_token")?,
+            cookie: None,
         })
     }
 }
+
+macro_rules! with_cookie {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// The same parameters with the request's `Cookie` header (`None` when absent; an oversized header
+            /// is ignored, so the browser binding then fails closed).
+            pub fn with_cookie(mut self, cookie: Option<&str>) -> Self {
+                self.cookie = cookie_header(cookie);
+                self
+            }
+        }
+    )*};
+}
+with_cookie!(AuthorizeParams, CallbackParams, ConsentParams);
 
 /// A token-endpoint request (any grant), with the client's credentials from the body or HTTP Basic.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -10,20 +10,30 @@
 //! fresh access token and the same successor refresh token; after the window the reuse is a replay and the whole
 //! grant is revoked (RFC 9700 §4.14.2). A transient upstream failure puts the claim back.
 
+mod authorize;
+mod browser_binding;
+mod callback;
 mod claims;
 mod config;
+mod consent;
 mod error;
-mod flow;
 mod http;
+mod metadata;
 mod model;
+mod provider;
+pub mod redirect_policy;
+mod refresh;
+mod register;
+mod revoke;
+mod token;
 mod upstream;
 
 pub use claims::ClaimsPassthrough;
 pub use config::{default_redirect_patterns, OAuthProxyConfig, UpstreamAuthMethod};
 pub use error::{OAuthError, OAuthResult};
-pub use flow::OAuthProxy;
 pub use http::{
     escape_html, parse_form, AuthorizeParams, CallbackParams, ConsentParams, HttpResponse, TokenRequest,
     TokenResponse,
 };
 pub use model::{RegisteredClient, TokenMapping, Transaction, UpstreamTokens};
+pub use provider::OAuthProxy;

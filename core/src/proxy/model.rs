@@ -58,6 +58,17 @@ pub struct RegisteredClient {
     /// `none`, `client_secret_basic` or `client_secret_post`; absent in fastmcp's records (treated as basic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<String>,
+    /// When the registration lapses (ISO 8601): `unused_client_ttl` after registration, extended while grants use
+    /// it. Absent: never (fastmcp's records, or `unused_client_ttl = 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+impl RegisteredClient {
+    /// Whether the registration has lapsed.
+    pub fn expired(&self) -> bool {
+        self.expires_at.as_deref().is_some_and(is_past)
+    }
 }
 
 /// An authorization in progress (`transaction:<id>`).
@@ -89,6 +100,13 @@ pub struct Transaction {
     pub scope: Vec<String>,
     /// The client's `state` ("" when it sent none).
     pub state: String,
+    /// SHA-256 of the browser-binding cookie set at authorize; the consent POST and the callback must present
+    /// the cookie. Absent (a fastmcp record): the callback refuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_binding_hash: Option<String>,
+    /// SHA-256 of the consent page's CSRF token; cleared once consent is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf_token_hash: Option<String>,
 }
 
 /// Tokens from upstream, as stored (`upstream:<key>`, and inside codes).

@@ -40,19 +40,6 @@ fn form_encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Error codes we pass on from upstream; anything else becomes `invalid_grant` (never echo arbitrary text).
-const KNOWN_ERRORS: &[&str] = &[
-    "invalid_request",
-    "invalid_client",
-    "invalid_grant",
-    "unauthorized_client",
-    "unsupported_grant_type",
-    "invalid_scope",
-    "access_denied",
-    "server_error",
-    "temporarily_unavailable",
-];
-
 impl Upstream {
     pub(crate) fn new(c: &OAuthProxyConfig) -> crate::Result<Self> {
         let client = reqwest::Client::builder()
@@ -161,7 +148,10 @@ impl Upstream {
                 tracing::warn!(error = %e.without_url(), "upstream token endpoint unreachable");
                 return Err(OAuthError::server_error("Upstream token endpoint unreachable").with_status(502));
             }
-            Err(e) => return Err(OAuthError::server_error(format!("upstream task failed: {e}"))),
+            Err(e) => {
+                tracing::error!(error = %e, "upstream token request task failed");
+                return Err(OAuthError::server_error("Upstream request failed").with_status(502));
+            }
         };
         let bytes =
             bytes.ok_or_else(|| OAuthError::server_error("Upstream response too large").with_status(502))?;
@@ -195,30 +185,37 @@ fn parse_fields(ctype: &str, bytes: &[u8]) -> Option<serde_json::Map<String, Val
     }
 }
 
+/// What the client hears when upstream refuses (RFC 6749 §5.2 codes; fixed descriptions: upstream's own text,
+/// which may name internal hosts or users, goes to the debug log only).
+///
+/// Only `invalid_grant` (the upstream grant is gone) and `invalid_scope` pass through as such. Everything else
+/// upstream refuses is the proxy's problem, not the client's (`invalid_client` there means *our* credentials at
+/// upstream are wrong; telling the MCP client `invalid_client` would make it drop its own registration), so it
+/// becomes `server_error` 502 (the token endpoint's codes, RFC 6749 §5.2, have no "try later"). The refresh flow
+/// ends a grant on `invalid_grant` only; on anything else the refresh token stays usable.
 fn upstream_error(status: u16, fields: Option<&serde_json::Map<String, Value>>) -> OAuthError {
-    if status >= 500 || status == 429 {
-        return OAuthError::server_error(format!("Upstream returned HTTP {status}")).with_status(502);
-    }
     let code = fields.and_then(|f| f.get("error")).and_then(Value::as_str);
+    let text = fields
+        .and_then(|f| f.get("error_description"))
+        .and_then(Value::as_str);
+    tracing::debug!(status, error = ?code, description = ?text, "upstream token endpoint refused");
+    if status >= 500 || status == 429 {
+        return OAuthError::server_error("The identity provider is unavailable; try again later")
+            .with_status(502);
+    }
     match code {
-        Some(c) if KNOWN_ERRORS.contains(&c) => {
-            let desc = fields
-                .and_then(|f| f.get("error_description"))
-                .and_then(Value::as_str)
-                .map(|d| {
-                    d.chars()
-                        .filter(|c| !c.is_control())
-                        .take(200)
-                        .collect::<String>()
-                })
-                .unwrap_or_else(|| format!("Upstream returned {c}"));
-            let mut e = OAuthError::new(c, desc);
-            if e.is_transient() {
-                e.status = 502;
-            }
-            e
+        Some("invalid_grant") => {
+            OAuthError::invalid_grant("The identity provider no longer accepts this grant")
         }
-        _ => OAuthError::invalid_grant(format!("Upstream returned HTTP {status}")),
+        Some("invalid_scope") => OAuthError::new(
+            "invalid_scope",
+            "The identity provider refused the requested scope",
+        ),
+        Some("temporarily_unavailable" | "server_error") => {
+            OAuthError::server_error("The identity provider is unavailable; try again later").with_status(502)
+        }
+        _ => OAuthError::server_error("The identity provider refused the proxy's token request")
+            .with_status(502),
     }
 }
 

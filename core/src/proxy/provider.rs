@@ -1,0 +1,263 @@
+//! The proxy itself: construction, configuration, the store and its typed helpers, the client cache.
+//! Each flow lives in its own file (`register`, `authorize`, `consent`, `callback`, `token`, `refresh`,
+//! `revoke`, `metadata`); each security rule in its own small module (`redirect_policy`, …).
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lru::LruCache;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::config::OAuthProxyConfig;
+use super::error::{OAuthError, OAuthResult};
+use super::model::*;
+use super::redirect_policy::RedirectPolicy;
+use super::upstream::Upstream;
+use crate::jwt::JwtIssuer;
+use crate::store::{EncryptedStore, MemoryStore, Store};
+
+/// 32 random bytes, base64url: ids, codes, keys.
+pub(super) fn random_id() -> String {
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+pub(super) fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// The OAuth proxy. Cheap to share (`Arc`); every method is safe to call concurrently, from several instances in
+/// several processes sharing one store.
+pub struct OAuthProxy {
+    pub(super) config: OAuthProxyConfig,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) issuer: Option<JwtIssuer>,
+    pub(super) upstream: Upstream,
+    pub(super) redirect_uri: String,
+    pub(super) redirect_policy: RedirectPolicy,
+    /// Registrations change only when their lifetime is extended, which the cache sees too; bounded (LRU,
+    /// `client_cache_size`) so a registration flood cannot grow memory.
+    clients: Mutex<LruCache<String, RegisteredClient>>,
+    /// Open transactions per client in this process (id, expiry), bounded like the client cache; caps what one
+    /// client can keep open (`max_transactions_per_client`).
+    open_transactions: Mutex<LruCache<String, Vec<(String, Instant)>>>,
+}
+
+impl std::fmt::Debug for OAuthProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthProxy")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthProxy {
+    /// Validates `config` and builds the proxy (derives the storage key, which takes ~50 ms of scrypt).
+    pub fn new(mut config: OAuthProxyConfig) -> crate::Result<Self> {
+        config.validate()?;
+        let base: Arc<dyn Store> = config
+            .token_storage
+            .take()
+            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let store: Arc<dyn Store> = if config.encryption_disabled {
+            base
+        } else {
+            let key = config.encryption_key.clone().unwrap_or_else(|| {
+                tracing::warn!(
+                    "OAuthProxy: no encryption_key; stored tokens will not be readable after a restart"
+                );
+                crate::keys::generate_key()
+            });
+            let prev: Vec<&str> = config
+                .previous_encryption_keys
+                .iter()
+                .map(String::as_str)
+                .collect();
+            Arc::new(EncryptedStore::new(base, &key, &prev)?)
+        };
+        let issuer = if config.enable_token_swap {
+            let key = config.jwt_signing_key.clone().unwrap_or_else(|| {
+                tracing::warn!("OAuthProxy: no jwt_signing_key; issued tokens die with this process");
+                crate::keys::generate_key()
+            });
+            let mut i = JwtIssuer::new(&config.base_url, &config.base_url, key.as_bytes())?
+                .with_layout(config.claim_layout)
+                .with_ttls(config.access_token_ttl, config.refresh_token_ttl)?;
+            for k in &config.previous_jwt_signing_keys {
+                i = i.with_previous_key(k.as_bytes(), None)?;
+            }
+            Some(i)
+        } else {
+            None
+        };
+        let upstream = Upstream::new(&config)?;
+        let redirect_uri = format!("{}{}", config.base_url, config.redirect_path);
+        let redirect_policy = RedirectPolicy::new(
+            &config.allowed_redirect_uri_patterns,
+            config.allow_http_redirect_uris,
+        )?;
+        let cache = NonZeroUsize::new(config.client_cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
+        Ok(OAuthProxy {
+            config,
+            store,
+            issuer,
+            upstream,
+            redirect_uri,
+            redirect_policy,
+            clients: Mutex::new(LruCache::new(cache)),
+            open_transactions: Mutex::new(LruCache::new(cache)),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OAuthProxyConfig {
+        &self.config
+    }
+
+    /// The (encrypted) store the proxy keeps its state in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The JWT issuer (swap mode only).
+    pub fn jwt_issuer(&self) -> Option<&JwtIssuer> {
+        self.issuer.as_ref()
+    }
+
+    /// Our callback URL at upstream (`base_url + redirect_path`).
+    pub fn callback_url(&self) -> &str {
+        &self.redirect_uri
+    }
+
+    /// Stops background work of the store.
+    pub fn close(&self) {
+        self.store.close();
+    }
+
+    // ---- storage helpers ------------------------------------------------------------------------------------
+
+    pub(super) async fn get_json<T: DeserializeOwned>(&self, key: &str) -> OAuthResult<Option<T>> {
+        Ok(self
+            .store
+            .get(key)
+            .await?
+            .and_then(|v| serde_json::from_value(v).ok()))
+    }
+
+    pub(super) async fn take_json<T: DeserializeOwned>(&self, key: &str) -> OAuthResult<Option<T>> {
+        Ok(self
+            .store
+            .take(key)
+            .await?
+            .and_then(|v| serde_json::from_value(v).ok()))
+    }
+
+    pub(super) async fn save_json<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl_secs: u64,
+    ) -> OAuthResult<()> {
+        let v = serde_json::to_value(value).map_err(crate::Error::from)?;
+        let ttl = (ttl_secs > 0).then(|| Duration::from_secs(ttl_secs));
+        Ok(self.store.save(key, v, ttl).await?)
+    }
+
+    /// A registered client: from the cache, else the store. Expired registrations are unknown.
+    pub(super) async fn client(&self, client_id: &str) -> OAuthResult<Option<RegisteredClient>> {
+        let cached = lock(&self.clients).get(client_id).cloned();
+        if let Some(c) = cached {
+            if !c.expired() {
+                return Ok(Some(c));
+            }
+            lock(&self.clients).pop(client_id);
+            return Ok(None);
+        }
+        let c: Option<RegisteredClient> = self.get_json(&format!("client:{client_id}")).await?;
+        let c = c.filter(|c| !c.expired());
+        if let Some(c) = &c {
+            lock(&self.clients).put(client_id.to_owned(), c.clone());
+        }
+        Ok(c)
+    }
+
+    /// Stores a registration (with its lifetime when it has one) and caches it.
+    pub(super) async fn save_client(&self, client: &RegisteredClient) -> OAuthResult<()> {
+        let ttl = client
+            .expires_at
+            .as_deref()
+            .map(|e| secs_until(e).max(1))
+            .unwrap_or(0);
+        self.save_json(&format!("client:{}", client.client_id), client, ttl)
+            .await?;
+        lock(&self.clients).put(client.client_id.clone(), client.clone());
+        Ok(())
+    }
+
+    /// A registration in use lives as long as its grant: when `client` would expire within half of
+    /// `lifetime_secs`, its expiry moves to `lifetime_secs` from now (one write per half lifetime, not per use).
+    /// Registrations without an expiry (`unused_client_ttl = 0`, or written by fastmcp) are left alone.
+    pub(super) async fn extend_client(
+        &self,
+        client: &RegisteredClient,
+        lifetime_secs: u64,
+    ) -> OAuthResult<()> {
+        let Some(expires) = client.expires_at.as_deref() else {
+            return Ok(());
+        };
+        let lifetime = lifetime_secs.max(self.config.unused_client_ttl);
+        if secs_until(expires) >= lifetime / 2 {
+            return Ok(());
+        }
+        let extended = RegisteredClient {
+            expires_at: Some(iso_in(lifetime)),
+            ..client.clone()
+        };
+        self.save_client(&extended).await
+    }
+
+    /// Takes one of the client's open-transaction slots for `tx_id`, or refuses with `temporarily_unavailable`
+    /// when the client already holds `max_transactions_per_client` live ones in this process.
+    pub(super) fn reserve_transaction_slot(&self, client_id: &str, tx_id: &str) -> OAuthResult<()> {
+        let max = self.config.max_transactions_per_client;
+        if max == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut open = lock(&self.open_transactions);
+        let slots = open.get_or_insert_mut(client_id.to_owned(), Vec::new);
+        slots.retain(|(_, exp)| *exp > now);
+        if slots.len() >= max {
+            return Err(OAuthError::new(
+                "temporarily_unavailable",
+                "too many authorizations in progress for this client; try again later",
+            ));
+        }
+        slots.push((
+            tx_id.to_owned(),
+            now + Duration::from_secs(self.config.transaction_ttl),
+        ));
+        Ok(())
+    }
+
+    /// Gives a transaction's slot back (the transaction completed, was denied, or was never stored).
+    pub(super) fn release_transaction_slot(&self, client_id: &str, tx_id: &str) {
+        if let Some(slots) = lock(&self.open_transactions).get_mut(client_id) {
+            slots.retain(|(id, _)| id != tx_id);
+        }
+    }
+}
+
+/// A mutex that a panicking holder left poisoned still guards consistent data here (every critical section is
+/// one map operation).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,193 @@
+//! RFC 7591 dynamic client registration and client authentication (RFC 6749 §2.3).
+
+use std::time::SystemTime;
+
+use rand::RngCore;
+use serde_json::{json, Value};
+
+use super::error::{OAuthError, OAuthResult};
+use super::model::*;
+use super::provider::{random_id, sha256_hex, OAuthProxy};
+use crate::pkce::constant_time_eq;
+
+/// Most redirect URIs one client may register.
+pub const MAX_REDIRECT_URIS: usize = 20;
+/// Largest registration request (its JSON text), in bytes.
+pub const MAX_REGISTRATION_BYTES: usize = 16 * 1024;
+/// Longest `client_name`, in characters (it is shown on the consent page).
+pub const MAX_CLIENT_NAME_CHARS: usize = 200;
+/// Largest other metadata value (its JSON text), in bytes.
+pub const MAX_METADATA_BYTES: usize = 2048;
+
+impl OAuthProxy {
+    /// Whether `uri` is acceptable as a client redirect URI under the configured redirect policy (see
+    /// [`redirect_policy`](super::redirect_policy)).
+    pub fn validate_redirect_uri(&self, uri: &str) -> bool {
+        self.redirect_policy.allows(uri)
+    }
+
+    /// RFC 7591 dynamic client registration. Issues our own `client_id` and `client_secret` (none for
+    /// `token_endpoint_auth_method: "none"`) and persists the registration, so every instance sharing the store
+    /// knows the client.
+    pub async fn register_client(&self, request: &Value) -> OAuthResult<Value> {
+        let req = request
+            .as_object()
+            .ok_or_else(|| OAuthError::new("invalid_client_metadata", "body must be a JSON object"))?;
+        if request.to_string().len() > MAX_REGISTRATION_BYTES {
+            return Err(OAuthError::new(
+                "invalid_client_metadata",
+                format!("registration larger than {MAX_REGISTRATION_BYTES} bytes"),
+            ));
+        }
+        let uris: Vec<String> = match req.get("redirect_uris") {
+            Some(Value::Array(a)) if !a.is_empty() => a
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or_else(|| OAuthError::new("invalid_client_metadata", "redirect_uris must be strings"))?,
+            _ => {
+                return Err(OAuthError::new(
+                    "invalid_client_metadata",
+                    "redirect_uris is required",
+                ))
+            }
+        };
+        if uris.len() > MAX_REDIRECT_URIS {
+            return Err(OAuthError::new(
+                "invalid_client_metadata",
+                "too many redirect_uris",
+            ));
+        }
+        for u in &uris {
+            if let Err(why) = self.redirect_policy.check(u) {
+                return Err(OAuthError::new("invalid_redirect_uri", why.describe()));
+            }
+        }
+        let method = match req.get("token_endpoint_auth_method") {
+            None | Some(Value::Null) => "client_secret_basic".to_owned(),
+            Some(Value::String(m))
+                if ["none", "client_secret_basic", "client_secret_post"].contains(&m.as_str()) =>
+            {
+                m.clone()
+            }
+            _ => {
+                return Err(OAuthError::new(
+                    "invalid_client_metadata",
+                    "unsupported token_endpoint_auth_method",
+                ))
+            }
+        };
+        let grant_types = req
+            .get("grant_types")
+            .cloned()
+            .unwrap_or(json!(["authorization_code", "refresh_token"]));
+        let ok_grants = grant_types.as_array().is_some_and(|a| {
+            a.iter()
+                .all(|g| matches!(g.as_str(), Some("authorization_code" | "refresh_token")))
+        });
+        if !ok_grants {
+            return Err(OAuthError::new(
+                "invalid_client_metadata",
+                "unsupported grant_types",
+            ));
+        }
+        let response_types = req.get("response_types").cloned().unwrap_or(json!(["code"]));
+        if response_types != json!(["code"]) {
+            return Err(OAuthError::new(
+                "invalid_client_metadata",
+                "response_types must be [\"code\"]",
+            ));
+        }
+        let mut metadata = serde_json::Map::new();
+        for name in [
+            "client_name",
+            "client_uri",
+            "contacts",
+            "jwks",
+            "jwks_uri",
+            "logo_uri",
+            "policy_uri",
+            "scope",
+            "software_id",
+            "software_version",
+            "tos_uri",
+        ] {
+            if let Some(v) = req.get(name).filter(|v| !v.is_null()) {
+                if name == "client_name"
+                    && !v.as_str().is_some_and(|n| {
+                        n.chars().count() <= MAX_CLIENT_NAME_CHARS && !n.chars().any(char::is_control)
+                    })
+                {
+                    return Err(OAuthError::new(
+                        "invalid_client_metadata",
+                        format!("client_name must be a string of at most {MAX_CLIENT_NAME_CHARS} characters"),
+                    ));
+                }
+                if v.to_string().len() > MAX_METADATA_BYTES {
+                    return Err(OAuthError::new(
+                        "invalid_client_metadata",
+                        format!("{name} too large"),
+                    ));
+                }
+                metadata.insert(name.into(), v.clone());
+            }
+        }
+        let client_id = {
+            let mut b = [0u8; 16];
+            rand::thread_rng().fill_bytes(&mut b);
+            hex::encode(b)
+        };
+        let secret = (method != "none").then(random_id);
+        let client = RegisteredClient {
+            callback_url: uris[0].clone(),
+            client_id: client_id.clone(),
+            client_secret: None,
+            client_secret_hash: secret.as_deref().map(sha256_hex),
+            metadata: Value::Object(metadata.clone()),
+            redirect_uris: uris.clone(),
+            registered_at: iso(SystemTime::now()),
+            token_endpoint_auth_method: Some(method.clone()),
+            // Unused registrations lapse (a registration flood cannot fill the store for good).
+            expires_at: (self.config.unused_client_ttl > 0).then(|| iso_in(self.config.unused_client_ttl)),
+        };
+        self.save_client(&client).await?;
+        let mut resp = json!({
+            "client_id": client_id,
+            "client_id_issued_at": crate::jwt::unix_now(),
+            "redirect_uris": uris,
+            "grant_types": grant_types,
+            "response_types": response_types,
+            "token_endpoint_auth_method": method,
+        });
+        let m = resp.as_object_mut().expect("object");
+        if let Some(s) = secret {
+            m.insert("client_secret".into(), s.into());
+            m.insert("client_secret_expires_at".into(), 0.into());
+        }
+        m.extend(metadata);
+        Ok(resp)
+    }
+
+    /// Checks the client's credentials when the registration requires them (fastmcp never does).
+    pub(super) fn authenticate(&self, client: &RegisteredClient, secret: Option<&str>) -> OAuthResult<()> {
+        let method = client
+            .token_endpoint_auth_method
+            .as_deref()
+            .unwrap_or("client_secret_basic");
+        if method == "none" {
+            return Ok(());
+        }
+        let presented = secret.ok_or_else(|| OAuthError::invalid_client("client authentication required"))?;
+        let ok = match (&client.client_secret_hash, &client.client_secret) {
+            (Some(h), _) => constant_time_eq(sha256_hex(presented).as_bytes(), h.as_bytes()),
+            (None, Some(s)) => constant_time_eq(presented.as_bytes(), s.as_bytes()),
+            // A fastmcp registration without a secret: nothing to check against.
+            (None, None) => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(OAuthError::invalid_client("client authentication failed"))
+        }
+    }
+}

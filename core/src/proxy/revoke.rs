@@ -1,0 +1,79 @@
+//! Token use and revocation: our access tokens resolved to the upstream tokens, RFC 7009 revocation.
+
+use serde_json::Value;
+
+use super::error::{OAuthError, OAuthResult};
+use super::model::*;
+use super::provider::OAuthProxy;
+use crate::jwt::TokenUse;
+
+impl OAuthProxy {
+    // ---- token use ------------------------------------------------------------------------------------------
+
+    /// The upstream tokens behind one of our access tokens; `None` when the token is invalid, expired, revoked,
+    /// or a refresh token.
+    pub async fn load_upstream_tokens(&self, token: &str) -> OAuthResult<Option<UpstreamTokens>> {
+        let Some(issuer) = &self.issuer else {
+            return Ok(None);
+        };
+        let Ok(claims) = issuer.verify(token, TokenUse::Access) else {
+            return Ok(None);
+        };
+        let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let Some(mapping) = self.get_json::<TokenMapping>(&format!("mapping:{jti}")).await? else {
+            return Ok(None);
+        };
+        if mapping.token_use.as_deref() == Some("refresh") {
+            return Ok(None);
+        }
+        self.get_json(&format!("upstream:{}", mapping.upstream_token_key))
+            .await
+    }
+
+    /// Verifies one of our access tokens and returns its claims when it is still live in the store.
+    pub async fn verify_access_token(&self, token: &str) -> OAuthResult<Option<crate::Claims>> {
+        let Some(issuer) = &self.issuer else {
+            return Ok(None);
+        };
+        let Ok(claims) = issuer.verify(token, TokenUse::Access) else {
+            return Ok(None);
+        };
+        if self.load_upstream_tokens(token).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(claims))
+    }
+
+    /// RFC 7009 revocation of one of our tokens. Revoking a refresh token revokes its whole grant; an access
+    /// token only itself. Unknown or invalid tokens are not an error (RFC 7009 §2.2).
+    pub async fn revoke(&self, token: &str, client_id: &str, client_secret: Option<&str>) -> OAuthResult<()> {
+        let client = self
+            .client(client_id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_client("Unknown client_id"))?;
+        self.authenticate(&client, client_secret)?;
+        let Some(issuer) = &self.issuer else { return Ok(()) };
+        let claims = match issuer
+            .verify(token, TokenUse::Refresh)
+            .or_else(|_| issuer.verify(token, TokenUse::Access))
+        {
+            Ok(c) => c,
+            Err(_) => return Ok(()),
+        };
+        if claims.get("client_id").and_then(Value::as_str) != Some(client_id) {
+            return Ok(()); // not this client's token: nothing is revealed, nothing revoked
+        }
+        let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let Some(mapping) = self.take_json::<TokenMapping>(&format!("mapping:{jti}")).await? else {
+            return Ok(());
+        };
+        if mapping.token_use.as_deref() != Some("access") {
+            self.revoke_grant(&mapping.upstream_token_key, None).await?;
+        }
+        Ok(())
+    }
+}
