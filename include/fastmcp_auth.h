@@ -314,26 +314,36 @@ fastmcp_auth_result fastmcp_auth_proxy_register_client(const fastmcp_auth_proxy 
                                                        char **response_json_out);
 
 /*
- The authorization endpoint: `query` is the request's query string (no `?`). Out: the HTTP response as
- `{"status", "headers": [[name, value]], "body"}` (a consent page or a 302 to upstream).
+ The authorization endpoint: `query` is the request's query string (no `?`); `cookie` the request's `Cookie`
+ header (NULL when it has none). Out: the HTTP response as `{"status", "headers": [[name, value]], "body"}` (a
+ consent page or a 302 to upstream, with a `Set-Cookie` header binding the authorization to this browser: send
+ every header as it is). Once the client and its redirect URI are known, errors are a 302 to the client (RFC
+ 6749 §4.1.2.1) and return `OK`; before that, `OAUTH_ERROR`.
  */
 fastmcp_auth_result fastmcp_auth_proxy_authorize(const fastmcp_auth_proxy *proxy,
                                                  const char *query,
+                                                 const char *cookie,
                                                  char **http_response_json_out);
 
 /*
- The consent form POST: `form`/`form_len` is the urlencoded body. Out: the HTTP response JSON.
+ The consent form POST: `form`/`form_len` is the urlencoded body, `cookie` the request's `Cookie` header (NULL
+ when none). Out: the HTTP response JSON: a 302 (upstream on approve, the client on deny), or a 403 page when the
+ POST did not come from the consent page in the browser that started the authorization (nothing changes).
  */
 fastmcp_auth_result fastmcp_auth_proxy_handle_consent(const fastmcp_auth_proxy *proxy,
                                                       const uint8_t *form,
                                                       size_t form_len,
+                                                      const char *cookie,
                                                       char **http_response_json_out);
 
 /*
- The upstream callback: `query` is its query string. Out: the HTTP response JSON (a 302 to the client).
+ The upstream callback: `query` is its query string, `cookie` the request's `Cookie` header (NULL when none).
+ Out: the HTTP response JSON: a 302 to the client, or a 403 page when this is not the browser that started the
+ authorization (the transaction is then dead).
  */
 fastmcp_auth_result fastmcp_auth_proxy_handle_callback(const fastmcp_auth_proxy *proxy,
                                                        const char *query,
+                                                       const char *cookie,
                                                        char **http_response_json_out);
 
 /*

@@ -288,7 +288,11 @@ export interface UpstreamTokenSet {
 
 export declare class OAuthProxy {
   constructor(config: OAuthProxyConfig);
-  authorize(params: Record<string, string | undefined>): Promise<Response>;
+  /**
+   * The authorization endpoint. The Response carries a `Set-Cookie` binding the authorization to the browser;
+   * send all its headers. `request` (extra): the browser's Request, whose `Cookie` header is read.
+   */
+  authorize(params: Record<string, string | undefined>, request?: Request): Promise<Response>;
   destroy(): void;
   exchangeAuthorizationCode(request: TokenRequest): Promise<TokenResponse>;
   exchangeRefreshToken(request: RefreshRequest): Promise<TokenResponse>;
@@ -305,8 +309,17 @@ export declare class OAuthProxy {
     tokenEndpointAuthMethodsSupported?: string[];
     [key: string]: unknown;
   };
+  /** The upstream callback; a browser other than the one that started the authorization gets a 403 page. */
   handleCallback(request: Request): Promise<Response>;
+  /** The consent POST; one not from our page in the browser that started the authorization gets a 403 page. */
   handleConsent(request: Request): Promise<Response>;
+  /**
+   * Extra: serves every route of the proxy from `server.getApp()` (FastMCP's Hono app, consulted before its
+   * built-in `/oauth/*` handlers, which drop the browser's cookies and the proxy's security headers): GET
+   * `/oauth/authorize`, POST `/oauth/consent`, GET the callback, POST `/oauth/register`, `/oauth/token`,
+   * `/oauth/revoke`, GET `/.well-known/oauth-authorization-server`. Returns `server`.
+   */
+  mount<S extends { getApp(): unknown }>(server: S): S;
   loadUpstreamTokens(fastmcpToken: string): Promise<null | UpstreamTokenSet>;
   registerClient(request: DCRRequest): Promise<DCRResponse>;
   /** Extra: resolves once the token storage is open. */

@@ -526,6 +526,54 @@ function toResponse(text) {
   });
 }
 
+/** The `Cookie` header of a Request (or a Headers / plain headers object), or undefined. */
+function cookieOf(request) {
+  const h = request?.headers;
+  if (!h) return undefined;
+  const v = typeof h.get === 'function' ? h.get('cookie') : (h.cookie ?? h.Cookie);
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+/** Longest request body the mounted routes read (bytes); more is refused with 413 (the core has the same limit). */
+const MAX_BODY_BYTES = 64 * 1024;
+
+/** The body of `request` as text, refusing more than `MAX_BODY_BYTES` without reading it all. */
+async function readBody(request) {
+  const declared = Number(request.headers.get('content-length'));
+  if (declared > MAX_BODY_BYTES) return null;
+  if (!request.body) return '';
+  const reader = request.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const NO_STORE = { 'Cache-Control': 'no-store', 'Content-Type': 'application/json', Pragma: 'no-cache' };
+
+function jsonResponse(value, status = 200) {
+  return new Response(JSON.stringify(value), { headers: NO_STORE, status });
+}
+
+/** An error of ours as the JSON answer RFC 6749 §5.2 describes; anything else is a 500 that reveals nothing. */
+function errorResponse(e) {
+  if (e instanceof OAuthProxyError) {
+    const headers = { ...NO_STORE };
+    if (e.statusCode === 401) headers['WWW-Authenticate'] = 'Basic realm="oauth"';
+    return new Response(JSON.stringify(e.toJSON()), { headers, status: e.statusCode });
+  }
+  return jsonResponse({ error: 'server_error', error_description: 'internal error' }, 500);
+}
+
 function form(fields) {
   const p = new URLSearchParams();
   for (const [k, v] of Object.entries(fields)) if (v != null && v !== '') p.append(k, String(v));
@@ -544,12 +592,14 @@ class OAuthProxy {
   #opening;
   #ownsStore;
   #metadata;
+  #callbackUrl;
 
   constructor(config) {
     if (!config || typeof config !== 'object') throw new TypeError('OAuthProxy: config must be an object');
     const json = JSON.stringify(coreConfig(config));
     // Validates the config (errors throw here, as fastmcp's) and fixes the metadata, which needs no store.
     this.#metadata = callNative(() => native.proxyMetadata(json));
+    this.#callbackUrl = `${String(config.baseUrl).replace(/\/+$/, '')}${config.redirectPath ?? '/oauth/callback'}`;
     const storage = config.tokenStorage;
     // Our stores run natively; any other TokenStorage (fastmcp's own, yours, or our EncryptedTokenStorage over
     // one of those) is called from the core through a thread-safe function.
@@ -586,24 +636,108 @@ class OAuthProxy {
     return JSON.parse(await callNative(() => n.registerClient(JSON.stringify(request ?? {}))).then(undefined, rethrow));
   }
 
-  /** The authorization endpoint: the query parameters in, a consent page or a redirect out. */
-  async authorize(params) {
-    const n = await this.#proxy();
-    return toResponse(await callNative(() => n.authorize(form(params ?? {}))).then(undefined, rethrow));
+  /**
+   * The authorization endpoint: the query parameters in, a consent page or a redirect out, with a `Set-Cookie`
+   * that binds the authorization to the browser. `request` (extra, optional): the browser's Request, whose
+   * `Cookie` header lets one browser keep one binding. Send the Response with all its headers (`mount` does).
+   */
+  async authorize(params, request) {
+    return this.#authorizeQuery(form(params ?? {}), cookieOf(request));
   }
 
-  /** The consent form's POST (a Request). */
+  async #authorizeQuery(query, cookie) {
+    const n = await this.#proxy();
+    return toResponse(await callNative(() => n.authorize(query, cookie)).then(undefined, rethrow));
+  }
+
+  /** The consent form's POST (a Request, with the browser's `Cookie` header). */
   async handleConsent(request) {
     const n = await this.#proxy();
     const body = await request.text();
-    return toResponse(await callNative(() => n.handleConsent(body)).then(undefined, rethrow));
+    return toResponse(await callNative(() => n.handleConsent(body, cookieOf(request))).then(undefined, rethrow));
   }
 
-  /** The upstream provider's redirect back to us (a Request). */
+  /** The upstream provider's redirect back to us (a Request, with the browser's `Cookie` header). */
   async handleCallback(request) {
     const n = await this.#proxy();
     const query = new URL(request.url).search.slice(1);
-    return toResponse(await callNative(() => n.handleCallback(query)).then(undefined, rethrow));
+    return toResponse(await callNative(() => n.handleCallback(query, cookieOf(request))).then(undefined, rethrow));
+  }
+
+  /**
+   * Extra: serves every route of the proxy from a FastMCP server's Hono app (`server.getApp()`), which FastMCP
+   * consults before its built-in `/oauth/*` handlers. Those handlers hand the proxy a Request without the
+   * browser's headers and send back only `Location` or the body, so the browser-binding cookie, the consent
+   * page's CSP and X-Frame-Options, and `Cache-Control: no-store` would all be lost; through `mount` every header
+   * goes both ways. Routes (under `baseUrl`'s path): GET `/oauth/authorize`, POST `/oauth/consent`, GET the
+   * callback (`redirectPath`, default `/oauth/callback`), POST `/oauth/register`, POST `/oauth/token`, POST
+   * `/oauth/revoke` (RFC 7009), GET `/.well-known/oauth-authorization-server` (RFC 8414). Returns `server`.
+   */
+  mount(server) {
+    const app = server?.getApp?.();
+    if (!app || typeof app.get !== 'function' || typeof app.post !== 'function') {
+      throw new TypeError('OAuthProxy.mount: server must be a FastMCP server (with getApp())');
+    }
+    const meta = JSON.parse(this.#metadata);
+    const base = new URL(meta.issuer);
+    const prefix = base.pathname.replace(/\/+$/, '');
+    const callbackPath = new URL(this.#callbackUrl).pathname;
+    const guard = (handler) => async (c) => {
+      try {
+        return await handler(c.req.raw);
+      } catch (e) {
+        return errorResponse(lift(e));
+      }
+    };
+    const tooLarge = () =>
+      jsonResponse({ error: 'invalid_request', error_description: `request body larger than ${MAX_BODY_BYTES} bytes` }, 413);
+    app.get(`${prefix}/oauth/authorize`, guard((req) => this.#authorizeQuery(new URL(req.url).search.slice(1), cookieOf(req))));
+    app.post(
+      `${prefix}/oauth/consent`,
+      guard(async (req) => {
+        const body = await readBody(req);
+        if (body === null) return tooLarge();
+        const n = await this.#proxy();
+        return toResponse(await callNative(() => n.handleConsent(body, cookieOf(req))).then(undefined, rethrow));
+      }),
+    );
+    app.get(callbackPath, guard((req) => this.handleCallback(req)));
+    app.post(
+      `${prefix}/oauth/register`,
+      guard(async (req) => {
+        const body = await readBody(req);
+        if (body === null) return tooLarge();
+        let request;
+        try {
+          request = JSON.parse(body);
+        } catch {
+          return jsonResponse({ error: 'invalid_client_metadata', error_description: 'body must be JSON' }, 400);
+        }
+        return jsonResponse(await this.registerClient(request), 201);
+      }),
+    );
+    app.post(
+      `${prefix}/oauth/token`,
+      guard(async (req) => {
+        const body = await readBody(req);
+        if (body === null) return tooLarge();
+        return jsonResponse(await this.token(body, req.headers.get('authorization') ?? undefined));
+      }),
+    );
+    app.post(
+      `${prefix}/oauth/revoke`,
+      guard(async (req) => {
+        const body = await readBody(req);
+        if (body === null) return tooLarge();
+        const n = await this.#proxy();
+        await callNative(() => n.revokeRequest(body, req.headers.get('authorization') ?? undefined)).then(undefined, rethrow);
+        return new Response(null, { headers: { 'Cache-Control': 'no-store' }, status: 200 });
+      }),
+    );
+    const metadata = () => jsonResponse(meta);
+    app.get(`/.well-known/oauth-authorization-server${prefix}`, metadata);
+    if (prefix) app.get(`${prefix}/.well-known/oauth-authorization-server`, metadata);
+    return server;
   }
 
   async exchangeAuthorizationCode(request) {

@@ -926,3 +926,231 @@ fn upstream_claims_pass_through_when_configured() {
     assert_eq!(claims["upstream_name"], "Ada");
     assert!(claims.get("email").is_none() && claims.get("upstream_email").is_none());
 }
+
+/// RFC 9700 / the README's promise: upstream's free text never reaches the client, and only an upstream
+/// `invalid_grant` ends a refresh grant; anything else leaves the same refresh token usable.
+#[test]
+fn upstream_text_never_reaches_clients() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |_| {});
+    let (c, t) = login(&p, &idp);
+    let rt = t.refresh_token.unwrap();
+    let secret_text = "db-7.internal.corp refused user 4411 (tenant acme)";
+    for (status, body) in [
+        (
+            400,
+            json!({"error": "temporarily_unavailable", "error_description": secret_text}),
+        ),
+        (
+            400,
+            json!({"error": "invalid_client", "error_description": secret_text}),
+        ),
+        (
+            401,
+            json!({"error": "unauthorized_client", "error_description": secret_text}),
+        ),
+        (400, json!({"error": "made_up", "error_description": secret_text})),
+        (
+            503,
+            json!({"error": "server_error", "error_description": secret_text}),
+        ),
+        (
+            400,
+            json!({"error": "invalid_scope", "error_description": secret_text}),
+        ),
+    ] {
+        idp.configure(|s| s.fail_next = Some((1, status, body.clone())));
+        let e = p.token(&refresh_request(&c, &rt)).unwrap_err();
+        let shown = format!("{e} {}", e.to_json());
+        assert!(!shown.contains("db-7") && !shown.contains("4411"), "{shown}");
+        assert_ne!(
+            e.code, "invalid_client",
+            "upstream's invalid_client is not the MCP client's"
+        );
+        assert_ne!(e.code, "invalid_grant");
+    }
+    // The claim was put back every time: the same refresh token still works.
+    let next = p.token(&refresh_request(&c, &rt)).unwrap();
+    // Upstream's invalid_grant ends the grant, with our own text.
+    idp.configure(|s| {
+        s.fail_next = Some((
+            1,
+            400,
+            json!({"error": "invalid_grant", "error_description": secret_text}),
+        ))
+    });
+    let rt2 = next.refresh_token.unwrap();
+    let e = p.token(&refresh_request(&c, &rt2)).unwrap_err();
+    assert_eq!(e.code, "invalid_grant");
+    assert!(!e.to_json().to_string().contains("db-7"));
+    assert!(p.token(&refresh_request(&c, &rt2)).is_err());
+}
+
+/// The forwarded-login-link attack with consent turned off: the authorize step alone binds the browser.
+#[test]
+fn consent_off_still_binds_the_browser() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |c| c.consent_required = false);
+    let c = register(&p);
+    let page = p
+        .authorize(&AuthorizeParams {
+            client_id: Some(c.id.clone()),
+            redirect_uri: Some(REDIRECT.into()),
+            response_type: Some("code".into()),
+            code_challenge: Some("a".repeat(43)),
+            code_challenge_method: Some("S256".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.status, 302);
+    let cookie = page
+        .cookie_header()
+        .expect("the redirect upstream sets the binding cookie");
+    let cb = idp.login(page.location().unwrap()).unwrap();
+    let query = query_of(&cb);
+    // Another browser (here: the real cookie plus a planted duplicate, which counts as none).
+    let planted = format!("{cookie}; fastmcp_auth_browser={}", "Z".repeat(43));
+    let r = p
+        .handle_callback(
+            &CallbackParams::from_query(&query)
+                .unwrap()
+                .with_cookie(Some(&planted)),
+        )
+        .unwrap();
+    assert_eq!(r.status, 403);
+    assert!(r.location().is_none());
+    // The refusal killed the transaction: the right browser cannot use it afterwards either.
+    assert!(p
+        .handle_callback(
+            &CallbackParams::from_query(&query)
+                .unwrap()
+                .with_cookie(Some(&cookie))
+        )
+        .is_err());
+}
+
+#[test]
+fn registration_and_authorize_inputs_are_bounded() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |c| {
+        c.client_cache_size = 2;
+        c.max_transactions_per_client = 3;
+    });
+    let bad = |body: Value| p.register_client(&body).unwrap_err();
+    assert_eq!(
+        bad(json!({"redirect_uris": [REDIRECT], "client_uri": "x".repeat(20_000)})).code,
+        "invalid_client_metadata"
+    );
+    assert_eq!(
+        bad(json!({"redirect_uris": [REDIRECT], "client_name": "n".repeat(300)})).code,
+        "invalid_client_metadata"
+    );
+    assert_eq!(
+        bad(json!({"redirect_uris": [REDIRECT], "client_name": "a\u{0}b"})).code,
+        "invalid_client_metadata"
+    );
+    let many: Vec<String> = (0..21)
+        .map(|i| format!("http://127.0.0.1:{}/cb", 1000 + i))
+        .collect();
+    assert_eq!(
+        bad(json!({ "redirect_uris": many })).code,
+        "invalid_client_metadata"
+    );
+    for uri in [
+        "http://127.0.0.1:1/cb\r\nX: y",
+        "http://127.0.0.1:1/c b",
+        "http://127.0.0.1:1/cb\u{0}",
+        "http://127.0.0.1:1/cb\u{b}",
+        "http://127.0.0.1:1/cb\t",
+        "http://127.0.0.1.attacker.example/cb",
+        "http://localhost.attacker.example/cb",
+        "http://user@127.0.0.1:1/cb",
+        "https://attacker.example/cb",
+    ] {
+        let e = bad(json!({ "redirect_uris": [uri] }));
+        assert_eq!(e.code, "invalid_redirect_uri", "{uri:?}");
+    }
+    // The bounded cache does not forget clients: they are read back from the store.
+    let clients: Vec<Client> = (0..5).map(|_| register(&p)).collect();
+    let params = |c: &Client| AuthorizeParams {
+        client_id: Some(c.id.clone()),
+        redirect_uri: Some(REDIRECT.into()),
+        response_type: Some("code".into()),
+        code_challenge: Some("a".repeat(43)),
+        code_challenge_method: Some("S256".into()),
+        ..Default::default()
+    };
+    for c in &clients {
+        assert_eq!(p.authorize(&params(c)).unwrap().status, 200);
+    }
+    // Open transactions per client are capped (the last of the five clients already has one open; the count
+    // lives beside the client cache, which is 2 here).
+    let c = &clients[4];
+    for _ in 0..2 {
+        assert_eq!(p.authorize(&params(c)).unwrap().status, 200);
+    }
+    let r = p.authorize(&params(c)).unwrap();
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        param(r.location().unwrap(), "error").as_deref(),
+        Some("temporarily_unavailable")
+    );
+    // Other clients are not affected.
+    assert_eq!(p.authorize(&params(&clients[3])).unwrap().status, 200);
+    // The loopback port rule (RFC 8252 §7.3): another ephemeral port, the code goes to that port.
+    let mut other_port = params(&clients[2]);
+    other_port.redirect_uri = Some("http://127.0.0.1:51004/callback".into());
+    let page = p.authorize(&other_port).unwrap();
+    assert_eq!(page.status, 200);
+    let up = p.handle_consent(&consent_of(&page, "approve")).unwrap();
+    let cb = idp.login(up.location().unwrap()).unwrap();
+    let back = p.handle_callback(&callback_of(&page, &cb)).unwrap();
+    assert!(back
+        .location()
+        .unwrap()
+        .starts_with("http://127.0.0.1:51004/callback?code="));
+    // Registered without a port (RFC 8252's form), used with one.
+    let r = p
+        .register_client(
+            &json!({"redirect_uris": ["http://localhost/callback"], "token_endpoint_auth_method": "none"}),
+        )
+        .unwrap();
+    let mut q = params(&clients[3]);
+    q.client_id = Some(r["client_id"].as_str().unwrap().into());
+    q.redirect_uri = Some("http://localhost:61000/callback".into());
+    assert_eq!(p.authorize(&q).unwrap().status, 200);
+}
+
+#[test]
+fn unused_registrations_lapse_and_used_ones_live_on() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |c| c.unused_client_ttl = 1);
+    let unused = register(&p);
+    let (used, _) = login(&p, &idp);
+    std::thread::sleep(Duration::from_millis(1300));
+    let params = |c: &Client| AuthorizeParams {
+        client_id: Some(c.id.clone()),
+        redirect_uri: Some(REDIRECT.into()),
+        response_type: Some("code".into()),
+        code_challenge: Some("a".repeat(43)),
+        code_challenge_method: Some("S256".into()),
+        ..Default::default()
+    };
+    assert_eq!(p.authorize(&params(&unused)).unwrap_err().code, "invalid_client");
+    assert_eq!(
+        p.authorize(&params(&used)).unwrap().status,
+        200,
+        "a client with a grant lives on"
+    );
+    // A fresh proxy on the same store agrees (the lifetime is in the store, not only the cache).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let record = rt
+        .block_on(p.as_async().store().get(&format!("client:{}", used.id)))
+        .unwrap()
+        .unwrap();
+    let expires = record["expiresAt"].as_str().unwrap();
+    assert!(expires > "2026", "{expires}");
+}

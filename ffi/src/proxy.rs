@@ -63,48 +63,64 @@ pub extern "C" fn fastmcp_auth_proxy_register_client(
     })
 }
 
-/// The authorization endpoint: `query` is the request's query string (no `?`). Out: the HTTP response as
-/// `{"status", "headers": [[name, value]], "body"}` (a consent page or a 302 to upstream).
+/// The authorization endpoint: `query` is the request's query string (no `?`); `cookie` the request's `Cookie`
+/// header (NULL when it has none). Out: the HTTP response as `{"status", "headers": [[name, value]], "body"}` (a
+/// consent page or a 302 to upstream, with a `Set-Cookie` header binding the authorization to this browser: send
+/// every header as it is). Once the client and its redirect URI are known, errors are a 302 to the client (RFC
+/// 6749 §4.1.2.1) and return `OK`; before that, `OAUTH_ERROR`.
 #[no_mangle]
 pub extern "C" fn fastmcp_auth_proxy_authorize(
     proxy: *const fastmcp_auth_proxy,
     query: *const c_char,
+    cookie: *const c_char,
     http_response_json_out: *mut *mut c_char,
 ) -> fastmcp_auth_result {
     boundary(|| {
         out_ptr(http_response_json_out, "http_response_json_out")?;
-        let p = AuthorizeParams::from_query(text(query, "query")?).map_err(from_oauth)?;
+        let p = AuthorizeParams::from_query(text(query, "query")?)
+            .map_err(from_oauth)?
+            .with_cookie(opt_text(cookie, "cookie")?);
         let r = proxy_of(proxy)?.authorize(&p).map_err(from_oauth)?;
         put_string(http_response_json_out, Some(r.to_json().to_string()))
     })
 }
 
-/// The consent form POST: `form`/`form_len` is the urlencoded body. Out: the HTTP response JSON.
+/// The consent form POST: `form`/`form_len` is the urlencoded body, `cookie` the request's `Cookie` header (NULL
+/// when none). Out: the HTTP response JSON: a 302 (upstream on approve, the client on deny), or a 403 page when the
+/// POST did not come from the consent page in the browser that started the authorization (nothing changes).
 #[no_mangle]
 pub extern "C" fn fastmcp_auth_proxy_handle_consent(
     proxy: *const fastmcp_auth_proxy,
     form: *const u8,
     form_len: usize,
+    cookie: *const c_char,
     http_response_json_out: *mut *mut c_char,
 ) -> fastmcp_auth_result {
     boundary(|| {
         out_ptr(http_response_json_out, "http_response_json_out")?;
-        let p = ConsentParams::from_form(bytes(form, form_len, "form")?).map_err(from_oauth)?;
+        let p = ConsentParams::from_form(bytes(form, form_len, "form")?)
+            .map_err(from_oauth)?
+            .with_cookie(opt_text(cookie, "cookie")?);
         let r = proxy_of(proxy)?.handle_consent(&p).map_err(from_oauth)?;
         put_string(http_response_json_out, Some(r.to_json().to_string()))
     })
 }
 
-/// The upstream callback: `query` is its query string. Out: the HTTP response JSON (a 302 to the client).
+/// The upstream callback: `query` is its query string, `cookie` the request's `Cookie` header (NULL when none).
+/// Out: the HTTP response JSON: a 302 to the client, or a 403 page when this is not the browser that started the
+/// authorization (the transaction is then dead).
 #[no_mangle]
 pub extern "C" fn fastmcp_auth_proxy_handle_callback(
     proxy: *const fastmcp_auth_proxy,
     query: *const c_char,
+    cookie: *const c_char,
     http_response_json_out: *mut *mut c_char,
 ) -> fastmcp_auth_result {
     boundary(|| {
         out_ptr(http_response_json_out, "http_response_json_out")?;
-        let p = CallbackParams::from_query(text(query, "query")?).map_err(from_oauth)?;
+        let p = CallbackParams::from_query(text(query, "query")?)
+            .map_err(from_oauth)?
+            .with_cookie(opt_text(cookie, "cookie")?);
         let r = proxy_of(proxy)?.handle_callback(&p).map_err(from_oauth)?;
         put_string(http_response_json_out, Some(r.to_json().to_string()))
     })

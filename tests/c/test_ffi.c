@@ -475,21 +475,55 @@ static void test_proxy(const char *idp) {
            "client_id=%s&redirect_uri=http%%3A%%2F%%2F127.0.0.1%%3A33418%%2Fcb&response_type=code&state=st&"
            "code_challenge=%s&code_challenge_method=S256",
            client_id, challenge);
-  RC(fastmcp_auth_proxy_authorize(p, query, &page), OK, "authorize");
+  RC(fastmcp_auth_proxy_authorize(p, query, NULL, &page), OK, "authorize");
   CHECK(contains(page, "\"status\":200"), "consent page");
   const char *tx_at = page ? strstr(page, "transaction_id\\\" value=\\\"") : NULL;
-  char tx[128] = {0};
+  char tx[128] = {0}, csrf[128] = {0}, jar[256] = {0}, other_jar[256] = {0};
   if (tx_at) sscanf(tx_at + strlen("transaction_id\\\" value=\\\""), "%127[^\\]", tx);
+  const char *csrf_at = page ? strstr(page, "csrf_token\\\" value=\\\"") : NULL;
+  if (csrf_at) sscanf(csrf_at + strlen("csrf_token\\\" value=\\\""), "%127[^\\]", csrf);
+  /* The browser's jar: the name=value of the Set-Cookie header. */
+  const char *sc = page ? strstr(page, "[\"Set-Cookie\",\"") : NULL;
+  if (sc) sscanf(sc + strlen("[\"Set-Cookie\",\""), "%255[^;\"]", jar);
+  CHECK(strncmp(jar, "fastmcp_auth_browser=", 21) == 0 && csrf[0], "browser-binding cookie and CSRF token");
   char form[512];
+  /* The attacker's form alone (no token), or the token without this browser's cookie: 403, nothing approved. */
   int form_len = snprintf(form, sizeof form, "transaction_id=%s&action=approve", tx);
-  RC(fastmcp_auth_proxy_handle_consent(p, (const uint8_t *)form, (size_t)form_len, &up), OK, "consent");
+  RC(fastmcp_auth_proxy_handle_consent(p, (const uint8_t *)form, (size_t)form_len, jar, &up), OK, "consent without token");
+  CHECK(contains(up, "\"status\":403") && !contains(up, "Location"), "consent without CSRF token refused");
+  fastmcp_auth_string_free(up);
+  form_len = snprintf(form, sizeof form, "transaction_id=%s&action=approve&csrf_token=%s", tx, csrf);
+  RC(fastmcp_auth_proxy_handle_consent(p, (const uint8_t *)form, (size_t)form_len, NULL, &up), OK, "consent without cookie");
+  CHECK(contains(up, "\"status\":403"), "consent without the browser cookie refused");
+  fastmcp_auth_string_free(up);
+  RC(fastmcp_auth_proxy_handle_consent(p, (const uint8_t *)form, (size_t)form_len, jar, &up), OK, "consent");
   const char *ul = up ? strstr(up, "[\"Location\",\"") : NULL;
   char *upstream_url = ul ? strndup(ul + 13, strcspn(ul + 13, "\"")) : NULL;
   CHECK(upstream_url && contains(upstream_url, "/authorize?"), "redirect to upstream");
   char *callback = upstream_url ? http_get_location(upstream_url) : NULL;
   CHECK(callback && contains(callback, "/oauth/callback?"), "upstream login redirects to our callback");
   const char *cq = callback ? strchr(callback, '?') : NULL;
-  RC(fastmcp_auth_proxy_handle_callback(p, cq ? cq + 1 : "", &back), OK, "callback");
+  /* Another browser (the victim of a forwarded login link) following the callback: 403, the transaction dies. */
+  snprintf(other_jar, sizeof other_jar, "fastmcp_auth_browser=%s", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+  RC(fastmcp_auth_proxy_handle_callback(p, cq ? cq + 1 : "", other_jar, &back), OK, "callback in another browser");
+  CHECK(contains(back, "\"status\":403") && !contains(back, "Location"), "callback in another browser refused");
+  fastmcp_auth_string_free(back);
+  RC(fastmcp_auth_proxy_handle_callback(p, cq ? cq + 1 : "", jar, &back), FASTMCP_AUTH_RESULT_OAUTH_ERROR, "refused transaction is dead");
+  /* A fresh login in the right browser. */
+  fastmcp_auth_string_free(page), fastmcp_auth_string_free(up), free(upstream_url), free(callback);
+  RC(fastmcp_auth_proxy_authorize(p, query, jar, &page), OK, "authorize again");
+  CHECK(contains(page, jar), "the same browser keeps its id");
+  csrf_at = page ? strstr(page, "csrf_token\\\" value=\\\"") : NULL;
+  tx_at = page ? strstr(page, "transaction_id\\\" value=\\\"") : NULL;
+  if (csrf_at) sscanf(csrf_at + strlen("csrf_token\\\" value=\\\""), "%127[^\\]", csrf);
+  if (tx_at) sscanf(tx_at + strlen("transaction_id\\\" value=\\\""), "%127[^\\]", tx);
+  form_len = snprintf(form, sizeof form, "transaction_id=%s&action=approve&csrf_token=%s", tx, csrf);
+  RC(fastmcp_auth_proxy_handle_consent(p, (const uint8_t *)form, (size_t)form_len, jar, &up), OK, "consent again");
+  ul = up ? strstr(up, "[\"Location\",\"") : NULL;
+  upstream_url = ul ? strndup(ul + 13, strcspn(ul + 13, "\"")) : NULL;
+  callback = upstream_url ? http_get_location(upstream_url) : NULL;
+  cq = callback ? strchr(callback, '?') : NULL;
+  RC(fastmcp_auth_proxy_handle_callback(p, cq ? cq + 1 : "", jar, &back), OK, "callback");
   const char *bl = back ? strstr(back, "[\"Location\",\"") : NULL;
   char *to_client = bl ? strndup(bl + 13, strcspn(bl + 13, "\"")) : NULL;
   char *code = to_client ? query_param(to_client, "code") : NULL;
@@ -512,10 +546,10 @@ static void test_proxy(const char *idp) {
   RC(fastmcp_auth_proxy_load_upstream_tokens(p, access, &upstream), OK, "load after revoke");
   CHECK(upstream == NULL, "revoked grant loads nothing");
   RC(fastmcp_auth_proxy_revoke(p, "x", "unknown-client", NULL), FASTMCP_AUTH_RESULT_OAUTH_ERROR, "revoke unknown client");
-  RC(fastmcp_auth_proxy_handle_callback(p, "state=nope&code=x", &back), FASTMCP_AUTH_RESULT_OAUTH_ERROR, "callback bad state");
+  RC(fastmcp_auth_proxy_handle_callback(p, "state=nope&code=x", NULL, &back), FASTMCP_AUTH_RESULT_OAUTH_ERROR, "callback bad state");
   RC(fastmcp_auth_proxy_token(p, (const uint8_t *)"grant_type=password", 19, NULL, &reg), FASTMCP_AUTH_RESULT_OAUTH_ERROR, "unsupported grant");
   CHECK(contains(fastmcp_auth_last_error(), "unsupported_grant_type"), "unsupported grant code");
-  RC(fastmcp_auth_proxy_authorize(NULL, "", &page), FASTMCP_AUTH_RESULT_NULL_PARAMETER, "NULL proxy");
+  RC(fastmcp_auth_proxy_authorize(NULL, "", NULL, &page), FASTMCP_AUTH_RESULT_NULL_PARAMETER, "NULL proxy");
   free(client_id), free(secret), free(upstream_url), free(callback), free(to_client), free(code), free(access), free(refresh), free(new_refresh);
   fastmcp_auth_string_free(verifier), fastmcp_auth_string_free(challenge), fastmcp_auth_string_free(page);
   fastmcp_auth_string_free(up), fastmcp_auth_string_free(back), fastmcp_auth_string_free(tokens);

@@ -38,10 +38,12 @@ export function createServer(env = process.env) {
       authorizationServer: proxy.getAuthorizationServerMetadata(),
       enabled: true,
       protectedResource: { authorizationServers: [baseUrl], resource: baseUrl },
-      proxy,
     },
     version: '1.0.0',
   });
+  // Every OAuth route served by the proxy itself, with every header both ways (the browser-binding cookie, the
+  // consent page's anti-framing headers): FastMCP's built-in /oauth/* handlers would drop them.
+  proxy.mount(server);
   server.addTool({
     description: 'Which upstream scopes this session holds',
     execute: async (_args, { session }) => `scopes: ${session.scopes.join(' ')}`,

@@ -17,7 +17,7 @@ use fastmcp_auth::blocking::{OAuthProxy as CoreProxy, Store as CoreStore};
 use fastmcp_auth::pkce::{self, ChallengeMethod, CodeVerifier};
 use fastmcp_auth::proxy::{
     AuthorizeParams, CallbackParams, ConsentParams, HttpResponse, OAuthError, OAuthProxyConfig, OAuthResult,
-    TokenRequest, TokenResponse,
+    RevocationRequest, TokenRequest, TokenResponse,
 };
 use fastmcp_auth::store::{DiskStoreOptions, FileNaming, Keyring, MemoryStore, RedisStoreOptions, SyncStore};
 use fastmcp_auth::{ClaimLayout, Error, IssueOptions, JwtIssuer, Store, TokenUse};
@@ -767,24 +767,45 @@ impl NativeProxy {
         })
     }
 
-    /// The authorization endpoint: query string in, `{"status","headers","body"}` out.
+    /// The authorization endpoint: query string and `Cookie` header in, `{"status","headers","body"}` out.
     #[napi(ts_return_type = "Promise<string>")]
-    pub fn authorize<'e>(&self, env: &'e Env, query: String) -> napi::Result<Object<'e>> {
-        let q = AuthorizeParams::from_query(&query).map_err(oauth_err)?;
+    pub fn authorize<'e>(
+        &self,
+        env: &'e Env,
+        query: String,
+        cookie: Option<String>,
+    ) -> napi::Result<Object<'e>> {
+        let q = AuthorizeParams::from_query(&query)
+            .map_err(oauth_err)?
+            .with_cookie(cookie.as_deref());
         self.spawn(env, |p| async move { response_text(p.authorize(&q).await) })
     }
 
-    /// The consent form (urlencoded body) → response JSON.
+    /// The consent form (urlencoded body) and `Cookie` header → response JSON.
     #[napi(ts_return_type = "Promise<string>")]
-    pub fn handle_consent<'e>(&self, env: &'e Env, form: String) -> napi::Result<Object<'e>> {
-        let c = ConsentParams::from_form(form.as_bytes()).map_err(oauth_err)?;
+    pub fn handle_consent<'e>(
+        &self,
+        env: &'e Env,
+        form: String,
+        cookie: Option<String>,
+    ) -> napi::Result<Object<'e>> {
+        let c = ConsentParams::from_form(form.as_bytes())
+            .map_err(oauth_err)?
+            .with_cookie(cookie.as_deref());
         self.spawn(env, |p| async move { response_text(p.handle_consent(&c).await) })
     }
 
-    /// The upstream callback (query string) → response JSON.
+    /// The upstream callback (query string) and `Cookie` header → response JSON.
     #[napi(ts_return_type = "Promise<string>")]
-    pub fn handle_callback<'e>(&self, env: &'e Env, query: String) -> napi::Result<Object<'e>> {
-        let c = CallbackParams::from_query(&query).map_err(oauth_err)?;
+    pub fn handle_callback<'e>(
+        &self,
+        env: &'e Env,
+        query: String,
+        cookie: Option<String>,
+    ) -> napi::Result<Object<'e>> {
+        let c = CallbackParams::from_query(&query)
+            .map_err(oauth_err)?
+            .with_cookie(cookie.as_deref());
         self.spawn(env, |p| async move { response_text(p.handle_callback(&c).await) })
     }
 
@@ -840,6 +861,24 @@ impl NativeProxy {
                 p.revoke(&token, &client_id, client_secret.as_deref())
                     .await
                     .map_err(oauth_err)?;
+                Ok(Out::Unit)
+            }
+        })
+    }
+
+    /// RFC 7009 revocation as an endpoint: the urlencoded body and the optional Authorization header.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn revoke_request<'e>(
+        &self,
+        env: &'e Env,
+        form: String,
+        authorization: Option<String>,
+    ) -> napi::Result<Object<'e>> {
+        let r = RevocationRequest::from_form(form.as_bytes(), authorization.as_deref()).map_err(oauth_err)?;
+        spawn_on_runtime(env, {
+            let p = self.inner.as_async().clone();
+            async move {
+                p.revoke_request(&r).await.map_err(oauth_err)?;
                 Ok(Out::Unit)
             }
         })

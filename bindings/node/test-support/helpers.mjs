@@ -109,11 +109,48 @@ export function pkcePair() {
 }
 
 /**
- * An MCP client's and a user's walk through the proxy served at `base` (a FastMCP server): registration,
- * authorize, the consent page (approved), the upstream login at the mock provider, the callback, the code exchange.
- * Returns { client, tokens }.
+ * A browser's cookie jar, as far as these tests need one: `fetch` sends the jar's cookies and keeps what
+ * `Set-Cookie` answers (name=value; the attributes are checked by the tests that care).
  */
-export async function obtainTokens(base) {
+export class Browser {
+  jar = new Map();
+
+  async fetch(url, init = {}) {
+    const headers = new Headers(init.headers ?? {});
+    if (this.jar.size) headers.set('Cookie', [...this.jar].map(([k, v]) => `${k}=${v}`).join('; '));
+    const r = await fetch(url, { redirect: 'manual', ...init, headers });
+    for (const c of r.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const i = pair.indexOf('=');
+      this.jar.set(pair.slice(0, i).trim(), pair.slice(i + 1).trim());
+    }
+    return r;
+  }
+}
+
+/** The hidden field `name` of a consent page. */
+export function hiddenField(html, name) {
+  return new RegExp(`name="${name}" value="([^"]+)"`).exec(html)?.[1];
+}
+
+/** POSTs the consent form of `html` (as the page would) in `browser`. */
+export function approve(browser, base, html, action = 'approve') {
+  const fields = { action, transaction_id: hiddenField(html, 'transaction_id') };
+  const csrf = hiddenField(html, 'csrf_token');
+  if (csrf) fields.csrf_token = csrf;
+  return browser.fetch(`${base}/oauth/consent`, {
+    body: new URLSearchParams(fields).toString(),
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    method: 'POST',
+  });
+}
+
+/**
+ * An MCP client's and a user's walk through the proxy served at `base` (a FastMCP server): registration,
+ * authorize, the consent page (approved), the upstream login at the mock provider, the callback, the code exchange,
+ * all in one browser. Returns { client, tokens }.
+ */
+export async function obtainTokens(base, browser = new Browser()) {
   let r = await fetch(`${base}/oauth/register`, {
     body: JSON.stringify({
       client_name: 'node-test',
@@ -136,20 +173,14 @@ export async function obtainTokens(base) {
     scope: 'openid',
     state: 'st-1',
   });
-  r = await fetch(`${base}/oauth/authorize?${q}`, { redirect: 'manual' });
+  r = await browser.fetch(`${base}/oauth/authorize?${q}`);
   let upstream = r.headers.get('location');
   if (!upstream) {
     // The consent page: approve it, as the user would.
     const html = await r.text();
     if (r.status !== 200) throw new Error(`authorize: ${r.status} ${html}`);
-    const tx = /name="transaction_id" value="([^"]+)"/.exec(html)?.[1];
-    if (!tx) throw new Error('no transaction_id on the consent page');
-    r = await fetch(`${base}/oauth/consent`, {
-      body: new URLSearchParams({ action: 'approve', transaction_id: tx }).toString(),
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      method: 'POST',
-      redirect: 'manual',
-    });
+    if (!hiddenField(html, 'transaction_id')) throw new Error('no transaction_id on the consent page');
+    r = await approve(browser, base, html);
     upstream = r.headers.get('location');
     if (!upstream) throw new Error(`consent: ${r.status} ${await r.text()}`);
   }
@@ -158,7 +189,7 @@ export async function obtainTokens(base) {
   const callback = r.headers.get('location');
   if (!callback) throw new Error(`upstream authorize: ${r.status} ${await r.text()}`);
   const cb = new URL(callback);
-  r = await fetch(`${base}${cb.pathname}${cb.search}`, { redirect: 'manual' });
+  r = await browser.fetch(`${base}${cb.pathname}${cb.search}`);
   const back = r.headers.get('location');
   if (!back) throw new Error(`callback: ${r.status} ${await r.text()}`);
   const backUrl = new URL(back);

@@ -43,7 +43,10 @@ function proxyConfig(base, extra = {}) {
 
 const quiet = { debug() {}, error() {}, info() {}, log() {}, warn() {} };
 
-/** A FastMCP server with OAuth through `proxy`; its one tool answers with the session's upstream access token. */
+/**
+ * A FastMCP server with OAuth through `proxy` (ours: mounted with `proxy.mount(server)`, as the README says;
+ * fastmcp's: its built-in routes); its one tool answers with the session's upstream access token.
+ */
 async function serve(proxy, port) {
   const base = `http://127.0.0.1:${port}`;
   const server = new FastMCP({
@@ -63,6 +66,7 @@ async function serve(proxy, port) {
     },
     version: '1.0.0',
   });
+  if (typeof proxy.mount === 'function') proxy.mount(server);
   server.addTool({
     description: 'The upstream access token behind the caller',
     execute: async (_args, { session }) => session.upstreamAccessToken,

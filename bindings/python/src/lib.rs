@@ -526,23 +526,50 @@ impl PyOAuthProxy {
         from_json(py, &r)
     }
 
-    /// The authorization endpoint: the query string in, `{"status", "headers", "body"}` out.
-    fn authorize<'py>(&self, py: Python<'py>, query: &str) -> PyResult<Bound<'py, PyAny>> {
-        let p = AuthorizeParams::from_query(query).map_err(oauth_err)?;
+    /// The authorization endpoint: the query string and the request's `Cookie` header in, `{"status", "headers",
+    /// "body"}` out (send every header, `Set-Cookie` included: it binds the authorization to this browser).
+    #[pyo3(signature = (query, cookie=None))]
+    fn authorize<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        cookie: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let p = AuthorizeParams::from_query(query)
+            .map_err(oauth_err)?
+            .with_cookie(cookie);
         let r = py.detach(|| self.inner.authorize(&p)).map_err(oauth_err)?;
         from_json(py, &r.to_json())
     }
 
-    /// The consent form (urlencoded body) → HTTP response dict.
-    fn handle_consent<'py>(&self, py: Python<'py>, form: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-        let p = ConsentParams::from_form(form).map_err(oauth_err)?;
+    /// The consent form (urlencoded body) and the request's `Cookie` header → HTTP response dict (403 page when the
+    /// POST is not from the consent page in the browser that started the authorization).
+    #[pyo3(signature = (form, cookie=None))]
+    fn handle_consent<'py>(
+        &self,
+        py: Python<'py>,
+        form: &[u8],
+        cookie: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let p = ConsentParams::from_form(form)
+            .map_err(oauth_err)?
+            .with_cookie(cookie);
         let r = py.detach(|| self.inner.handle_consent(&p)).map_err(oauth_err)?;
         from_json(py, &r.to_json())
     }
 
-    /// The upstream callback (query string) → HTTP response dict.
-    fn handle_callback<'py>(&self, py: Python<'py>, query: &str) -> PyResult<Bound<'py, PyAny>> {
-        let p = CallbackParams::from_query(query).map_err(oauth_err)?;
+    /// The upstream callback (query string) and the request's `Cookie` header → HTTP response dict (403 page when
+    /// this is not the browser that started the authorization).
+    #[pyo3(signature = (query, cookie=None))]
+    fn handle_callback<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        cookie: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let p = CallbackParams::from_query(query)
+            .map_err(oauth_err)?
+            .with_cookie(cookie);
         let r = py.detach(|| self.inner.handle_callback(&p)).map_err(oauth_err)?;
         from_json(py, &r.to_json())
     }

@@ -1,6 +1,7 @@
 """The OAuth proxy from Python: the whole flow against the loopback mock identity provider."""
 
 import http.client
+import http.cookies
 import urllib.parse
 
 import pytest
@@ -22,6 +23,19 @@ def browser(url):
 
 def location(resp):
     return dict((k.lower(), v) for k, v in resp["headers"])["location"]
+
+
+def jar(resp):
+    """The Cookie header a browser sends back after this response's Set-Cookie headers."""
+    cookies = http.cookies.SimpleCookie()
+    for k, v in resp["headers"]:
+        if k.lower() == "set-cookie":
+            cookies.load(v)
+    return "; ".join(f"{m.key}={m.value}" for m in cookies.values()) or None
+
+
+def hidden(page, name):
+    return page["body"].split(f'name="{name}" value="')[1].split('"')[0]
 
 
 def make_proxy(idp, tmp_path, **extra):
@@ -49,10 +63,11 @@ def login(p):
     })
     page = p.authorize(q)
     assert page["status"] == 200
-    tx = page["body"].split('name="transaction_id" value="')[1].split('"')[0]
-    up = p.handle_consent(urllib.parse.urlencode({"transaction_id": tx, "action": "approve"}).encode())
+    cookie = jar(page)
+    consent = {"transaction_id": hidden(page, "transaction_id"), "csrf_token": hidden(page, "csrf_token"), "action": "approve"}
+    up = p.handle_consent(urllib.parse.urlencode(consent).encode(), cookie)
     callback = browser(location(up))
-    back = p.handle_callback(urllib.parse.urlsplit(callback).query)
+    back = p.handle_callback(urllib.parse.urlsplit(callback).query, cookie)
     params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location(back)).query))
     assert params["state"] == "s1"
     form = urllib.parse.urlencode({
@@ -116,3 +131,37 @@ def test_upstream_claims_pass_through_when_configured(claims_idp, tmp_path):
     assert not any(k.startswith("up_") or k == "email" for k in claims(off.token(login(off)[2])["access_token"]))
     with pytest.raises(fa.InvalidArgumentError):
         make_proxy(claims_idp, tmp_path / "bad", custom_claims_passthrough={"claimPrefix": "x"})
+
+
+def test_consent_is_bound_to_the_browser(idp, tmp_path):
+    """The attacks of the consent confused deputy: a forwarded upstream login link, a forged consent POST."""
+    p = make_proxy(idp, tmp_path)
+    reg = p.register_client({"redirect_uris": [REDIRECT]})
+    q = urllib.parse.urlencode({
+        "client_id": reg["client_id"], "redirect_uri": REDIRECT, "response_type": "code", "state": "s",
+        "code_challenge": fa.generate_challenge(fa.generate_verifier(64)), "code_challenge_method": "S256",
+    })
+    page = p.authorize(q)
+    attacker = jar(page)
+    assert attacker.startswith("fastmcp_auth_browser=")
+    set_cookie = [v for k, v in page["headers"] if k == "Set-Cookie"][0]
+    assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie and "Path=/" in set_cookie
+    tx, csrf = hidden(page, "transaction_id"), hidden(page, "csrf_token")
+    # The attacker's own form fields posted from the victim's browser: no token, or another browser's cookie.
+    for form, cookie in [
+        ({"transaction_id": tx, "action": "approve"}, attacker),
+        ({"transaction_id": tx, "action": "approve", "csrf_token": csrf}, None),
+        ({"transaction_id": tx, "action": "approve", "csrf_token": csrf}, "fastmcp_auth_browser=" + "B" * 43),
+    ]:
+        r = p.handle_consent(urllib.parse.urlencode(form).encode(), cookie)
+        assert r["status"] == 403 and r["body"].startswith("<!DOCTYPE html>")
+        assert "location" not in dict((k.lower(), v) for k, v in r["headers"])
+    # The attacker approves in his own browser and forwards the upstream login link to a victim.
+    up = p.handle_consent(urllib.parse.urlencode({"transaction_id": tx, "action": "approve", "csrf_token": csrf}).encode(), attacker)
+    callback = browser(location(up))
+    victim = p.handle_callback(urllib.parse.urlsplit(callback).query, None)
+    assert victim["status"] == 403 and "mismatch" in victim["body"]
+    # The transaction is dead: even the attacker's own browser gets nothing now.
+    with pytest.raises(fa.OAuthProxyError):
+        p.handle_callback(urllib.parse.urlsplit(callback).query, attacker)
+    p.close()

@@ -307,23 +307,83 @@ impl TokenRequest {
             client_secret: single(&p, "client_secret")?,
         };
         if let Some(h) = authorization {
-            let Some(b64) = h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic ")) else {
-                return Err(OAuthError::invalid_client("unsupported Authorization scheme"));
-            };
-            let raw = STANDARD
-                .decode(b64.trim())
-                .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
-            let raw = String::from_utf8(raw)
-                .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
-            let (id, secret) = raw
-                .split_once(':')
-                .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
-            let decode = |s: &str| {
-                form_urlencoded::parse(format!("x={s}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-            };
-            let (id, secret) = (decode(id).unwrap_or_default(), decode(secret).unwrap_or_default());
+            let (id, secret) = basic_credentials(h)?;
+            if r.client_secret.is_some() || r.client_id.as_deref().is_some_and(|c| c != id) {
+                return Err(OAuthError::invalid_request("client credentials given twice"));
+            }
+            r.client_id = Some(id);
+            r.client_secret = Some(secret);
+        }
+        Ok(r)
+    }
+}
+
+/// `Authorization: Basic …` (RFC 6749 §2.3.1: the id and secret are form-encoded before base64), with the same
+/// size limit as form parameters.
+fn basic_credentials(h: &str) -> OAuthResult<(String, String)> {
+    let Some(b64) = h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic ")) else {
+        return Err(OAuthError::invalid_client("unsupported Authorization scheme"));
+    };
+    if b64.len() > 2 * MAX_PARAM_BYTES {
+        return Err(OAuthError::invalid_request("parameter Authorization too large"));
+    }
+    let raw = STANDARD
+        .decode(b64.trim())
+        .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
+    let raw =
+        String::from_utf8(raw).map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
+    let (id, secret) = raw
+        .split_once(':')
+        .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+    let decode = |s: &str| {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok((decode(id), decode(secret)))
+}
+
+/// An RFC 7009 revocation request, with the client's credentials from the body or HTTP Basic.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RevocationRequest {
+    /// `token`.
+    pub token: Option<String>,
+    /// `token_type_hint` (`access_token` / `refresh_token`; a hint only, RFC 7009 §2.1).
+    pub token_type_hint: Option<String>,
+    /// `client_id`.
+    pub client_id: Option<String>,
+    /// `client_secret`.
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for RevocationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevocationRequest")
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("token_type_hint", &self.token_type_hint)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+impl RevocationRequest {
+    /// Parses the form body and an optional `Authorization: Basic …` header. Credentials in both places are an
+    /// error.
+    pub fn from_form(body: &[u8], authorization: Option<&str>) -> OAuthResult<Self> {
+        let p = parse_form(body)?;
+        let mut r = RevocationRequest {
+            token: single(&p, "token")?,
+            token_type_hint: single(&p, "token_type_hint")?,
+            client_id: single(&p, "client_id")?,
+            client_secret: single(&p, "client_secret")?,
+        };
+        if let Some(h) = authorization {
+            let (id, secret) = basic_credentials(h)?;
             if r.client_secret.is_some() || r.client_id.as_deref().is_some_and(|c| c != id) {
                 return Err(OAuthError::invalid_request("client credentials given twice"));
             }

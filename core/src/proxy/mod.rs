@@ -32,8 +32,8 @@ pub use claims::ClaimsPassthrough;
 pub use config::{default_redirect_patterns, OAuthProxyConfig, UpstreamAuthMethod};
 pub use error::{OAuthError, OAuthResult};
 pub use http::{
-    escape_html, parse_form, AuthorizeParams, CallbackParams, ConsentParams, HttpResponse, TokenRequest,
-    TokenResponse,
+    escape_html, parse_form, AuthorizeParams, CallbackParams, ConsentParams, HttpResponse, RevocationRequest,
+    TokenRequest, TokenResponse,
 };
 pub use model::{RegisteredClient, TokenMapping, Transaction, UpstreamTokens};
 pub use provider::OAuthProxy;

@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use super::error::{OAuthError, OAuthResult};
+use super::http::RevocationRequest;
 use super::model::*;
 use super::provider::OAuthProxy;
 use crate::jwt::TokenUse;
@@ -75,5 +76,19 @@ impl OAuthProxy {
             self.revoke_grant(&mapping.upstream_token_key, None).await?;
         }
         Ok(())
+    }
+
+    /// RFC 7009 §2.1 as an endpoint: the parsed request (client credentials from the body or HTTP Basic). A
+    /// missing `token` is `invalid_request`; a missing or unknown client `invalid_client` (401).
+    pub async fn revoke_request(&self, r: &RevocationRequest) -> OAuthResult<()> {
+        let client_id = r
+            .client_id
+            .as_deref()
+            .ok_or_else(|| OAuthError::invalid_client("client authentication required"))?;
+        let token = r
+            .token
+            .as_deref()
+            .ok_or_else(|| OAuthError::invalid_request("Missing token"))?;
+        self.revoke(token, client_id, r.client_secret.as_deref()).await
     }
 }
