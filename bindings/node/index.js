@@ -461,7 +461,7 @@ function coreConfig(config) {
             ? Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).map(([n, x]) => [snake(n), x]))
             : v;
         break;
-      // The consent page has no cookie of its own: approval is recorded on the server-side transaction.
+      // Nothing to sign: the browser-binding cookie is a random id whose SHA-256 is stored with the transaction.
       case 'consentSigningKey':
         break;
       case 'enableCimd':

@@ -285,4 +285,37 @@ describe('browser binding and CSRF through a FastMCP server (two browsers)', () 
       await s.stop();
     }
   });
+
+  test('the redirect URI policy matches by component', async () => {
+    const config = {
+      allowedRedirectUriPatterns: ['https://*.example.com/*', 'http://127.0.0.1:*'],
+      baseUrl: 'http://127.0.0.1:9',
+      upstreamAuthorizationEndpoint: `${idp.url}/authorize`,
+      upstreamClientId: UPSTREAM_CLIENT_ID,
+      upstreamClientSecret: UPSTREAM_CLIENT_SECRET,
+      upstreamTokenEndpoint: `${idp.url}/token`,
+    };
+    const proxy = new OAuthProxy(config);
+    try {
+      for (const uri of [
+        'https://attacker.example/.example.com/cb',
+        'https://attacker.example?.example.com/cb',
+        'https://app.example.com@attacker.example/',
+        'https://attacker.example\\@app.example.com/',
+        'https://app.example.com/cb\r\nSet-Cookie: x=y',
+        'https://app.example.com/cb#frag',
+        'http://app.example.com/cb',
+        'http://127.0.0.1.attacker.example/cb',
+      ]) {
+        await assert.rejects(proxy.registerClient({ redirect_uris: [uri] }), (e) => e.code === 'invalid_redirect_uri', uri);
+      }
+      assert.ok((await proxy.registerClient({ redirect_uris: ['https://APP.example.com./cb'] })).client_id);
+    } finally {
+      proxy.destroy();
+    }
+    assert.throws(
+      () => new OAuthProxy({ ...config, allowedRedirectUriPatterns: ['https://a*b.example.com/'] }),
+      /a\*b\.example\.com/,
+    );
+  });
 });

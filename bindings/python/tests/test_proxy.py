@@ -165,3 +165,27 @@ def test_consent_is_bound_to_the_browser(idp, tmp_path):
     with pytest.raises(fa.OAuthProxyError):
         p.handle_callback(urllib.parse.urlsplit(callback).query, attacker)
     p.close()
+
+
+@pytest.mark.parametrize("uri", [
+    "https://attacker.example/.example.com/cb",
+    "https://attacker.example?.example.com/cb",
+    "https://app.example.com@attacker.example/",
+    "https://attacker.example\\@app.example.com/",
+    "https://app.example.com/cb\r\nSet-Cookie: x=y",
+    "https://app.example.com/cb#frag",
+    "http://app.example.com/cb",
+    "http://127.0.0.1.attacker.example/cb",
+])
+def test_redirect_policy_is_matched_by_component(idp, tmp_path, uri):
+    p = make_proxy(idp, tmp_path, allowed_redirect_uri_patterns=["https://*.example.com/*", "http://127.0.0.1:*"])
+    with pytest.raises(fa.OAuthProxyError) as e:
+        p.register_client({"redirect_uris": [uri]})
+    assert e.value.code == "invalid_redirect_uri"
+    assert p.register_client({"redirect_uris": ["https://APP.example.com./cb"]})["client_id"]
+    p.close()
+
+
+def test_malformed_redirect_pattern_is_a_config_error(idp, tmp_path):
+    with pytest.raises(ValueError, match=r"https://a\*b.example.com/"):
+        make_proxy(idp, tmp_path, allowed_redirect_uri_patterns=["https://a*b.example.com/"])

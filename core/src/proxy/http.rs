@@ -164,7 +164,7 @@ fn single(pairs: &[(String, String)], name: &str) -> OAuthResult<Option<String>>
 }
 
 /// Parameters of the authorization endpoint.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct AuthorizeParams {
     /// `client_id`.
     pub client_id: Option<String>,
@@ -202,7 +202,7 @@ impl AuthorizeParams {
 }
 
 /// Parameters of the upstream callback.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct CallbackParams {
     /// Upstream's code.
     pub code: Option<String>,
@@ -231,7 +231,7 @@ impl CallbackParams {
 }
 
 /// The consent form.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ConsentParams {
     /// Transaction being approved or denied.
     pub transaction_id: Option<String>,
@@ -255,6 +255,23 @@ impl ConsentParams {
         })
     }
 }
+
+/// `Debug` that shows which secrets are present, never their values (codes, CSRF tokens, cookies).
+macro_rules! redacted_debug {
+    ($t:ty { $($plain:ident),* } { $($secret:ident),* }) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t))
+                    $(.field(stringify!($plain), &self.$plain))*
+                    $(.field(stringify!($secret), &self.$secret.as_ref().map(|_| "[redacted]")))*
+                    .finish()
+            }
+        }
+    };
+}
+redacted_debug!(AuthorizeParams { client_id, redirect_uri, response_type, state, scope, code_challenge_method } { code_challenge, cookie });
+redacted_debug!(CallbackParams { state, error, error_description } { code, cookie });
+redacted_debug!(ConsentParams { transaction_id, action } { csrf_token, cookie });
 
 macro_rules! with_cookie {
     ($($t:ty),*) => {$(
@@ -471,6 +488,27 @@ mod tests {
         assert!(TokenRequest::from_form(b"", Some("Bearer x")).is_err());
         assert!(TokenRequest::from_form(b"code=a&code=b", None).is_err());
         assert!(TokenRequest::from_form(&vec![b'a'; MAX_FORM_BYTES + 1], None).is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let c = ConsentParams {
+            transaction_id: Some("tx".into()),
+            action: Some("approve".into()),
+            csrf_token: Some("csrf-secret".into()),
+            cookie: Some("fastmcp_auth_browser=cookie-secret".into()),
+        };
+        let cb = CallbackParams {
+            code: Some("code-secret".into()),
+            ..Default::default()
+        }
+        .with_cookie(Some("a=cookie-secret"));
+        let text = format!(
+            "{c:?} {cb:?} {:?}",
+            AuthorizeParams::default().with_cookie(Some("x=cookie-secret"))
+        );
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("[redacted]"));
     }
 
     #[test]
