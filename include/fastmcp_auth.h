@@ -397,6 +397,28 @@ fastmcp_auth_result fastmcp_auth_proxy_metadata(const fastmcp_auth_proxy *proxy,
                                                 char **metadata_json_out);
 
 /*
+ RFC 9728 protected resource metadata of `resource` (the MCP endpoint URL, e.g. `https://mcp.example.com/mcp`):
+ `{"resource", "authorization_servers", "scopes_supported", "bearer_methods_supported"}` (never
+ `offline_access`). Serve it at `/.well-known/oauth-protected-resource<path of resource>`.
+ */
+fastmcp_auth_result fastmcp_auth_proxy_protected_resource_metadata(const fastmcp_auth_proxy *proxy,
+                                                                   const char *resource,
+                                                                   char **metadata_json_out);
+
+/*
+ Checks a request to `resource` (RFC 6750 §3, RFC 9728 §5.1): `authorization` is its `Authorization` header
+ (NULL when absent), `required_scopes_json` a JSON array of scope strings (NULL: none). Out:
+ `{"authorized": true, "claims": {...}, "upstream": {...}}`, or `{"authorized": false, "response": {"status",
+ "headers", "body"}}`, the 401/403 with its `WWW-Authenticate` challenge to send as it is. Storage failures are
+ `OAUTH_ERROR` (`server_error`, 503).
+ */
+fastmcp_auth_result fastmcp_auth_proxy_check_bearer(const fastmcp_auth_proxy *proxy,
+                                                    const char *authorization,
+                                                    const char *resource,
+                                                    const char *required_scopes_json,
+                                                    char **result_json_out);
+
+/*
  A new in-memory store sweeping expired entries every `cleanup_interval_ms` (0: no background sweep).
  Free with `fastmcp_auth_store_free`.
  */

@@ -319,7 +319,27 @@ export declare class OAuthProxy {
    * `/oauth/authorize`, POST `/oauth/consent`, GET the callback, POST `/oauth/register`, `/oauth/token`,
    * `/oauth/revoke`, GET `/.well-known/oauth-authorization-server`. Returns `server`.
    */
-  mount<S extends { getApp(): unknown }>(server: S): S;
+  mount<S extends { getApp(): unknown }>(server: S, options?: { resource?: string }): S;
+  /** Extra: RFC 9728 protected resource metadata of `resource`, camelCase (for FastMCP's `oauth.protectedResource`). */
+  protectedResourceMetadata(resource: string): {
+    authorizationServers: string[];
+    bearerMethodsSupported: string[];
+    resource: string;
+    scopesSupported: string[];
+    [key: string]: unknown;
+  };
+  /**
+   * Extra: the bearer check of a request to `resource`: the claims and upstream tokens of a live token of ours for
+   * this resource with every required scope, or the 401/403 Response (with `WWW-Authenticate`) to throw.
+   */
+  checkBearer(
+    request: Request | string | { headers?: Record<string, string | string[] | undefined> } | undefined,
+    resource: string,
+    requiredScopes?: string[],
+  ): Promise<
+    | { ok: true; claims: Record<string, unknown>; upstream: UpstreamTokenSet }
+    | { ok: false; response: Response }
+  >;
   loadUpstreamTokens(fastmcpToken: string): Promise<null | UpstreamTokenSet>;
   registerClient(request: DCRRequest): Promise<DCRResponse>;
   /** Extra: resolves once the token storage is open. */

@@ -571,6 +571,10 @@ function errorResponse(e) {
     if (e.statusCode === 401) headers['WWW-Authenticate'] = 'Basic realm="oauth"';
     return new Response(JSON.stringify(e.toJSON()), { headers, status: e.statusCode });
   }
+  // A request the core could not take (too deep, not JSON, a bad value): the client's mistake, in our words.
+  if (e instanceof FastMCPAuthError && (e.code === 'invalid_argument' || e.code === 'invalid_json')) {
+    return jsonResponse({ error: 'invalid_request', error_description: e.message }, 400);
+  }
   return jsonResponse({ error: 'server_error', error_description: 'internal error' }, 500);
 }
 
@@ -592,6 +596,7 @@ class OAuthProxy {
   #opening;
   #ownsStore;
   #metadata;
+  #configJson;
   #callbackUrl;
 
   constructor(config) {
@@ -599,6 +604,7 @@ class OAuthProxy {
     const json = JSON.stringify(coreConfig(config));
     // Validates the config (errors throw here, as fastmcp's) and fixes the metadata, which needs no store.
     this.#metadata = callNative(() => native.proxyMetadata(json));
+    this.#configJson = json;
     this.#callbackUrl = `${String(config.baseUrl).replace(/\/+$/, '')}${config.redirectPath ?? '/oauth/callback'}`;
     const storage = config.tokenStorage;
     // Our stores run natively; any other TokenStorage (fastmcp's own, yours, or our EncryptedTokenStorage over
@@ -671,9 +677,11 @@ class OAuthProxy {
    * page's CSP and X-Frame-Options, and `Cache-Control: no-store` would all be lost; through `mount` every header
    * goes both ways. Routes (under `baseUrl`'s path): GET `/oauth/authorize`, POST `/oauth/consent`, GET the
    * callback (`redirectPath`, default `/oauth/callback`), POST `/oauth/register`, POST `/oauth/token`, POST
-   * `/oauth/revoke` (RFC 7009), GET `/.well-known/oauth-authorization-server` (RFC 8414). Returns `server`.
+   * `/oauth/revoke` (RFC 7009), GET `/.well-known/oauth-authorization-server` (RFC 8414); with
+   * `options.resource` (the MCP endpoint URL) also its RFC 9728 metadata at
+   * `/.well-known/oauth-protected-resource<path>`. Returns `server`.
    */
-  mount(server) {
+  mount(server, options = {}) {
     const app = server?.getApp?.();
     if (!app || typeof app.get !== 'function' || typeof app.post !== 'function') {
       throw new TypeError('OAuthProxy.mount: server must be a FastMCP server (with getApp())');
@@ -713,7 +721,15 @@ class OAuthProxy {
         } catch {
           return jsonResponse({ error: 'invalid_client_metadata', error_description: 'body must be JSON' }, 400);
         }
-        return jsonResponse(await this.registerClient(request), 201);
+        try {
+          return jsonResponse(await this.registerClient(request), 201);
+        } catch (e) {
+          // JSON nested deeper than the engine's stack (or than the core reads): the client's mistake.
+          if (e instanceof RangeError) {
+            return jsonResponse({ error: 'invalid_client_metadata', error_description: 'request nested too deeply' }, 400);
+          }
+          throw e;
+        }
       }),
     );
     app.post(
@@ -735,6 +751,15 @@ class OAuthProxy {
       }),
     );
     const metadata = () => jsonResponse(meta);
+    if (options.resource) {
+      const resource = String(options.resource);
+      const path = new URL(resource).pathname.replace(/\/+$/, '');
+      const prm = guard(async () =>
+        jsonResponse(JSON.parse(callNative(() => native.proxyResourceMetadata(this.#configJson, resource)))),
+      );
+      app.get(`/.well-known/oauth-protected-resource${path}`, prm);
+      if (path) app.get('/.well-known/oauth-protected-resource', prm);
+    }
     app.get(`/.well-known/oauth-authorization-server${prefix}`, metadata);
     if (prefix) app.get(`${prefix}/.well-known/oauth-authorization-server`, metadata);
     return server;
@@ -771,6 +796,42 @@ class OAuthProxy {
   async revoke(token, clientId, clientSecret) {
     const n = await this.#proxy();
     await callNative(() => n.revoke(String(token), String(clientId), clientSecret ?? undefined)).then(undefined, rethrow);
+  }
+
+  /**
+   * Extra: RFC 9728 protected resource metadata of `resource` (the MCP endpoint, e.g.
+   * `https://mcp.example.com/mcp`), with camelCase names for FastMCP's `oauth.protectedResource` (FastMCP converts
+   * them back to snake_case). Never lists `offline_access`.
+   */
+  protectedResourceMetadata(resource) {
+    const meta = JSON.parse(callNative(() => native.proxyResourceMetadata(this.#configJson, String(resource))));
+    const out = {};
+    for (const [k, v] of Object.entries(meta)) out[camel(k)] = v;
+    return out;
+  }
+
+  /**
+   * Extra: the bearer check of a request to `resource` (RFC 6750 §3, RFC 9728 §5.1). `request`: a Request, a
+   * headers object, or the `Authorization` header value. Resolves to `{ ok: true, claims, upstream }` (a live
+   * token of ours, for this resource, with every scope in `requiredScopes`), or `{ ok: false, response }`: the
+   * 401/403 Response with its `WWW-Authenticate` challenge, to throw from FastMCP's `authenticate` as it is.
+   */
+  async checkBearer(request, resource, requiredScopes = []) {
+    const n = await this.#proxy();
+    const header =
+      typeof request === 'string'
+        ? request
+        : typeof request?.headers?.get === 'function'
+          ? request.headers.get('authorization')
+          : (request?.headers?.authorization ?? request?.authorization);
+    const r = JSON.parse(
+      await callNative(() =>
+        n.checkBearer(typeof header === 'string' ? header : undefined, String(resource), requiredScopes.map(String)),
+      ).then(undefined, rethrow),
+    );
+    if (!r.authorized) return { ok: false, response: toResponse(JSON.stringify(r.response)) };
+    r.upstream.issuedAt = new Date(r.upstream.issuedAt);
+    return { claims: r.claims, ok: true, upstream: r.upstream };
   }
 
   /** RFC 8414 metadata with fastmcp's camelCase names (FastMCP converts them back to snake_case). */

@@ -103,6 +103,7 @@ fn flood(name: &str, store: Arc<dyn Store>, dir: Option<&std::path::Path>, n: us
             code_challenge: Some("a".repeat(43)),
             code_challenge_method: Some("S256".into()),
             cookie: None,
+            resource: None,
         });
         if !matches!(r, Ok(ref x) if x.status == 200) {
             refused += 1;

@@ -153,6 +153,19 @@ impl OAuthProxy {
     pub fn handle_consent(&self, p: &ConsentParams) -> OAuthResult<HttpResponse> {
         blocking(self.inner.handle_consent(p))
     }
+    /// See [`proxy::OAuthProxy::check_bearer`].
+    pub fn check_bearer(
+        &self,
+        authorization: Option<&str>,
+        resource: &str,
+        required_scopes: &[String],
+    ) -> OAuthResult<proxy::BearerCheck> {
+        blocking(self.inner.check_bearer(authorization, resource, required_scopes))
+    }
+    /// See [`proxy::OAuthProxy::revoke_request`].
+    pub fn revoke_request(&self, r: &proxy::RevocationRequest) -> OAuthResult<()> {
+        blocking(self.inner.revoke_request(r))
+    }
     /// See [`proxy::OAuthProxy::handle_callback`].
     pub fn handle_callback(&self, p: &CallbackParams) -> OAuthResult<HttpResponse> {
         blocking(self.inner.handle_callback(p))

@@ -112,6 +112,9 @@ pub struct IssueOptions {
     pub upstream_claims: Option<Claims>,
     /// Extra top-level claims (reserved names skipped).
     pub extra_claims: Option<Claims>,
+    /// `aud` of this token instead of the issuer's audience (RFC 8707: the resource the token is for). Verify
+    /// accepts it only when the issuer was told to ([`JwtIssuer::with_accepted_audiences`]).
+    pub audience: Option<String>,
 }
 
 impl IssueOptions {
@@ -136,6 +139,7 @@ impl IssueOptions {
                 "expires_in" => o.expires_in = Some(v.as_u64().ok_or_else(|| bad(k))?),
                 "upstream_claims" => o.upstream_claims = Some(v.as_object().ok_or_else(|| bad(k))?.clone()),
                 "extra_claims" => o.extra_claims = Some(v.as_object().ok_or_else(|| bad(k))?.clone()),
+                "audience" => o.audience = Some(v.as_str().ok_or_else(|| bad(k))?.to_owned()),
                 _ => return Err(Error::InvalidArgument(format!("unknown issue option `{k}`"))),
             }
         }
@@ -207,7 +211,12 @@ pub struct JwtIssuer {
     fixed_now: Option<u64>,
     // Precomputed base64url header of the current key (it never changes per token).
     header_b64: String,
+    // Audiences verify accepts besides `audience` (RFC 8707 resources the issuer issues for).
+    accepted_audiences: Option<AudienceCheck>,
 }
+
+/// Which further audiences an issuer accepts.
+pub type AudienceCheck = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl fmt::Debug for JwtIssuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -239,9 +248,17 @@ impl JwtIssuer {
             leeway: 0,
             fixed_now: None,
             header_b64: String::new(),
+            accepted_audiences: None,
         };
         me.rebuild_header();
         Ok(me)
+    }
+
+    /// Verification also accepts tokens whose `aud` passes `check` (the resources this issuer issues tokens for,
+    /// RFC 8707), besides the configured audience.
+    pub fn with_accepted_audiences(mut self, check: AudienceCheck) -> Self {
+        self.accepted_audiences = Some(check);
+        self
     }
 
     /// Selects the claim layout.
@@ -402,10 +419,11 @@ impl JwtIssuer {
     ) -> Result<Claims> {
         let (now, exp) = self.lifetime(kind, opts.expires_in)?;
         let jti = opts.jti.unwrap_or_else(generate_jti);
+        let audience = opts.audience.unwrap_or_else(|| self.audience.clone());
         let mut c = Map::new();
         match self.layout {
             ClaimLayout::FastmcpTs => {
-                c.insert("aud".into(), self.audience.clone().into());
+                c.insert("aud".into(), audience.into());
                 c.insert("client_id".into(), client_id.into());
                 c.insert("exp".into(), exp.into());
                 c.insert("iat".into(), now.into());
@@ -423,7 +441,7 @@ impl JwtIssuer {
             }
             ClaimLayout::FastmcpPython => {
                 c.insert("iss".into(), self.issuer.clone().into());
-                c.insert("aud".into(), self.audience.clone().into());
+                c.insert("aud".into(), audience.into());
                 c.insert("client_id".into(), client_id.into());
                 let scope: Vec<&str> = scopes.iter().map(|s| s.as_ref()).collect();
                 c.insert("scope".into(), scope.join(" ").into());
@@ -477,7 +495,7 @@ impl JwtIssuer {
         let mut p: Vec<u8> = Vec::with_capacity(256);
         let w = |p: &mut Vec<u8>, v: &str| serde_json::to_writer(p, v);
         p.extend_from_slice(b"{\"aud\":");
-        w(&mut p, &self.audience)?;
+        w(&mut p, opts.audience.as_deref().unwrap_or(&self.audience))?;
         p.extend_from_slice(b",\"client_id\":");
         w(&mut p, client_id)?;
         p.extend_from_slice(format!(",\"exp\":{exp},\"iat\":{now},\"iss\":").as_bytes());
@@ -682,7 +700,13 @@ impl JwtIssuer {
         if claims.claim("iss") != Some(ClaimRef::Str(self.issuer.as_str())) {
             return Err(TokenError::InvalidIssuer.into());
         }
-        if claims.claim("aud") != Some(ClaimRef::Str(self.audience.as_str())) {
+        let aud_ok = match claims.claim("aud") {
+            Some(ClaimRef::Str(a)) => {
+                a == self.audience.as_str() || self.accepted_audiences.as_ref().is_some_and(|f| f(a))
+            }
+            _ => false,
+        };
+        if !aud_ok {
             return Err(TokenError::InvalidAudience.into());
         }
         let ok = match (self.layout, claims.claim("token_use")) {

@@ -242,6 +242,7 @@ fn issue_api_reproduces_peer_tokens() {
             subject: c.get("sub").and_then(Value::as_str).map(String::from),
             upstream_claims: c.get("upstream_claims").and_then(Value::as_object).cloned(),
             extra_claims: None,
+            audience: None,
         };
         let cid = c["client_id"].as_str().unwrap();
         let token = if c.get("token_use").is_some() {

@@ -109,6 +109,7 @@ fn authorize(p: &OAuthProxy, idp: &MockIdp, c: &Client) -> (String, String) {
         code_challenge: Some(verifier.challenge(fastmcp_auth::ChallengeMethod::S256)),
         code_challenge_method: Some("S256".into()),
         cookie: None,
+        resource: None,
     };
     let page = p.authorize(&params).unwrap();
     let upstream = if p.as_async().config().consent_required {
@@ -434,7 +435,7 @@ fn upstream_errors_are_mapped() {
         (
             400,
             json!({"error": "invalid_grant", "error_description": "bad code"}),
-            "invalid_grant",
+            "server_error",
         ),
         (400, json!({"error": "made_up_error"}), "server_error"),
         (
@@ -442,7 +443,7 @@ fn upstream_errors_are_mapped() {
             json!({"error": "invalid_client", "error_description": "bad secret"}),
             "server_error",
         ),
-        (400, json!({"error": "invalid_scope"}), "invalid_scope"),
+        (400, json!({"error": "invalid_scope"}), "server_error"),
         (500, json!({"oops": 1}), "server_error"),
         (200, json!({"token_type": "Bearer"}), "server_error"),
     ] {
@@ -460,8 +461,12 @@ fn upstream_errors_are_mapped() {
             .unwrap();
         let up = p.handle_consent(&consent_of(&page, "approve")).unwrap();
         let cb = idp.login(up.location().unwrap()).unwrap();
-        let e = p.handle_callback(&callback_of(&page, &cb)).unwrap_err();
-        assert_eq!(e.code, code, "{body}");
+        // The failed code exchange goes back to the client (RFC 6749 §4.1.2.1) with a fixed text.
+        let r = p.handle_callback(&callback_of(&page, &cb)).unwrap();
+        let loc = r.location().unwrap();
+        assert!(loc.starts_with(REDIRECT), "{loc}");
+        assert_eq!(param(loc, "error").as_deref(), Some(code), "{body}");
+        assert!(!loc.contains("bad") && param(loc, "code").is_none(), "{loc}");
     }
 }
 
@@ -1045,10 +1050,20 @@ fn registration_and_authorize_inputs_are_bounded() {
         bad(json!({"redirect_uris": [REDIRECT], "client_name": "n".repeat(300)})).code,
         "invalid_client_metadata"
     );
-    assert_eq!(
-        bad(json!({"redirect_uris": [REDIRECT], "client_name": "a\u{0}b"})).code,
-        "invalid_client_metadata"
-    );
+    for name in [
+        "a\u{0}b",
+        "Claude\u{202e}moc.live",
+        "a\u{200b}b",
+        "a\u{2028}b",
+        "",
+        "   ",
+    ] {
+        assert_eq!(
+            bad(json!({"redirect_uris": [REDIRECT], "client_name": name})).code,
+            "invalid_client_metadata",
+            "{name:?}"
+        );
+    }
     let many: Vec<String> = (0..21)
         .map(|i| format!("http://127.0.0.1:{}/cb", 1000 + i))
         .collect();
@@ -1089,12 +1104,9 @@ fn registration_and_authorize_inputs_are_bounded() {
     for _ in 0..2 {
         assert_eq!(p.authorize(&params(c)).unwrap().status, 200);
     }
+    // The next one gives up the oldest (never a lockout: client ids are public).
     let r = p.authorize(&params(c)).unwrap();
-    assert_eq!(r.status, 302);
-    assert_eq!(
-        param(r.location().unwrap(), "error").as_deref(),
-        Some("temporarily_unavailable")
-    );
+    assert_eq!(r.status, 200);
     // Other clients are not affected.
     assert_eq!(p.authorize(&params(&clients[3])).unwrap().status, 200);
     // The loopback port rule (RFC 8252 §7.3): another ephemeral port, the code goes to that port.
@@ -1153,4 +1165,316 @@ fn unused_registrations_lapse_and_used_ones_live_on() {
         .unwrap();
     let expires = record["expiresAt"].as_str().unwrap();
     assert!(expires > "2026", "{expires}");
+}
+
+/// Walks authorize → consent → upstream → callback → token with `f` adjusting the authorize request; returns the
+/// token response (or the token endpoint's error).
+fn login_with(
+    p: &OAuthProxy,
+    idp: &MockIdp,
+    c: &Client,
+    f: impl FnOnce(&mut AuthorizeParams),
+    g: impl FnOnce(&mut TokenRequest),
+) -> Result<TokenResponse, OAuthError> {
+    let verifier = CodeVerifier::generate(64).unwrap();
+    let mut params = AuthorizeParams {
+        client_id: Some(c.id.clone()),
+        redirect_uri: Some(REDIRECT.into()),
+        response_type: Some("code".into()),
+        state: Some("st".into()),
+        code_challenge: Some(verifier.challenge(fastmcp_auth::ChallengeMethod::S256)),
+        code_challenge_method: Some("S256".into()),
+        ..Default::default()
+    };
+    f(&mut params);
+    let page = p.authorize(&params)?;
+    assert_eq!(page.status, 200, "{:?}", page.location());
+    let up = p.handle_consent(&consent_of(&page, "approve"))?;
+    let cb = idp.login(up.location().unwrap()).unwrap();
+    let back = p.handle_callback(&callback_of(&page, &cb))?;
+    let code = param(back.location().unwrap(), "code").unwrap();
+    let mut req = code_request(c, &code, verifier.as_str());
+    g(&mut req);
+    p.token(&req)
+}
+
+fn claims_of(token: &str) -> Value {
+    fastmcp_auth::dangerous::insecure_decode_claims(token)
+        .map(Value::Object)
+        .unwrap()
+}
+
+/// RFC 8707 and the MCP spec's token audience binding.
+#[test]
+fn resource_becomes_the_audience_and_sticks_to_the_grant() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |c| {
+        c.accepted_resources = vec!["https://mcp.example.com/mcp".into()]
+    });
+    let c = register(&p);
+    let resource = format!("{BASE}/mcp");
+    let t = login_with(
+        &p,
+        &idp,
+        &c,
+        |a| a.resource = Some(resource.clone()),
+        |r| r.resource = Some(resource.clone()),
+    )
+    .unwrap();
+    assert_eq!(claims_of(&t.access_token)["aud"], resource);
+    assert!(p.load_upstream_tokens(&t.access_token).unwrap().is_some());
+    // A refresh keeps the resource; naming another is invalid_target and keeps the refresh token usable.
+    let rt = t.refresh_token.unwrap();
+    let mut other = refresh_request(&c, &rt);
+    other.resource = Some("https://mcp.example.com/mcp".into());
+    assert_eq!(p.token(&other).unwrap_err().code, "invalid_target");
+    let mut same = refresh_request(&c, &rt);
+    same.resource = Some(resource.clone());
+    let t2 = p.token(&same).unwrap();
+    assert_eq!(claims_of(&t2.access_token)["aud"], resource);
+    assert_eq!(claims_of(t2.refresh_token.as_deref().unwrap())["aud"], resource);
+    // Without resource, aud stays base_url (what fastmcp issues).
+    let t3 = login_with(&p, &idp, &c, |_| {}, |_| {}).unwrap();
+    assert_eq!(claims_of(&t3.access_token)["aud"], BASE);
+    // Another origin, a fragment, a relative resource: invalid_target, redirected to the client (RFC 6749 §4.1.2.1).
+    for bad in [
+        "https://attacker.example/mcp",
+        &format!("{BASE}/mcp#x"),
+        "/mcp",
+        "mcp",
+    ] {
+        let r = p
+            .authorize(&AuthorizeParams {
+                client_id: Some(c.id.clone()),
+                redirect_uri: Some(REDIRECT.into()),
+                response_type: Some("code".into()),
+                code_challenge: Some("a".repeat(43)),
+                code_challenge_method: Some("S256".into()),
+                resource: Some(bad.into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            param(r.location().unwrap(), "error").as_deref(),
+            Some("invalid_target"),
+            "{bad}"
+        );
+    }
+    // The token request may not switch the resource of the code.
+    let e = login_with(
+        &p,
+        &idp,
+        &c,
+        |a| a.resource = Some(resource.clone()),
+        |r| r.resource = Some("https://mcp.example.com/mcp".into()),
+    )
+    .unwrap_err();
+    assert_eq!(e.code, "invalid_target");
+    // A token of ours re-signed for another server's audience is refused by our own verification.
+    let issuer = p.as_async().jwt_issuer().unwrap();
+    let mut claims = fastmcp_auth::dangerous::insecure_decode_claims(&t3.access_token).unwrap();
+    claims.insert("aud".into(), "https://other-server.example/mcp".into());
+    let forged = issuer.sign_claims(&claims).unwrap();
+    assert!(p.load_upstream_tokens(&forged).unwrap().is_none());
+    // Forwarded upstream only when asked.
+    let fwd = proxy(&idp, |c| c.forward_resource = true);
+    let c2 = register(&fwd);
+    login_with(&fwd, &idp, &c2, |a| a.resource = Some(resource.clone()), |_| {}).unwrap();
+    assert!(idp
+        .counts()
+        .last_token_form
+        .contains(&("resource".into(), resource.clone())));
+    login_with(&p, &idp, &c, |a| a.resource = Some(resource.clone()), |_| {}).unwrap();
+    assert!(!idp.counts().last_token_form.iter().any(|(k, _)| k == "resource"));
+}
+
+/// fastmcp Python #2534: GitHub answers without `expires_in` and without a refresh token.
+#[test]
+fn upstream_without_expires_in() {
+    let idp = MockIdp::start();
+    idp.configure(|s| {
+        s.expires_in = 0;
+        s.issue_refresh_tokens = false;
+    });
+    let p = proxy(&idp, |c| c.access_token_ttl = 1234);
+    let (_, t) = login(&p, &idp);
+    assert_eq!(t.expires_in, 365 * 86_400, "no way to refresh: the long fallback");
+    assert!(t.refresh_token.is_none());
+    let claims = claims_of(&t.access_token);
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        365 * 86_400
+    );
+    // With a refresh token, access_token_ttl applies.
+    idp.configure(|s| s.issue_refresh_tokens = true);
+    let (_, t) = login(&p, &idp);
+    assert_eq!(t.expires_in, 1234);
+    let p2 = proxy(&idp, |c| c.fallback_access_token_expiry_seconds = 777);
+    idp.configure(|s| s.issue_refresh_tokens = false);
+    assert_eq!(login(&p2, &idp).1.expires_in, 777);
+    // Absurd lifetimes from upstream are clamped, never a panic or a lost code.
+    idp.configure(|s| {
+        s.issue_refresh_tokens = true;
+        s.expires_in = 250_000_000_000;
+    });
+    let (_, t) = login(&p, &idp);
+    assert_eq!(t.expires_in, fastmcp_auth::proxy::MAX_LIFETIME_SECS);
+}
+
+/// RFC 6749 §6 and Entra's AADSTS90009.
+#[test]
+fn scopes_on_refresh() {
+    let idp = MockIdp::start();
+    idp.configure(|s| s.scope = None); // upstream never says: our grant's scopes apply
+    let p = proxy(&idp, |c| {
+        c.valid_scopes = Some(vec!["read".into(), "write".into(), "admin".into()])
+    });
+    let c = register(&p);
+    let t = login_with(&p, &idp, &c, |a| a.scope = Some("read write".into()), |_| {}).unwrap();
+    assert_eq!(t.scope.as_deref(), Some("read write"));
+    let rt = t.refresh_token.unwrap();
+    // Without scope: the grant's scopes go upstream.
+    let t2 = p.token(&refresh_request(&c, &rt)).unwrap();
+    assert!(idp
+        .counts()
+        .last_token_form
+        .contains(&("scope".into(), "read write".into())));
+    // Wider than the grant: invalid_scope, and the refresh token still works.
+    let rt2 = t2.refresh_token.unwrap();
+    let mut wider = refresh_request(&c, &rt2);
+    wider.scope = Some("read admin".into());
+    assert_eq!(p.token(&wider).unwrap_err().code, "invalid_scope");
+    // Outside valid_scopes: invalid_scope too.
+    wider.scope = Some("root".into());
+    assert_eq!(p.token(&wider).unwrap_err().code, "invalid_scope");
+    // Narrowed: the access token says read; the new refresh token keeps the grant (RFC 6749 §6).
+    let mut narrow = refresh_request(&c, &rt2);
+    narrow.scope = Some("read".into());
+    let t3 = p.token(&narrow).unwrap();
+    assert_eq!(t3.scope.as_deref(), Some("read"));
+    assert_eq!(claims_of(&t3.access_token)["scope"], json!(["read"]));
+    assert_eq!(
+        claims_of(t3.refresh_token.as_deref().unwrap())["scope"],
+        json!(["read", "write"])
+    );
+    // The switch for providers that object.
+    let quiet = proxy(&idp, |c| c.send_scope_on_refresh = false);
+    let (c4, t4) = login(&quiet, &idp);
+    quiet
+        .token(&refresh_request(&c4, t4.refresh_token.as_deref().unwrap()))
+        .unwrap();
+    assert!(!idp.counts().last_token_form.iter().any(|(k, _)| k == "scope"));
+    // valid_scopes at registration and authorize.
+    assert_eq!(
+        p.register_client(&json!({"redirect_uris": [REDIRECT], "scope": "read root"}))
+            .unwrap_err()
+            .code,
+        "invalid_client_metadata"
+    );
+    let r = p
+        .authorize(&AuthorizeParams {
+            client_id: Some(c.id.clone()),
+            redirect_uri: Some(REDIRECT.into()),
+            response_type: Some("code".into()),
+            code_challenge: Some("a".repeat(43)),
+            code_challenge_method: Some("S256".into()),
+            scope: Some("read root".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        param(r.location().unwrap(), "error").as_deref(),
+        Some("invalid_scope")
+    );
+}
+
+/// RFC 6750 §3, RFC 9728 §5.1: the resource server's answers.
+#[test]
+fn bearer_checks_and_protected_resource_metadata() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |c| {
+        c.scopes = vec!["openid".into(), "offline_access".into()]
+    });
+    let resource = format!("{BASE}/mcp");
+    let meta = p.as_async().protected_resource_metadata(&resource);
+    assert_eq!(meta["resource"], resource);
+    assert_eq!(meta["authorization_servers"], json!([BASE]));
+    assert_eq!(
+        meta["scopes_supported"],
+        json!(["openid"]),
+        "never offline_access"
+    );
+    let expected_url = format!("{BASE}/.well-known/oauth-protected-resource/mcp");
+    let challenge = |r: fastmcp_auth::proxy::BearerCheck| match r {
+        fastmcp_auth::proxy::BearerCheck::Challenge(h) => h,
+        other => panic!("expected a challenge, got {other:?}"),
+    };
+    let www = |h: &HttpResponse| {
+        h.headers
+            .iter()
+            .find(|(k, _)| k == "WWW-Authenticate")
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let none = challenge(p.check_bearer(None, &resource, &[]).unwrap());
+    assert_eq!(none.status, 401);
+    assert_eq!(www(&none), format!("Bearer resource_metadata=\"{expected_url}\""));
+    for bad in ["Bearer nope", "Basic abc", "Bearer ", "bearer a.b.c"] {
+        let h = challenge(p.check_bearer(Some(bad), &resource, &[]).unwrap());
+        assert_eq!(h.status, 401, "{bad}");
+    }
+    let c = register(&p);
+    let t = login_with(&p, &idp, &c, |a| a.resource = Some(resource.clone()), |_| {}).unwrap();
+    let header = format!("Bearer {}", t.access_token);
+    match p
+        .check_bearer(Some(&header), &resource, &["openid".into()])
+        .unwrap()
+    {
+        fastmcp_auth::proxy::BearerCheck::Authorized { claims, upstream } => {
+            assert_eq!(claims["client_id"], c.id.as_str());
+            assert!(upstream.access_token.starts_with("up-at-"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let h = challenge(
+        p.check_bearer(Some(&header), &resource, &["admin".into()])
+            .unwrap(),
+    );
+    assert_eq!(h.status, 403);
+    assert!(www(&h).contains("error=\"insufficient_scope\"") && www(&h).contains("scope=\"admin\""));
+    // A token for this server's other resource is refused at this one.
+    let other = format!("{BASE}/other");
+    let h = challenge(p.check_bearer(Some(&header), &other, &[]).unwrap());
+    assert_eq!(h.status, 401);
+    assert!(www(&h).contains("invalid_token"));
+}
+
+/// RFC 6749 §5.2: a client the proxy no longer knows hears invalid_client (and registers again).
+#[test]
+fn unknown_client_at_the_token_endpoint_is_invalid_client() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |_| {});
+    let (c, t) = login(&p, &idp);
+    // The registration is gone from the store (expired, deleted); a replica without it in its cache asks.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(p.as_async().store().delete(&format!("client:{}", c.id)))
+        .unwrap();
+    let mut cfg = config(&idp);
+    cfg.token_storage = Some(p.as_async().store().clone());
+    cfg.encryption_disabled = true; // the store is already the first proxy's encrypted one
+    let other = OAuthProxy::new(cfg).unwrap();
+    let e = other
+        .token(&refresh_request(&c, t.refresh_token.as_deref().unwrap()))
+        .unwrap_err();
+    assert_eq!((e.code.as_str(), e.status), ("invalid_client", 401));
+    let mut gone = refresh_request(&c, "not-even-a-token");
+    gone.client_id = Some("deleted-client".into());
+    assert_eq!(p.token(&gone).unwrap_err().code, "invalid_client");
+    let mut code = code_request(&c, "x", "y");
+    code.client_id = None;
+    code.client_secret = None;
+    assert_eq!(p.token(&code).unwrap_err().code, "invalid_client");
 }

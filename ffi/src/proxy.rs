@@ -255,3 +255,56 @@ pub extern "C" fn fastmcp_auth_proxy_metadata(
         )
     })
 }
+
+/// RFC 9728 protected resource metadata of `resource` (the MCP endpoint URL, e.g. `https://mcp.example.com/mcp`):
+/// `{"resource", "authorization_servers", "scopes_supported", "bearer_methods_supported"}` (never
+/// `offline_access`). Serve it at `/.well-known/oauth-protected-resource<path of resource>`.
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_protected_resource_metadata(
+    proxy: *const fastmcp_auth_proxy,
+    resource: *const c_char,
+    metadata_json_out: *mut *mut c_char,
+) -> fastmcp_auth_result {
+    boundary(|| {
+        out_ptr(metadata_json_out, "metadata_json_out")?;
+        let r = proxy_of(proxy)?
+            .as_async()
+            .protected_resource_metadata(text(resource, "resource")?);
+        put_string(metadata_json_out, Some(r.to_string()))
+    })
+}
+
+/// Checks a request to `resource` (RFC 6750 §3, RFC 9728 §5.1): `authorization` is its `Authorization` header
+/// (NULL when absent), `required_scopes_json` a JSON array of scope strings (NULL: none). Out:
+/// `{"authorized": true, "claims": {...}, "upstream": {...}}`, or `{"authorized": false, "response": {"status",
+/// "headers", "body"}}`, the 401/403 with its `WWW-Authenticate` challenge to send as it is. Storage failures are
+/// `OAUTH_ERROR` (`server_error`, 503).
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_check_bearer(
+    proxy: *const fastmcp_auth_proxy,
+    authorization: *const c_char,
+    resource: *const c_char,
+    required_scopes_json: *const c_char,
+    result_json_out: *mut *mut c_char,
+) -> fastmcp_auth_result {
+    boundary(|| {
+        out_ptr(result_json_out, "result_json_out")?;
+        let scopes_v = json(required_scopes_json, "required_scopes_json", true)?;
+        let scopes: Vec<String> = if scopes_v.is_null() {
+            Vec::new()
+        } else {
+            string_array(&scopes_v, "required_scopes_json")?
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        };
+        let r = proxy_of(proxy)?
+            .check_bearer(
+                opt_text(authorization, "authorization")?,
+                text(resource, "resource")?,
+                &scopes,
+            )
+            .map_err(from_oauth)?;
+        put_string(result_json_out, Some(r.to_json().to_string()))
+    })
+}

@@ -534,6 +534,24 @@ static void test_proxy(const char *idp) {
   RC(fastmcp_auth_proxy_exchange_authorization_code(p, (const uint8_t *)body, (size_t)body_len, NULL, &reg), FASTMCP_AUTH_RESULT_OAUTH_ERROR, "code replay");
   CHECK(contains(fastmcp_auth_last_error(), "already used"), "code replay reported");
   char *access = json_str(tokens, "access_token"), *refresh = json_str(tokens, "refresh_token");
+  /* The resource-server half: RFC 9728 metadata and the bearer check's challenge or verdict. */
+  char *prm = NULL, *verdict = NULL, bearer[4096];
+  RC(fastmcp_auth_proxy_protected_resource_metadata(p, "http://127.0.0.1:8000/mcp", &prm), OK, "protected resource metadata");
+  CHECK(contains(prm, "\"authorization_servers\":[\"http://127.0.0.1:8000\"]"), "metadata names the authorization server");
+  fastmcp_auth_string_free(prm);
+  RC(fastmcp_auth_proxy_check_bearer(p, NULL, "http://127.0.0.1:8000/mcp", NULL, &verdict), OK, "bearer check without a token");
+  CHECK(contains(verdict, "\"authorized\":false") && contains(verdict, "\"status\":401") &&
+            contains(verdict, "resource_metadata=\\\"http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp\\\""),
+        "401 with the resource_metadata challenge");
+  fastmcp_auth_string_free(verdict);
+  snprintf(bearer, sizeof bearer, "Bearer %s", access ? access : "");
+  RC(fastmcp_auth_proxy_check_bearer(p, bearer, "http://127.0.0.1:8000/mcp", "[\"openid\"]", &verdict), OK, "bearer check");
+  CHECK(contains(verdict, "\"authorized\":true") && contains(verdict, "\"accessToken\":\"up-at-"), "bearer accepted");
+  fastmcp_auth_string_free(verdict);
+  RC(fastmcp_auth_proxy_check_bearer(p, bearer, "http://127.0.0.1:8000/mcp", "[\"admin\"]", &verdict), OK, "bearer check, scope");
+  CHECK(contains(verdict, "\"status\":403") && contains(verdict, "insufficient_scope"), "403 insufficient_scope");
+  fastmcp_auth_string_free(verdict);
+  RC(fastmcp_auth_proxy_check_bearer(p, bearer, "http://127.0.0.1:8000/mcp", "{", &verdict), FASTMCP_AUTH_RESULT_INVALID_JSON, "bad scopes JSON");
   char *upstream = NULL, *rotated = NULL;
   RC(fastmcp_auth_proxy_load_upstream_tokens(p, access, &upstream), OK, "load_upstream_tokens");
   CHECK(contains(upstream, "\"accessToken\":\"up-at-"), "upstream tokens");

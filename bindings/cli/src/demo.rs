@@ -82,6 +82,7 @@ pub fn run(dir: &Path) -> Result<(), String> {
             code_challenge_method: Some("S256".into()),
             scope: None,
             cookie: None,
+            resource: None,
         })
         .map_err(e)?;
     // The demo plays one browser: it keeps the cookie jar the proxy binds the authorization to.

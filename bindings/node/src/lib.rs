@@ -715,6 +715,13 @@ pub fn proxy_metadata(config: String) -> napi::Result<String> {
     Ok(c.authorization_server_metadata().to_string())
 }
 
+/// Validates a proxy config (JSON text) and returns the RFC 9728 metadata of `resource` (snake_case JSON text).
+#[napi]
+pub fn proxy_resource_metadata(config: String, resource: String) -> napi::Result<String> {
+    let c = OAuthProxyConfig::from_json(&parse_json(&config, "the proxy config")?).map_err(core_err)?;
+    Ok(c.protected_resource_metadata(&resource).to_string())
+}
+
 /// The OAuth proxy. `config` is JSON of the core's `OAuthProxyConfig` members (snake_case, seconds); `store` the
 /// token storage (default: memory). Every method runs on the core's runtime and returns a Promise of JSON text.
 #[napi]
@@ -843,6 +850,24 @@ impl NativeProxy {
                     serde_json::to_string(&t).unwrap_or_else(|_| "null".into())
                 })))
             }
+        })
+    }
+
+    /// The bearer check of a request to `resource`: `{"authorized", "claims", "upstream"}` or
+    /// `{"authorized": false, "response"}` (JSON text).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn check_bearer<'e>(
+        &self,
+        env: &'e Env,
+        authorization: Option<String>,
+        resource: String,
+        required_scopes: Vec<String>,
+    ) -> napi::Result<Object<'e>> {
+        self.spawn(env, |p| async move {
+            p.check_bearer(authorization.as_deref(), &resource, &required_scopes)
+                .await
+                .map(|r| r.to_json().to_string())
+                .map_err(oauth_err)
         })
     }
 

@@ -274,6 +274,13 @@ describe('browser binding and CSRF through a FastMCP server (two browsers)', () 
         method: 'POST',
       });
       assert.equal(r.status, 413);
+      // Nesting deeper than the core parses: a 400 in our words, never a 500 or a crash.
+      r = await fetch(`${s.base}/oauth/register`, {
+        body: `{"redirect_uris":["${REDIRECT}"],"client_name":${'['.repeat(5000)}${']'.repeat(5000)}}`,
+        headers: { 'Content-Type': 'application/json' },
+        method: 'POST',
+      });
+      assert.equal(r.status, 400);
       r = await fetch(`${s.base}/oauth/register`, {
         body: JSON.stringify({ redirect_uris: ['https://attacker.example/.example.com/cb'] }),
         headers: { 'Content-Type': 'application/json' },

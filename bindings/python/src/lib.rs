@@ -68,7 +68,21 @@ fn oauth_err(e: OAuthError) -> PyErr {
 
 // ---- values ---------------------------------------------------------------------------------------------------
 
+/// Deepest nesting a value from Python may have (serde_json's own parse limit): deeper values, and cycles, are a
+/// `ValueError` instead of a native stack overflow.
+const MAX_DEPTH: usize = 128;
+
 fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    to_json_at(obj, 0)
+}
+
+fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+    if depth > MAX_DEPTH {
+        return Err(PyValueError::new_err(format!(
+            "value nested deeper than {MAX_DEPTH} levels (or circular)"
+        )));
+    }
+    let to_json = |v: &Bound<'_, PyAny>| to_json_at(v, depth + 1);
     if obj.is_none() {
         return Ok(Value::Null);
     }
@@ -380,6 +394,7 @@ impl PyJwtIssuer {
             subject,
             upstream_claims: opt_map(upstream_claims)?,
             extra_claims: opt_map(extra_claims)?,
+            ..Default::default()
         };
         self.inner
             .issue_access_token(client_id, &scopes, opts)
@@ -629,6 +644,33 @@ impl PyOAuthProxy {
     ) -> PyResult<()> {
         py.detach(|| self.inner.revoke(token, client_id, client_secret))
             .map_err(oauth_err)
+    }
+
+    /// RFC 9728 protected resource metadata of `resource` (the MCP endpoint URL).
+    fn protected_resource_metadata<'py>(
+        &self,
+        py: Python<'py>,
+        resource: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        from_json(py, &self.inner.as_async().protected_resource_metadata(resource))
+    }
+
+    /// Checks a request to `resource`: `authorization` is its `Authorization` header (None when absent). Returns
+    /// `{"authorized": True, "claims", "upstream"}` or `{"authorized": False, "response": {"status", "headers",
+    /// "body"}}` (the 401/403 challenge to send as it is).
+    #[pyo3(signature = (authorization, resource, required_scopes=None))]
+    fn check_bearer<'py>(
+        &self,
+        py: Python<'py>,
+        authorization: Option<&str>,
+        resource: &str,
+        required_scopes: Option<Vec<String>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let scopes = required_scopes.unwrap_or_default();
+        let r = py
+            .detach(|| self.inner.check_bearer(authorization, resource, &scopes))
+            .map_err(oauth_err)?;
+        from_json(py, &r.to_json())
     }
 
     /// RFC 8414 metadata.

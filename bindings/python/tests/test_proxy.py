@@ -189,3 +189,43 @@ def test_redirect_policy_is_matched_by_component(idp, tmp_path, uri):
 def test_malformed_redirect_pattern_is_a_config_error(idp, tmp_path):
     with pytest.raises(ValueError, match=r"https://a\*b.example.com/"):
         make_proxy(idp, tmp_path, allowed_redirect_uri_patterns=["https://a*b.example.com/"])
+
+
+def test_deep_or_circular_values_are_value_errors(idp, tmp_path):
+    """A 3 KB body nested 1,420 deep (json.loads on Python 3.12+ accepts it) must not crash the interpreter."""
+    p = make_proxy(idp, tmp_path)
+    deep = []
+    for _ in range(1420):
+        deep = [deep]
+    with pytest.raises(ValueError, match="deeper"):
+        p.register_client({"redirect_uris": [REDIRECT], "client_name": deep})
+    cyclic = {"redirect_uris": [REDIRECT]}
+    cyclic["self"] = cyclic
+    with pytest.raises(ValueError):
+        p.register_client(cyclic)
+    store = fa.MemoryStore()
+    with pytest.raises(ValueError):
+        store.save("k", cyclic)
+    p.close()
+
+
+def test_bearer_check_and_protected_resource_metadata(idp, tmp_path):
+    """RFC 6750 §3 / RFC 9728 §5.1: the answers an MCP server sends, built by the core."""
+    p = make_proxy(idp, tmp_path, scopes=["openid", "offline_access"])
+    resource = "http://127.0.0.1:8000/mcp"
+    meta = p.protected_resource_metadata(resource)
+    assert meta["authorization_servers"] == ["http://127.0.0.1:8000"] and meta["scopes_supported"] == ["openid"]
+    r = p.check_bearer(None, resource)
+    assert r["authorized"] is False and r["response"]["status"] == 401
+    www = dict(r["response"]["headers"])["WWW-Authenticate"]
+    assert www == 'Bearer resource_metadata="http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp"'
+    assert p.check_bearer("Bearer forged", resource)["response"]["status"] == 401
+    cid, secret, form = login(p)
+    tokens = p.token(form)
+    ok = p.check_bearer("Bearer " + tokens["access_token"], resource, ["openid"])
+    assert ok["authorized"] is True and ok["upstream"]["accessToken"].startswith("up-at-")
+    assert ok["claims"]["client_id"] == cid
+    denied = p.check_bearer("Bearer " + tokens["access_token"], resource, ["admin"])
+    assert denied["response"]["status"] == 403
+    assert 'error="insufficient_scope"' in dict(denied["response"]["headers"])["WWW-Authenticate"]
+    p.close()

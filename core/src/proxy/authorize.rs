@@ -12,10 +12,11 @@ use url::Url;
 
 use super::browser_binding;
 use super::error::{OAuthError, OAuthResult};
-use super::http::{AuthorizeParams, HttpResponse, MAX_SCOPES, MAX_SCOPE_BYTES, MAX_STATE_BYTES};
+use super::http::{AuthorizeParams, HttpResponse, MAX_STATE_BYTES};
 use super::model::*;
 use super::provider::{random_id, OAuthProxy};
 use super::redirect_policy;
+use super::scope_policy;
 use crate::pkce::{self, ChallengeMethod, CodeVerifier};
 
 /// Where authorization answers go: the client's redirect URI and `state`.
@@ -91,8 +92,16 @@ impl OAuthProxy {
         }
         let method = self.check_pkce_challenge(p)?;
         let scope = self.requested_scope(p.scope.as_deref())?;
+        let resource = p
+            .resource
+            .as_deref()
+            .map(|r| self.resource_policy.check(r))
+            .transpose()?;
         let tx_id = random_id();
-        self.reserve_transaction_slot(&client.client_id, &tx_id)?;
+        if let Some(oldest) = self.reserve_transaction_slot(&client.client_id, &tx_id) {
+            tracing::info!(client = %client.client_id, "open-transaction cap reached; the oldest one was given up");
+            self.store.delete(&format!("transaction:{oldest}")).await?;
+        }
 
         let browser = browser_binding::browser_id(p.cookie.as_deref(), self.secure_cookies())
             .unwrap_or_else(browser_binding::new_browser_id);
@@ -113,6 +122,7 @@ impl OAuthProxy {
             state: p.state.clone().unwrap_or_default(),
             browser_binding_hash: Some(browser_binding::digest(&browser)),
             csrf_token_hash: csrf.as_deref().map(browser_binding::digest),
+            resource,
         };
         let saved = self
             .save_json(
@@ -163,36 +173,20 @@ impl OAuthProxy {
         }
     }
 
-    /// The scopes of an authorization request (RFC 6749 §3.3), bounded in size; the configured scopes when none.
+    /// The scopes of an authorization request (RFC 6749 §3.3; see [`scope_policy`]); the configured scopes when
+    /// none.
     fn requested_scope(&self, scope: Option<&str>) -> OAuthResult<Vec<String>> {
         let Some(s) = scope else {
             return Ok(self.config.scopes.clone());
         };
-        let scopes: Vec<String> = s
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if s.len() > MAX_SCOPE_BYTES || scopes.len() > MAX_SCOPES {
-            return Err(OAuthError::new(
-                "invalid_scope",
-                format!("at most {MAX_SCOPES} scopes and {MAX_SCOPE_BYTES} bytes"),
-            ));
-        }
-        // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
-        let ok = |t: &str| {
-            t.bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
-        };
-        if !scopes.iter().all(|t| ok(t)) {
-            return Err(OAuthError::new("invalid_scope", "malformed scope"));
-        }
+        let scopes = scope_policy::parse(s)?;
+        scope_policy::check_valid(&scopes, self.config.valid_scopes.as_deref())?;
         Ok(scopes)
     }
 
     /// Whether our cookies are `Secure` and `__Host-` prefixed: when this server is served over https.
     pub(super) fn secure_cookies(&self) -> bool {
-        self.config.base_url.starts_with("https://")
+        Url::parse(&self.config.base_url).is_ok_and(|u| u.scheme() == "https")
     }
 
     /// The 302 to upstream's authorization endpoint for `tx`.
@@ -202,6 +196,7 @@ impl OAuthProxy {
             "code_challenge",
             "code_challenge_method",
             "redirect_uri",
+            "resource",
             "response_type",
             "scope",
             "state",
@@ -227,6 +222,9 @@ impl OAuthProxy {
             if self.config.forward_pkce {
                 q.append_pair("code_challenge", &tx.proxy_code_challenge);
                 q.append_pair("code_challenge_method", "S256");
+            }
+            if let (true, Some(r)) = (self.config.forward_resource, &tx.resource) {
+                q.append_pair("resource", r);
             }
         }
         HttpResponse::redirect(u.into())
@@ -273,6 +271,7 @@ impl OAuthProxy {
             | "access_denied"
             | "unsupported_response_type"
             | "invalid_scope"
+            | "invalid_target"
             | "server_error"
             | "temporarily_unavailable" => e.code.as_str(),
             _ => "invalid_request",

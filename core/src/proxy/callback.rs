@@ -92,17 +92,41 @@ impl OAuthProxy {
             .config
             .forward_pkce
             .then_some(tx.proxy_code_verifier.as_str());
-        let tokens = self
+        let exchanged = self
             .upstream
             .token(
                 Grant::AuthorizationCode {
                     code,
                     redirect_uri: &self.redirect_uri,
                     code_verifier: verifier,
+                    resource: tx.resource.as_deref().filter(|_| self.config.forward_resource),
                 },
                 &tx.scope,
             )
-            .await?;
+            .await;
+        let tokens = match exchanged {
+            Ok(t) => t,
+            Err(e) => {
+                // The browser is verified and the redirect URI registered: tell the client (RFC 6749 §4.1.2.1)
+                // rather than leave a native client waiting on its loopback listener. Fixed texts only.
+                tracing::warn!(client = %tx.client_id, code = %e.code, "upstream code exchange failed");
+                let (code, description) = if e.status == 504 {
+                    (
+                        "temporarily_unavailable",
+                        "The identity provider did not answer in time; try again",
+                    )
+                } else {
+                    (
+                        "server_error",
+                        "The identity provider did not complete the sign-in; try again",
+                    )
+                };
+                return self.client_redirect(
+                    &tx.client_redirect(),
+                    &[("error", code), ("error_description", description)],
+                );
+            }
+        };
         let our_code = random_id();
         let record = ClientCode {
             client_id: tx.client_id.clone(),
@@ -114,6 +138,7 @@ impl OAuthProxy {
             transaction_id: tx.id.clone(),
             upstream_tokens: tokens,
             redirect_uri: Some(tx.client_callback_url.clone()),
+            resource: tx.resource.clone(),
         };
         self.save_json(
             &format!("code:{our_code}"),

@@ -11,6 +11,10 @@ use serde_json::{json, Value};
 
 use super::claims::ClaimsPassthrough;
 
+/// Longest lifetime of anything the proxy issues or stores (10 years, in seconds): configured TTLs above it are
+/// refused, lifetimes from upstream are clamped to it (every time computation stays far from overflow).
+pub const MAX_LIFETIME_SECS: u64 = 10 * 365 * 86_400;
+
 /// How the proxy authenticates to the upstream token endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum UpstreamAuthMethod {
@@ -64,8 +68,12 @@ pub struct OAuthProxyConfig {
     pub previous_jwt_signing_keys: Vec<String>,
     /// Issue our own JWTs (default) or pass the upstream tokens through.
     pub enable_token_swap: bool,
-    /// Access-token lifetime when upstream gives none (seconds).
+    /// Access-token lifetime when upstream gives no `expires_in` but a refresh token (seconds).
     pub access_token_ttl: u64,
+    /// Access-token lifetime when upstream gives neither `expires_in` nor a refresh token (seconds; GitHub OAuth
+    /// Apps answer so): without a way to refresh, a short lifetime would log the user out every hour. Default one
+    /// year (fastmcp Python's rule and name, #2534).
+    pub fallback_access_token_expiry_seconds: u64,
     /// Refresh-token lifetime when upstream gives none (seconds).
     pub refresh_token_ttl: u64,
     /// Lifetime of the codes we hand to clients (seconds).
@@ -74,6 +82,17 @@ pub struct OAuthProxyConfig {
     pub transaction_ttl: u64,
     /// Scopes requested upstream when the client names none; also advertised in metadata.
     pub scopes: Vec<String>,
+    /// When set, the only scopes clients may request (at registration, authorize and refresh); others are
+    /// `invalid_scope` (fastmcp Python's `valid_scopes`).
+    pub valid_scopes: Option<Vec<String>>,
+    /// Send the grant's scopes upstream on a refresh without `scope` (RFC 6749 §6 lets the client omit it, but
+    /// Entra refuses such a refresh: AADSTS90009). Default true; turn off for providers that object.
+    pub send_scope_on_refresh: bool,
+    /// Resources (RFC 8707) accepted besides those on `base_url`'s origin; exact URIs.
+    pub accepted_resources: Vec<String>,
+    /// Send the client's `resource` on to upstream at authorize and token (fastmcp Python's `forward_resource`).
+    /// Default false: most providers refuse resources they do not know.
+    pub forward_resource: bool,
     /// Patterns a client's redirect URIs must match, component by component (see
     /// [`redirect_policy`](super::redirect_policy) for the syntax). Default: loopback on any port or none, any
     /// path (RFC 8252 §7.3). An empty list rejects every URI. Parsed when the proxy is built; a malformed
@@ -166,10 +185,15 @@ impl OAuthProxyConfig {
             previous_jwt_signing_keys: Vec::new(),
             enable_token_swap: true,
             access_token_ttl: 3600,
+            fallback_access_token_expiry_seconds: 365 * 86_400,
             refresh_token_ttl: 2_592_000,
             authorization_code_ttl: 300,
             transaction_ttl: 600,
             scopes: Vec::new(),
+            valid_scopes: None,
+            send_scope_on_refresh: true,
+            accepted_resources: Vec::new(),
+            forward_resource: false,
             allowed_redirect_uri_patterns: default_redirect_patterns(),
             allow_http_redirect_uris: false,
             client_cache_size: 10_000,
@@ -190,7 +214,8 @@ impl OAuthProxyConfig {
         }
     }
 
-    /// GitHub: form-encoded token responses, no refresh tokens (access tokens then live a year, as fastmcp).
+    /// GitHub: form-encoded token responses; OAuth Apps give neither `expires_in` nor a refresh token, so our
+    /// access tokens then live `fallback_access_token_expiry_seconds` (one year by default, as fastmcp Python).
     pub fn github(
         base_url: impl Into<String>,
         client_id: impl Into<String>,
@@ -327,6 +352,11 @@ impl OAuthProxyConfig {
             "previous_jwt_signing_keys",
             "enable_token_swap",
             "access_token_ttl",
+            "fallback_access_token_expiry_seconds",
+            "valid_scopes",
+            "send_scope_on_refresh",
+            "accepted_resources",
+            "forward_resource",
             "refresh_token_ttl",
             "authorization_code_ttl",
             "transaction_ttl",
@@ -375,6 +405,10 @@ impl OAuthProxyConfig {
         set!(
             enable_token_swap: b,
             access_token_ttl: u,
+            fallback_access_token_expiry_seconds: u,
+            send_scope_on_refresh: b,
+            accepted_resources: strings,
+            forward_resource: b,
             refresh_token_ttl: u,
             authorization_code_ttl: u,
             transaction_ttl: u,
@@ -423,6 +457,7 @@ impl OAuthProxyConfig {
             c.refresh_grace_window = x;
         }
         c.provider_name = s("provider_name")?;
+        c.valid_scopes = strings("valid_scopes")?;
         if let Some(x) = m.get("custom_claims_passthrough") {
             c.custom_claims_passthrough = ClaimsPassthrough::from_json(x)?;
         }
@@ -445,7 +480,26 @@ impl OAuthProxyConfig {
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "authorization_response_iss_parameter_supported": true,
-            "scopes_supported": self.scopes,
+            "scopes_supported": self.valid_scopes.as_ref().unwrap_or(&self.scopes),
+        })
+    }
+
+    /// The RFC 9728 metadata document of `resource` (the MCP endpoint, e.g. `https://mcp.example.com/mcp`):
+    /// `resource`, `authorization_servers` (this proxy's issuer), `scopes_supported` (never `offline_access`, which
+    /// is the proxy's business with upstream, not a scope of the resource), `bearer_methods_supported`.
+    pub fn protected_resource_metadata(&self, resource: &str) -> Value {
+        let scopes: Vec<&String> = self
+            .valid_scopes
+            .as_ref()
+            .unwrap_or(&self.scopes)
+            .iter()
+            .filter(|s| s.as_str() != "offline_access")
+            .collect();
+        json!({
+            "resource": resource,
+            "authorization_servers": [self.base_url],
+            "scopes_supported": scopes,
+            "bearer_methods_supported": ["header"],
         })
     }
 
@@ -472,6 +526,10 @@ impl OAuthProxyConfig {
         }
         for (name, v) in [
             ("access_token_ttl", self.access_token_ttl),
+            (
+                "fallback_access_token_expiry_seconds",
+                self.fallback_access_token_expiry_seconds,
+            ),
             ("refresh_token_ttl", self.refresh_token_ttl),
             ("authorization_code_ttl", self.authorization_code_ttl),
             ("transaction_ttl", self.transaction_ttl),
@@ -481,6 +539,26 @@ impl OAuthProxyConfig {
                     "{name} must be at least 1 second"
                 )));
             }
+            if v > MAX_LIFETIME_SECS {
+                return Err(Error::InvalidArgument(format!(
+                    "{name} must be at most {MAX_LIFETIME_SECS} seconds (10 years)"
+                )));
+            }
+        }
+        if self.unused_client_ttl > MAX_LIFETIME_SECS {
+            return Err(Error::InvalidArgument(format!(
+                "unused_client_ttl must be at most {MAX_LIFETIME_SECS} seconds (10 years)"
+            )));
+        }
+        if self.refresh_grace_window > Duration::from_secs(86_400) {
+            return Err(Error::InvalidArgument(
+                "refresh_grace_window must be at most one day".into(),
+            ));
+        }
+        if self.upstream_request_timeout > Duration::from_secs(3_600) {
+            return Err(Error::InvalidArgument(
+                "upstream_request_timeout must be at most one hour".into(),
+            ));
         }
         if self.upstream_request_timeout.is_zero() {
             return Err(Error::InvalidArgument(
@@ -495,6 +573,7 @@ impl OAuthProxyConfig {
                 "client_cache_size must be at least 1".into(),
             ));
         }
+        super::resource::ResourcePolicy::new(&self.base_url, &self.accepted_resources)?;
         super::redirect_policy::RedirectPolicy::new(
             &self.allowed_redirect_uri_patterns,
             self.allow_http_redirect_uris,

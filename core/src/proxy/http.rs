@@ -180,6 +180,8 @@ pub struct AuthorizeParams {
     pub code_challenge: Option<String>,
     /// `code_challenge_method`.
     pub code_challenge_method: Option<String>,
+    /// `resource` (RFC 8707): the MCP server the token is for.
+    pub resource: Option<String>,
     /// The request's `Cookie` header (the browser binding, see the proxy's `browser_binding` module).
     pub cookie: Option<String>,
 }
@@ -190,6 +192,7 @@ impl AuthorizeParams {
         let p = parse_form(query.as_bytes())?;
         Ok(AuthorizeParams {
             cookie: None,
+            resource: single(&p, "resource")?,
             client_id: single(&p, "client_id")?,
             redirect_uri: single(&p, "redirect_uri")?,
             response_type: single(&p, "response_type")?,
@@ -269,9 +272,10 @@ macro_rules! redacted_debug {
         }
     };
 }
-redacted_debug!(AuthorizeParams { client_id, redirect_uri, response_type, state, scope, code_challenge_method } { code_challenge, cookie });
+redacted_debug!(AuthorizeParams { client_id, redirect_uri, response_type, state, scope, code_challenge_method, resource } { code_challenge, cookie });
 redacted_debug!(CallbackParams { state, error, error_description } { code, cookie });
 redacted_debug!(ConsentParams { transaction_id, action } { csrf_token, cookie });
+redacted_debug!(TokenRequest { grant_type, redirect_uri, scope, resource, client_id } { code, code_verifier, refresh_token, client_secret });
 
 macro_rules! with_cookie {
     ($($t:ty),*) => {$(
@@ -288,7 +292,7 @@ macro_rules! with_cookie {
 with_cookie!(AuthorizeParams, CallbackParams, ConsentParams);
 
 /// A token-endpoint request (any grant), with the client's credentials from the body or HTTP Basic.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct TokenRequest {
     /// `grant_type`.
     pub grant_type: Option<String>,
@@ -302,6 +306,8 @@ pub struct TokenRequest {
     pub refresh_token: Option<String>,
     /// `scope`.
     pub scope: Option<String>,
+    /// `resource` (RFC 8707).
+    pub resource: Option<String>,
     /// `client_id`.
     pub client_id: Option<String>,
     /// `client_secret`.
@@ -320,6 +326,7 @@ impl TokenRequest {
             code_verifier: single(&p, "code_verifier")?,
             refresh_token: single(&p, "refresh_token")?,
             scope: single(&p, "scope")?,
+            resource: single(&p, "resource")?,
             client_id: single(&p, "client_id")?,
             client_secret: single(&p, "client_secret")?,
         };

@@ -24,12 +24,15 @@ mod provider;
 pub mod redirect_policy;
 mod refresh;
 mod register;
+pub mod resource;
+mod resource_server;
 mod revoke;
+pub mod scope_policy;
 mod token;
 mod upstream;
 
 pub use claims::ClaimsPassthrough;
-pub use config::{default_redirect_patterns, OAuthProxyConfig, UpstreamAuthMethod};
+pub use config::{default_redirect_patterns, OAuthProxyConfig, UpstreamAuthMethod, MAX_LIFETIME_SECS};
 pub use error::{OAuthError, OAuthResult};
 pub use http::{
     escape_html, parse_form, AuthorizeParams, CallbackParams, ConsentParams, HttpResponse, RevocationRequest,
@@ -37,3 +40,4 @@ pub use http::{
 };
 pub use model::{RegisteredClient, TokenMapping, Transaction, UpstreamTokens};
 pub use provider::OAuthProxy;
+pub use resource_server::BearerCheck;

@@ -107,6 +107,9 @@ pub struct Transaction {
     /// SHA-256 of the consent page's CSRF token; cleared once consent is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csrf_token_hash: Option<String>,
+    /// The RFC 8707 resource the client asked for (the token's audience).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// Tokens from upstream, as stored (`upstream:<key>`, and inside codes).
@@ -115,7 +118,7 @@ pub struct Transaction {
 pub struct UpstreamTokens {
     /// Upstream access token.
     pub access_token: String,
-    /// Its lifetime in seconds.
+    /// Its lifetime in seconds; 0 when upstream did not say (see `fallback_access_token_expiry_seconds`).
     pub expires_in: u64,
     /// OpenID Connect ID token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,6 +160,9 @@ pub struct ClientCode {
     /// Redirect URI of the authorization request (checked at the token endpoint when the client sends one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_uri: Option<String>,
+    /// The RFC 8707 resource of the authorization request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// What replaces a redeemed code so a replay reports "already used" (`code:<code>`).
@@ -188,6 +194,9 @@ pub struct TokenMapping {
     /// `access` or `refresh`; absent in fastmcp's records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_use: Option<String>,
+    /// The RFC 8707 resource of the grant (the tokens' audience); a refresh cannot switch it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// A refresh token that was (or is being) rotated (`rotated:<jti>`), for the grace window and replay detection.
@@ -208,4 +217,7 @@ pub struct Rotation {
     /// Its token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub successor_jti: Option<String>,
+    /// The grant's RFC 8707 resource (the audience of the tokens the grace window hands out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }

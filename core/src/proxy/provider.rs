@@ -16,9 +16,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::config::OAuthProxyConfig;
-use super::error::{OAuthError, OAuthResult};
+use super::error::OAuthResult;
 use super::model::*;
 use super::redirect_policy::RedirectPolicy;
+use super::resource::ResourcePolicy;
 use super::upstream::Upstream;
 use crate::jwt::JwtIssuer;
 use crate::store::{EncryptedStore, MemoryStore, Store};
@@ -43,6 +44,7 @@ pub struct OAuthProxy {
     pub(super) upstream: Upstream,
     pub(super) redirect_uri: String,
     pub(super) redirect_policy: RedirectPolicy,
+    pub(super) resource_policy: ResourcePolicy,
     /// Registrations change only when their lifetime is extended, which the cache sees too; bounded (LRU,
     /// `client_cache_size`) so a registration flood cannot grow memory.
     clients: Mutex<LruCache<String, RegisteredClient>>,
@@ -83,12 +85,15 @@ impl OAuthProxy {
                 .collect();
             Arc::new(EncryptedStore::new(base, &key, &prev)?)
         };
+        let resource_policy = ResourcePolicy::new(&config.base_url, &config.accepted_resources)?;
         let issuer = if config.enable_token_swap {
             let key = config.jwt_signing_key.clone().unwrap_or_else(|| {
                 tracing::warn!("OAuthProxy: no jwt_signing_key; issued tokens die with this process");
                 crate::keys::generate_key()
             });
+            let audiences = resource_policy.clone();
             let mut i = JwtIssuer::new(&config.base_url, &config.base_url, key.as_bytes())?
+                .with_accepted_audiences(Arc::new(move |aud: &str| audiences.accepts(aud)))
                 .with_layout(config.claim_layout)
                 .with_ttls(config.access_token_ttl, config.refresh_token_ttl)?;
             for k in &config.previous_jwt_signing_keys {
@@ -112,6 +117,7 @@ impl OAuthProxy {
             upstream,
             redirect_uri,
             redirect_policy,
+            resource_policy,
             clients: Mutex::new(LruCache::new(cache)),
             open_transactions: Mutex::new(LruCache::new(cache)),
         })
@@ -224,28 +230,25 @@ impl OAuthProxy {
         self.save_client(&extended).await
     }
 
-    /// Takes one of the client's open-transaction slots for `tx_id`, or refuses with `temporarily_unavailable`
-    /// when the client already holds `max_transactions_per_client` live ones in this process.
-    pub(super) fn reserve_transaction_slot(&self, client_id: &str, tx_id: &str) -> OAuthResult<()> {
+    /// Takes one of the client's open-transaction slots for `tx_id`. When the client already holds
+    /// `max_transactions_per_client` live ones in this process, the oldest is given up (returned, for the caller to
+    /// delete): what one client keeps in the store stays bounded, and since `client_id` is public, refusing new
+    /// ones instead would let anyone lock every user of a client out with a handful of anonymous requests.
+    pub(super) fn reserve_transaction_slot(&self, client_id: &str, tx_id: &str) -> Option<String> {
         let max = self.config.max_transactions_per_client;
         if max == 0 {
-            return Ok(());
+            return None;
         }
         let now = Instant::now();
         let mut open = lock(&self.open_transactions);
         let slots = open.get_or_insert_mut(client_id.to_owned(), Vec::new);
         slots.retain(|(_, exp)| *exp > now);
-        if slots.len() >= max {
-            return Err(OAuthError::new(
-                "temporarily_unavailable",
-                "too many authorizations in progress for this client; try again later",
-            ));
-        }
+        let evicted = (slots.len() >= max).then(|| slots.remove(0).0);
         slots.push((
             tx_id.to_owned(),
             now + Duration::from_secs(self.config.transaction_ttl),
         ));
-        Ok(())
+        evicted
     }
 
     /// Gives a transaction's slot back (the transaction completed, was denied, or was never stored).

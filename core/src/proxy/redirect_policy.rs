@@ -101,6 +101,8 @@ pub enum Refusal {
     DangerousScheme,
     /// `http` to a host other than loopback.
     InsecureHttp,
+    /// A path a server may resolve elsewhere than it reads (`..;`, encoded `/` or `\`, double encoding, `//`).
+    AmbiguousPath,
     /// No configured pattern matches.
     NoPatternMatches,
 }
@@ -116,6 +118,7 @@ impl Refusal {
             Refusal::Fragment => "redirect URI must not contain a fragment",
             Refusal::DangerousScheme => "redirect URI scheme not allowed",
             Refusal::InsecureHttp => "redirect URI must use https (http only for loopback)",
+            Refusal::AmbiguousPath => "redirect URI path contains an ambiguous segment or encoding",
             Refusal::NoPatternMatches => "redirect URI not allowed by this server's redirect URI policy",
         }
     }
@@ -142,6 +145,15 @@ fn rfc3986_chars(s: &str) -> bool {
         i += 1;
     }
     true
+}
+
+/// Path spellings that a server behind the redirect URI may resolve outside what a path glob matched
+/// (Tomcat/Spring `..;`, an encoded `/` or `\`, double encoding, an empty segment that some servers collapse).
+fn ambiguous_path(path: &str) -> bool {
+    let p = path.to_ascii_lowercase();
+    ["%2f", "%5c", "%25", "/..;", "/.;", "//"]
+        .iter()
+        .any(|bad| p.contains(bad))
 }
 
 fn is_special(scheme: &str) -> bool {
@@ -415,6 +427,9 @@ impl RedirectPolicy {
         }
         if u.scheme() == "http" && !self.allow_http && !u.host().is_some_and(|h| is_loopback_host(&h)) {
             return Err(Refusal::InsecureHttp);
+        }
+        if ambiguous_path(u.path()) {
+            return Err(Refusal::AmbiguousPath);
         }
         Ok(u)
     }

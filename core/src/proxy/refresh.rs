@@ -8,6 +8,8 @@ use super::error::{OAuthError, OAuthResult};
 use super::http::{TokenRequest, TokenResponse};
 use super::model::*;
 use super::provider::OAuthProxy;
+use super::scope_policy;
+use super::token::GrantRef;
 use super::upstream::Grant;
 use crate::jwt::TokenUse;
 use crate::store::now_ms;
@@ -26,6 +28,10 @@ impl OAuthProxy {
             .refresh_token
             .as_deref()
             .ok_or_else(|| OAuthError::invalid_request("Missing refresh_token"))?;
+        let requested = req.scope.as_deref().map(scope_policy::parse).transpose()?;
+        if let Some(r) = &requested {
+            scope_policy::check_valid(r, self.config.valid_scopes.as_deref())?;
+        }
         let Some(issuer) = &self.issuer else {
             let up = self
                 .upstream
@@ -33,11 +39,29 @@ impl OAuthProxy {
                     Grant::RefreshToken {
                         refresh_token: token,
                         scope: req.scope.as_deref(),
+                        resource: req.resource.as_deref().filter(|_| self.config.forward_resource),
                     },
                     &[],
                 )
                 .await?;
-            return Ok(TokenResponse::passthrough(up));
+            let (access_ttl, _) = self.ttls(&up);
+            let mut r = TokenResponse::passthrough(up);
+            r.expires_in = access_ttl;
+            return Ok(r);
+        };
+        // RFC 6749 §3.2.1, §5.2: the client is identified and authenticated before the grant is looked at, so a
+        // client whose registration is gone (expired, or unreadable after a key change) hears `invalid_client` and
+        // registers again, instead of `invalid_grant` and a login that ends on "unknown client".
+        let named = match req.client_id.as_deref() {
+            Some(id) => {
+                let c = self
+                    .client(id)
+                    .await?
+                    .ok_or_else(|| OAuthError::invalid_client("Unknown client_id"))?;
+                self.authenticate(&c, req.client_secret.as_deref())?;
+                Some(c)
+            }
+            None => None,
         };
         let claims = issuer
             .verify(token, TokenUse::Refresh)
@@ -50,16 +74,22 @@ impl OAuthProxy {
             .get("client_id")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        if req.client_id.as_deref().is_some_and(|c| c != token_client) {
-            return Err(OAuthError::invalid_grant(
-                "Refresh token was issued to another client",
-            ));
-        }
-        let client = self
-            .client(token_client)
-            .await?
-            .ok_or_else(|| OAuthError::invalid_client("Unknown client_id"))?;
-        self.authenticate(&client, req.client_secret.as_deref())?;
+        let client = match named {
+            Some(c) if c.client_id == token_client => c,
+            Some(_) => {
+                return Err(OAuthError::invalid_grant(
+                    "Refresh token was issued to another client",
+                ))
+            }
+            None => {
+                let c = self
+                    .client(token_client)
+                    .await?
+                    .ok_or_else(|| OAuthError::invalid_client("Unknown client_id"))?;
+                self.authenticate(&c, req.client_secret.as_deref())?;
+                c
+            }
+        };
 
         let grace = self.config.refresh_grace_window;
         let deadline =
@@ -75,7 +105,24 @@ impl OAuthProxy {
                         "An access token is not a refresh token",
                     ));
                 }
-                let resp = self.rotate(jti, mapping, req.scope.as_deref()).await?;
+                // RFC 6749 §6: never wider than the grant; RFC 8707: never another resource. Refused with the
+                // claim given back, so the same refresh token still works with a proper request.
+                let refused = match (&requested, &req.resource) {
+                    (Some(r), _) if scope_policy::check_within_grant(r, &mapping.scope).is_err() => {
+                        scope_policy::check_within_grant(r, &mapping.scope).err()
+                    }
+                    (_, Some(r)) if mapping.resource.as_deref() != Some(r.as_str()) => Some(OAuthError::new(
+                        "invalid_target",
+                        "resource does not match the grant",
+                    )),
+                    _ => None,
+                };
+                if let Some(e) = refused {
+                    self.save_json(&mapping_key, &mapping, secs_until(&mapping.expires_at).max(1))
+                        .await?;
+                    return Err(e);
+                }
+                let resp = self.rotate(jti, mapping, requested.as_deref()).await?;
                 let lifetime = resp.expires_in.max(self.config.refresh_token_ttl);
                 self.keep_client_alive(&client, lifetime).await;
                 return Ok(resp);
@@ -111,11 +158,14 @@ impl OAuthProxy {
         }
     }
 
+    /// Rotates the refresh token of `mapping` (claimed): refreshes upstream, stores the fresh upstream tokens,
+    /// issues an access token (with `requested` scopes when the client narrowed them, RFC 6749 §6) and a refresh
+    /// token with the grant's scope.
     async fn rotate(
         &self,
         jti: &str,
         mapping: TokenMapping,
-        scope: Option<&str>,
+        requested: Option<&[String]>,
     ) -> OAuthResult<TokenResponse> {
         let rot_key = format!("rotated:{jti}");
         let keep = secs_until(&mapping.expires_at).max(self.config.refresh_grace_window.as_secs() + 60);
@@ -126,6 +176,7 @@ impl OAuthProxy {
             upstream_token_key: mapping.upstream_token_key.clone(),
             successor_refresh_token: None,
             successor_jti: None,
+            resource: mapping.resource.clone(),
         };
         self.save_json(&rot_key, &pending, keep).await?;
         let result = async {
@@ -138,14 +189,29 @@ impl OAuthProxy {
                 .refresh_token
                 .clone()
                 .ok_or_else(|| OAuthError::invalid_grant("No upstream refresh token available"))?;
+            // Entra refuses a refresh without scopes (AADSTS90009): send the grant's unless switched off.
+            let scope = match requested {
+                Some(r) => Some(r.join(" ")),
+                None if self.config.send_scope_on_refresh && !mapping.scope.is_empty() => {
+                    Some(mapping.scope.join(" "))
+                }
+                None => None,
+            };
+            let fallback_scope = requested
+                .map(<[String]>::to_vec)
+                .unwrap_or_else(|| old.scope.clone());
             let fresh = self
                 .upstream
                 .token(
                     Grant::RefreshToken {
                         refresh_token: &rt,
-                        scope,
+                        scope: scope.as_deref(),
+                        resource: mapping
+                            .resource
+                            .as_deref()
+                            .filter(|_| self.config.forward_resource),
                     },
-                    &old.scope,
+                    &fallback_scope,
                 )
                 .await?;
             let (access_ttl, refresh_ttl) = self.ttls(&fresh);
@@ -155,25 +221,21 @@ impl OAuthProxy {
                 .issuer
                 .as_ref()
                 .ok_or_else(|| OAuthError::server_error("token swap disabled"))?;
+            let grant = GrantRef {
+                client_id: &mapping.client_id,
+                key: &mapping.upstream_token_key,
+                scope: &mapping.scope,
+                resource: mapping.resource.as_deref(),
+            };
+            let access = GrantRef {
+                scope: &fresh.scope,
+                ..grant
+            };
             let (access_token, _) = self
-                .issue_one(
-                    issuer,
-                    TokenUse::Access,
-                    &mapping.client_id,
-                    &fresh,
-                    &mapping.upstream_token_key,
-                    access_ttl,
-                )
+                .issue_one(issuer, TokenUse::Access, &access, &fresh, access_ttl)
                 .await?;
             let (refresh_token, refresh_jti) = self
-                .issue_one(
-                    issuer,
-                    TokenUse::Refresh,
-                    &mapping.client_id,
-                    &fresh,
-                    &mapping.upstream_token_key,
-                    refresh_ttl.max(1),
-                )
+                .issue_one(issuer, TokenUse::Refresh, &grant, &fresh, refresh_ttl.max(1))
                 .await?;
             Ok::<_, OAuthError>((
                 TokenResponse {
@@ -227,15 +289,14 @@ impl OAuthProxy {
             .await?
             .ok_or_else(|| OAuthError::invalid_grant("Grant revoked or expired"))?;
         let (access_ttl, _) = self.ttls(&up);
+        let grant = GrantRef {
+            client_id: &r.client_id,
+            key: &r.upstream_token_key,
+            scope: &up.scope,
+            resource: r.resource.as_deref(),
+        };
         let (access_token, _) = self
-            .issue_one(
-                issuer,
-                TokenUse::Access,
-                &r.client_id,
-                &up,
-                &r.upstream_token_key,
-                access_ttl,
-            )
+            .issue_one(issuer, TokenUse::Access, &grant, &up, access_ttl)
             .await?;
         Ok(TokenResponse {
             access_token,

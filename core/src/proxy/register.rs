@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::error::{OAuthError, OAuthResult};
 use super::model::*;
 use super::provider::{random_id, sha256_hex, OAuthProxy};
+use super::scope_policy;
 use crate::pkce::constant_time_eq;
 
 /// Most redirect URIs one client may register.
@@ -18,6 +19,16 @@ pub const MAX_REGISTRATION_BYTES: usize = 16 * 1024;
 pub const MAX_CLIENT_NAME_CHARS: usize = 200;
 /// Largest other metadata value (its JSON text), in bytes.
 pub const MAX_METADATA_BYTES: usize = 2048;
+
+/// Whether a `client_name` shows on the consent page as what it is: visible text, bounded, without control,
+/// zero-width or bidirectional-override characters (`"Claude\u{202e}moc.live"` must not read as another name).
+fn displayable_name(n: &str) -> bool {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+    };
+    !n.trim().is_empty() && n.chars().count() <= MAX_CLIENT_NAME_CHARS && !n.chars().any(hidden)
+}
 
 impl OAuthProxy {
     /// Whether `uri` is acceptable as a client redirect URI under the configured redirect policy (see
@@ -113,15 +124,29 @@ impl OAuthProxy {
             "tos_uri",
         ] {
             if let Some(v) = req.get(name).filter(|v| !v.is_null()) {
-                if name == "client_name"
-                    && !v.as_str().is_some_and(|n| {
-                        n.chars().count() <= MAX_CLIENT_NAME_CHARS && !n.chars().any(char::is_control)
-                    })
-                {
+                if name == "client_name" && !v.as_str().is_some_and(displayable_name) {
                     return Err(OAuthError::new(
                         "invalid_client_metadata",
-                        format!("client_name must be a string of at most {MAX_CLIENT_NAME_CHARS} characters"),
+                        format!(
+                            "client_name must be visible text of at most {MAX_CLIENT_NAME_CHARS} characters, without \
+                             control, invisible or direction-changing characters"
+                        ),
                     ));
+                }
+                if name == "scope" {
+                    // RFC 7591 §2: the scopes the client may request; with `valid_scopes`, only those.
+                    let scopes = v
+                        .as_str()
+                        .map(scope_policy::parse)
+                        .transpose()
+                        .ok()
+                        .flatten()
+                        .ok_or_else(|| {
+                            OAuthError::new("invalid_client_metadata", "scope must be a scope string")
+                        })?;
+                    scope_policy::check_valid(&scopes, self.config.valid_scopes.as_deref()).map_err(|e| {
+                        OAuthError::new("invalid_client_metadata", e.description.unwrap_or_default())
+                    })?;
                 }
                 if v.to_string().len() > MAX_METADATA_BYTES {
                     return Err(OAuthError::new(

@@ -33,10 +33,11 @@ impl OAuthProxy {
                 "Only authorization_code grant type is supported",
             ));
         }
+        // RFC 6749 §3.2.1: the client is identified (and authenticated) before anything else is looked at.
         let client_id = req
             .client_id
             .as_deref()
-            .ok_or_else(|| OAuthError::invalid_request("Missing client_id"))?;
+            .ok_or_else(|| OAuthError::invalid_client("client authentication required"))?;
         let code = req
             .code
             .as_deref()
@@ -102,13 +103,29 @@ impl OAuthProxy {
         } else if self.config.require_pkce {
             return Err(OAuthError::invalid_grant("PKCE is required"));
         }
+        // RFC 8707 §2.2: the token request may name the resource again; it must be the authorization's.
+        if let Some(r) = &req.resource {
+            if record.resource.as_deref() != Some(r.as_str()) {
+                return Err(OAuthError::new(
+                    "invalid_target",
+                    "resource does not match the authorization request",
+                ));
+            }
+        }
         let up = record.upstream_tokens;
         let (access_ttl, refresh_ttl) = self.ttls(&up);
         let response = if self.issuer.is_none() {
-            TokenResponse::passthrough(up)
+            let mut r = TokenResponse::passthrough(up);
+            r.expires_in = access_ttl;
+            r
         } else {
-            let key = random_id();
-            self.issue_swapped(&record.client_id, &up, &key, true).await?
+            let grant = GrantRef {
+                client_id: &record.client_id,
+                key: &random_id(),
+                scope: &up.scope,
+                resource: record.resource.as_deref(),
+            };
+            self.issue_swapped(&grant, &up, true, &up.scope).await?
         };
         self.keep_client_alive(&client, access_ttl.max(refresh_ttl)).await;
         Ok(response)
@@ -122,11 +139,15 @@ impl OAuthProxy {
         }
     }
 
+    /// Lifetimes (seconds) of our access and refresh tokens for `up` (fastmcp Python's rule, #2534): upstream's
+    /// `expires_in` when it gave one; else `access_token_ttl` when it gave a refresh token (the client refreshes),
+    /// else `fallback_access_token_expiry_seconds` (nothing to refresh with: GitHub OAuth Apps). Refresh tokens
+    /// live upstream's `refresh_expires_in`, else `refresh_token_ttl`; none without an upstream refresh token.
     pub(super) fn ttls(&self, up: &UpstreamTokens) -> (u64, u64) {
-        let access = if up.expires_in > 0 {
-            up.expires_in
-        } else {
-            self.config.access_token_ttl
+        let access = match (up.expires_in, &up.refresh_token) {
+            (0, Some(_)) => self.config.access_token_ttl,
+            (0, None) => self.config.fallback_access_token_expiry_seconds,
+            (n, _) => n,
         };
         let refresh = if up.refresh_token.is_some() {
             up.refresh_expires_in.unwrap_or(self.config.refresh_token_ttl)
@@ -136,13 +157,14 @@ impl OAuthProxy {
         (access, refresh)
     }
 
-    /// Stores the upstream tokens under `key` (when `store_upstream`) and issues our access (+ refresh) JWTs.
-    async fn issue_swapped(
+    /// Stores the upstream tokens under the grant's key (when `store_upstream`) and issues our access token with
+    /// `access_scope` (a refresh may narrow it, RFC 6749 §6) and a refresh token with the grant's scope.
+    pub(super) async fn issue_swapped(
         &self,
-        client_id: &str,
+        grant: &GrantRef<'_>,
         up: &UpstreamTokens,
-        key: &str,
         store_upstream: bool,
+        access_scope: &[String],
     ) -> OAuthResult<TokenResponse> {
         let issuer = self
             .issuer
@@ -150,15 +172,23 @@ impl OAuthProxy {
             .ok_or_else(|| OAuthError::server_error("token swap disabled"))?;
         let (access_ttl, refresh_ttl) = self.ttls(up);
         if store_upstream {
-            self.save_json(&format!("upstream:{key}"), up, access_ttl.max(refresh_ttl).max(1))
-                .await?;
+            self.save_json(
+                &format!("upstream:{}", grant.key),
+                up,
+                access_ttl.max(refresh_ttl).max(1),
+            )
+            .await?;
         }
+        let access = GrantRef {
+            scope: access_scope,
+            ..*grant
+        };
         let (access_token, _) = self
-            .issue_one(issuer, TokenUse::Access, client_id, up, key, access_ttl)
+            .issue_one(issuer, TokenUse::Access, &access, up, access_ttl)
             .await?;
         let refresh_token = match up.refresh_token {
             Some(_) => Some(
-                self.issue_one(issuer, TokenUse::Refresh, client_id, up, key, refresh_ttl)
+                self.issue_one(issuer, TokenUse::Refresh, grant, up, refresh_ttl)
                     .await?
                     .0,
             ),
@@ -169,21 +199,20 @@ impl OAuthProxy {
             token_type: "Bearer".into(),
             expires_in: access_ttl,
             refresh_token,
-            scope: Some(up.scope.join(" ")),
+            scope: Some(access_scope.join(" ")),
             id_token: None,
         })
     }
 
+    /// Issues one token of `grant` and records its mapping.
     pub(super) async fn issue_one(
         &self,
         issuer: &JwtIssuer,
         kind: TokenUse,
-        client_id: &str,
+        grant: &GrantRef<'_>,
         up: &UpstreamTokens,
-        key: &str,
         ttl: u64,
     ) -> OAuthResult<(String, String)> {
-        let scope = &up.scope;
         let jti = crate::jwt::generate_jti();
         let opts = IssueOptions {
             jti: Some(jti.clone()),
@@ -194,22 +223,35 @@ impl OAuthProxy {
                 .custom_claims_passthrough
                 .as_ref()
                 .and_then(|c| c.extract(up)),
+            // RFC 8707: the token is for the resource the client named; `base_url` otherwise.
+            audience: grant.resource.map(str::to_owned),
             ..Default::default()
         };
         let token = match kind {
-            TokenUse::Access => issuer.issue_access_token(client_id, scope, opts)?,
-            TokenUse::Refresh => issuer.issue_refresh_token(client_id, scope, opts)?,
+            TokenUse::Access => issuer.issue_access_token(grant.client_id, grant.scope, opts)?,
+            TokenUse::Refresh => issuer.issue_refresh_token(grant.client_id, grant.scope, opts)?,
         };
         let mapping = TokenMapping {
-            client_id: client_id.to_owned(),
+            client_id: grant.client_id.to_owned(),
             created_at: iso(SystemTime::now()),
             expires_at: iso_in(ttl),
             jti: jti.clone(),
-            scope: scope.to_vec(),
-            upstream_token_key: key.to_owned(),
+            scope: grant.scope.to_vec(),
+            upstream_token_key: grant.key.to_owned(),
             token_use: Some(kind.as_str().to_owned()),
+            resource: grant.resource.map(str::to_owned),
         };
         self.save_json(&format!("mapping:{jti}"), &mapping, ttl).await?;
         Ok((token, jti))
     }
+}
+
+/// One grant, as the tokens issued for it carry it.
+#[derive(Clone, Copy)]
+pub(super) struct GrantRef<'a> {
+    pub client_id: &'a str,
+    /// Key of the upstream tokens (shared by every token of the grant).
+    pub key: &'a str,
+    pub scope: &'a [String],
+    pub resource: Option<&'a str>,
 }

@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::Value;
 use url::form_urlencoded;
 
-use super::config::{OAuthProxyConfig, UpstreamAuthMethod};
+use super::config::{OAuthProxyConfig, UpstreamAuthMethod, MAX_LIFETIME_SECS};
 use super::error::{OAuthError, OAuthResult};
 use super::model::{iso, UpstreamTokens};
 
@@ -29,10 +29,14 @@ pub(crate) enum Grant<'a> {
         code: &'a str,
         redirect_uri: &'a str,
         code_verifier: Option<&'a str>,
+        /// RFC 8707 resource, when forwarded.
+        resource: Option<&'a str>,
     },
     RefreshToken {
         refresh_token: &'a str,
         scope: Option<&'a str>,
+        /// RFC 8707 resource, when forwarded.
+        resource: Option<&'a str>,
     },
 }
 
@@ -72,6 +76,7 @@ impl Upstream {
                     code,
                     redirect_uri,
                     code_verifier,
+                    resource,
                 } => {
                     form.append_pair("grant_type", "authorization_code");
                     form.append_pair("code", code);
@@ -79,13 +84,23 @@ impl Upstream {
                     if let Some(v) = code_verifier {
                         form.append_pair("code_verifier", v);
                     }
+                    if let Some(r) = resource {
+                        form.append_pair("resource", r);
+                    }
                     None
                 }
-                Grant::RefreshToken { refresh_token, scope } => {
+                Grant::RefreshToken {
+                    refresh_token,
+                    scope,
+                    resource,
+                } => {
                     form.append_pair("grant_type", "refresh_token");
                     form.append_pair("refresh_token", refresh_token);
                     if let Some(s) = scope {
                         form.append_pair("scope", s);
+                    }
+                    if let Some(r) = resource {
+                        form.append_pair("resource", r);
                     }
                     Some(refresh_token.to_owned())
                 }
@@ -219,12 +234,25 @@ fn upstream_error(status: u16, fields: Option<&serde_json::Map<String, Value>>) 
     }
 }
 
-fn positive_int(v: Option<&Value>) -> Option<u64> {
-    match v? {
-        Value::Number(n) => n.as_u64().filter(|n| *n > 0),
-        Value::String(s) => s.trim().parse::<u64>().ok().filter(|n| *n > 0),
+/// A lifetime from upstream in seconds: a positive integer (JSON number, numeric string or form field), clamped to
+/// [`MAX_LIFETIME_SECS`] so that no later time computation can overflow; a fractional number is rounded down.
+fn lifetime(v: Option<&Value>) -> Option<u64> {
+    let n = match v? {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && *f >= 1.0)
+                .map(|f| f.min(u64::MAX as f64) as u64)
+        }),
+        Value::String(s) => {
+            let t = s.trim();
+            t.parse::<u64>().ok().or_else(|| {
+                // All digits but past u64: as long as anything can be.
+                (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())).then_some(u64::MAX)
+            })
+        }
         _ => None,
-    }
+    }?;
+    (n > 0).then(|| n.min(MAX_LIFETIME_SECS))
 }
 
 fn string(v: Option<&Value>) -> Option<String> {
@@ -251,10 +279,11 @@ fn tokens_from(
     };
     Ok(UpstreamTokens {
         access_token,
-        expires_in: positive_int(f.get("expires_in")).unwrap_or(3600),
+        // 0: upstream did not say (GitHub OAuth Apps); the proxy then applies its fallback lifetimes.
+        expires_in: lifetime(f.get("expires_in")).unwrap_or(0),
         id_token: string(f.get("id_token")),
         issued_at: iso(std::time::SystemTime::now()),
-        refresh_expires_in: positive_int(f.get("refresh_expires_in")),
+        refresh_expires_in: lifetime(f.get("refresh_expires_in")),
         // Upstream that does not rotate keeps the old refresh token valid.
         refresh_token: string(f.get("refresh_token")).or(previous_refresh),
         scope,

@@ -40,7 +40,7 @@ pub struct Settings {
     pub fail_next: Option<(u32, u16, serde_json::Value)>,
     /// Wait this long before answering token requests.
     pub delay: Duration,
-    /// `expires_in` of access tokens.
+    /// `expires_in` of access tokens (0: omitted, as GitHub OAuth Apps answer).
     pub expires_in: u64,
     /// `scope` returned (None: omitted).
     pub scope: Option<String>,
@@ -77,6 +77,8 @@ pub struct Counts {
     pub code_exchanges: u64,
     /// `POST /token` with grant refresh_token.
     pub refreshes: u64,
+    /// The form fields of the last token request (client credentials removed).
+    pub last_token_form: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -165,6 +167,11 @@ async fn token(
         "refresh_token" => s.counts.refreshes += 1,
         _ => {}
     }
+    s.counts.last_token_form = f
+        .iter()
+        .filter(|(k, _)| k.as_str() != "client_secret")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let settings = s.settings.clone();
     if let Some((n, status, body)) = s.settings.fail_next.take() {
         if n > 1 {
@@ -270,7 +277,10 @@ async fn token(
         Some(c) => jwt_shaped(at, c),
         None => at,
     };
-    let mut body = json!({"access_token": at, "token_type": "Bearer", "expires_in": settings.expires_in});
+    let mut body = json!({"access_token": at, "token_type": "Bearer"});
+    if settings.expires_in > 0 {
+        body["expires_in"] = settings.expires_in.into();
+    }
     if let Some(c) = &settings.id_token_claims {
         body["id_token"] = jwt_shaped(URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), c).into();
     }
