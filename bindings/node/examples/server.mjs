@@ -25,19 +25,22 @@ export function createServer(env = process.env) {
     upstreamClientSecret: env.UPSTREAM_CLIENT_SECRET,
     upstreamTokenEndpoint: env.UPSTREAM_TOKEN_ENDPOINT,
   });
+  // The MCP endpoint is the resource our tokens are for (RFC 8707); clients discover us from its 401.
+  const resource = `${baseUrl}/mcp`;
   const server = new FastMCP({
-    // Every MCP request carries our JWT; the proxy maps it to the upstream tokens (null: unknown, expired, forged).
+    // Every MCP request carries our JWT; the proxy checks it for this resource and maps it to the upstream
+    // tokens. Without a valid one, the proxy's 401 (with `WWW-Authenticate: Bearer resource_metadata=…`, RFC 9728)
+    // is thrown as it is, and FastMCP sends it with its headers, so spec-following clients find the login.
     authenticate: async (request) => {
-      const header = request?.headers?.authorization;
-      const upstream = header?.startsWith('Bearer ') ? await proxy.loadUpstreamTokens(header.slice(7)) : null;
-      if (!upstream) throw new Response(null, { status: 401, statusText: 'Unauthorized' });
-      return { accessToken: upstream.accessToken, scopes: upstream.scope };
+      const r = await proxy.checkBearer(request, resource);
+      if (!r.ok) throw r.response;
+      return { accessToken: r.upstream.accessToken, scopes: r.upstream.scope };
     },
     name: 'fastmcp-auth example',
     oauth: {
       authorizationServer: proxy.getAuthorizationServerMetadata(),
       enabled: true,
-      protectedResource: { authorizationServers: [baseUrl], resource: baseUrl },
+      protectedResource: proxy.protectedResourceMetadata(resource),
     },
     version: '1.0.0',
   });

@@ -229,3 +229,36 @@ def test_bearer_check_and_protected_resource_metadata(idp, tmp_path):
     assert denied["response"]["status"] == 403
     assert 'error="insufficient_scope"' in dict(denied["response"]["headers"])["WWW-Authenticate"]
     p.close()
+
+
+@pytest.mark.parametrize("resource, scope", [
+    ("/mcp", None), ("http://127.0.0.1:8000/mcp#x", None), ("https://attacker.example/mcp", None),
+    (None, "s " * 150), (None, 'a"b'),
+])
+def test_bad_resource_or_scope_goes_back_to_the_client(idp, tmp_path, resource, scope):
+    p = make_proxy(idp, tmp_path)
+    reg = p.register_client({"redirect_uris": [REDIRECT]})
+    q = {"client_id": reg["client_id"], "redirect_uri": "http://127.0.0.1:51004/cb", "response_type": "code",
+         "state": "s", "code_challenge": fa.generate_challenge(fa.generate_verifier(64)), "code_challenge_method": "S256"}
+    if resource:
+        q["resource"] = resource
+    if scope:
+        q["scope"] = scope
+    r = p.authorize(urllib.parse.urlencode(q))
+    assert r["status"] == 302
+    back = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location(r)).query))
+    assert location(r).startswith("http://127.0.0.1:51004/cb?"), "the loopback port rule applies to errors too"
+    assert back["error"] == ("invalid_target" if resource else "invalid_scope")
+    assert back["state"] == "s" and back["iss"] == "http://127.0.0.1:8000"
+    p.close()
+
+
+def test_ten_thousand_scopes_are_refused_before_anything_is_stored(idp, tmp_path):
+    p = make_proxy(idp, tmp_path)
+    reg = p.register_client({"redirect_uris": [REDIRECT]})
+    q = urllib.parse.urlencode({"client_id": reg["client_id"], "redirect_uri": REDIRECT, "response_type": "code",
+                                "scope": "s " * 10_000})
+    with pytest.raises(fa.OAuthProxyError) as e:
+        p.authorize(q)
+    assert e.value.code == "invalid_request" and "too large" in e.value.description
+    p.close()
