@@ -348,7 +348,7 @@ class JWTIssuer {
   /** PBKDF2-SHA256 (salt "fastmcp-oauth-proxy", 32 bytes), base64: fastmcp's key for a secret. Off the event loop. */
   static deriveKey(secret, iterations = 100000) {
     return Promise.resolve()
-      .then(() => native.deriveKey(String(secret), iterations))
+      .then(() => native.deriveKey(String(secret), integerIn(iterations, 1, 2 ** 31 - 1, 'iterations')))
       .then(undefined, rethrow);
   }
 
@@ -394,6 +394,17 @@ function deriveJwtKey({ highEntropyMaterial, lowEntropyMaterial, salt }) {
   return Promise.resolve()
     .then(() => native.deriveJwtKey(highEntropyMaterial ?? undefined, lowEntropyMaterial ?? undefined, String(salt)))
     .then(undefined, rethrow);
+}
+
+/**
+ * `n` as an integer in [min, max], else a RangeError as Node's own crypto throws (fastmcp's behaviour): numbers
+ * cross to the addon as 32-bit integers, where 2**32 + 1 would silently become 1 and -1 become 4,294,967,295.
+ */
+function integerIn(n, min, max, name) {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw new RangeError(`The value of "${name}" is out of range. It must be an integer >= ${min} and <= ${max}. Received ${String(n)}`);
+  }
+  return n;
 }
 
 function callNative(f) {

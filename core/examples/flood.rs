@@ -86,7 +86,7 @@ fn flood(name: &str, store: Arc<dyn Store>, dir: Option<&std::path::Path>, n: us
         disk1 as f64 / n as f64,
     );
     let state = "s".repeat(1024);
-    let scope = vec!["x".repeat(40); 100].join(" ");
+    let scope = vec!["x".repeat(40); 99].join(" "); // 4,058 bytes: the largest accepted (4 KiB, 100 scopes)
     let t = Instant::now();
     let mut refused = 0;
     for (i, id) in ids.iter().enumerate() {

@@ -1478,3 +1478,52 @@ fn unknown_client_at_the_token_endpoint_is_invalid_client() {
     code.client_secret = None;
     assert_eq!(p.token(&code).unwrap_err().code, "invalid_client");
 }
+
+/// No `Debug` output of the proxy's types shows a token, code, verifier, secret or cookie.
+#[test]
+fn debug_output_never_shows_secrets() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |_| {});
+    let (c, t) = login(&p, &idp);
+    let rt = t.refresh_token.clone().unwrap();
+    let up = p.load_upstream_tokens(&t.access_token).unwrap().unwrap();
+    let req = TokenRequest {
+        code: Some("code-secret-1".into()),
+        code_verifier: Some("verifier-secret-2".into()),
+        ..refresh_request(&c, &rt)
+    };
+    let mut secrets = vec![
+        t.access_token.clone(),
+        rt.clone(),
+        up.access_token.clone(),
+        up.refresh_token.clone().unwrap(),
+        "code-secret-1".into(),
+        "verifier-secret-2".into(),
+    ];
+    secrets.extend(c.secret.clone());
+    let mut text = format!("{t:?} {up:?} {req:?} {p:?}");
+    // Every record in the store, as the proxy's types print them.
+    let rt_ = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = p.as_async().store().clone();
+    for key in rt_.block_on(store.keys()).unwrap() {
+        let v = rt_.block_on(store.get(&key)).unwrap().unwrap();
+        use fastmcp_auth::proxy::{RegisteredClient, TokenMapping, UpstreamTokens};
+        if let Ok(x) = serde_json::from_value::<RegisteredClient>(v.clone()) {
+            text += &format!("{x:?}");
+        }
+        if let Ok(x) = serde_json::from_value::<TokenMapping>(v.clone()) {
+            text += &format!("{x:?}");
+        }
+        if let Ok(x) = serde_json::from_value::<UpstreamTokens>(v.clone()) {
+            text += &format!("{x:?}");
+            secrets.push(x.access_token.clone());
+        }
+    }
+    for s in &secrets {
+        assert!(!text.contains(s.as_str()), "a secret in Debug output: {text}");
+    }
+    assert!(text.contains("[redacted]"));
+}

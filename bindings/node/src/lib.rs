@@ -81,10 +81,14 @@ where
 {
     let rt = fastmcp_auth::runtime::runtime().map_err(core_err)?;
     let (deferred, promise) = env.create_deferred()?;
+    // The work runs in a task of its own and is awaited here, so that a panic inside it (a bug) still settles
+    // the Promise: with a rejection, never a request that hangs.
+    let work = rt.spawn(fut);
     rt.spawn(async move {
-        match fut.await {
-            Ok(v) => deferred.resolve(move |_| Ok(v)),
-            Err(e) => deferred.reject(e),
+        match work.await {
+            Ok(Ok(v)) => deferred.resolve(move |_| Ok(v)),
+            Ok(Err(e)) => deferred.reject(e),
+            Err(_) => deferred.reject(core_err(Error::Task("the operation failed unexpectedly".into()))),
         }
     });
     Ok(promise)
@@ -174,7 +178,11 @@ impl Task for Blocking {
 
     fn compute(&mut self) -> napi::Result<Out> {
         match self.0.take() {
-            Some(f) => f().map_err(core_err),
+            // A panic (a bug) becomes a rejected Promise, never an unsettled one or a dead worker.
+            Some(f) => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                Ok(r) => r.map_err(core_err),
+                Err(_) => Err(core_err(Error::Task("the operation failed unexpectedly".into()))),
+            },
             None => Err(arg_err("task ran twice")),
         }
     }
@@ -706,6 +714,22 @@ pub fn pkce_validate_challenge(verifier: String, challenge: String, method: Stri
 }
 
 // ---- the proxy ------------------------------------------------------------------------------------------------
+
+/// For tests: a Promise whose work panics, on the core's runtime (`on_worker` false) or a libuv worker (true). It
+/// must reject (never stay pending): the proof that no panic can leave a Promise unsettled.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn test_panic(env: &Env, on_worker: bool) -> napi::Result<Object<'_>> {
+    if on_worker {
+        spawn_blocking(env, || panic!("forced panic (test)"))
+    } else {
+        spawn_on_runtime(env, async {
+            if std::hint::black_box(true) {
+                panic!("forced panic (test)");
+            }
+            Ok(Out::Unit)
+        })
+    }
+}
 
 /// Validates a proxy config (JSON text) and returns its RFC 8414 metadata (snake_case JSON text); needs no store,
 /// so a proxy whose store is still opening can already answer `getAuthorizationServerMetadata()`.

@@ -66,6 +66,40 @@ fn oauth_err(e: OAuthError) -> PyErr {
     })
 }
 
+// ---- panics ---------------------------------------------------------------------------------------------------
+
+/// Runs `f` with the GIL released. A panic inside it (a bug) becomes the error `on_panic()` gives, a normal
+/// exception, instead of pyo3's `PanicException`, a `BaseException` that web frameworks' `except Exception` misses.
+fn detached<T: Send, E: Send>(
+    py: Python<'_>,
+    on_panic: fn() -> E,
+    f: impl FnOnce() -> Result<T, E> + Send,
+) -> Result<T, E> {
+    py.detach(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| Err(on_panic()))
+    })
+}
+
+fn core_panic() -> Error {
+    Error::Task("the operation failed unexpectedly".into())
+}
+
+fn oauth_panic() -> OAuthError {
+    OAuthError::server_error("internal error")
+}
+
+/// For tests: a call that panics inside the library must raise a normal exception (`FastMCPAuthError`).
+#[pyfunction]
+fn _test_panic(py: Python<'_>) -> PyResult<()> {
+    detached(py, core_panic, || -> Result<(), Error> {
+        if std::hint::black_box(true) {
+            panic!("forced panic (test)");
+        }
+        Ok(())
+    })
+    .map_err(to_py_err)
+}
+
 // ---- values ---------------------------------------------------------------------------------------------------
 
 /// Deepest nesting a value from Python may have (serde_json's own parse limit): deeper values, and cycles, are a
@@ -172,12 +206,16 @@ fn opt_map(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Map<String, Value>
     }
 }
 
+/// Longest duration a host may pass, in seconds (~31,700 years; Node's bound too): `Duration::from_secs_f64`
+/// would panic past u64 seconds, so larger values are a `ValueError`.
+const MAX_SECONDS: f64 = 1e12;
+
 fn ttl_of(ttl: Option<f64>) -> PyResult<Option<Duration>> {
     match ttl {
         None => Ok(None),
-        Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(Duration::from_secs_f64(t))),
+        Some(t) if t.is_finite() && (0.0..=MAX_SECONDS).contains(&t) => Ok(Some(Duration::from_secs_f64(t))),
         Some(_) => Err(PyValueError::new_err(
-            "ttl must be a non-negative number of seconds",
+            "ttl must be a non-negative number of seconds, at most 1e12",
         )),
     }
 }
@@ -197,39 +235,39 @@ impl PyStore {
     #[pyo3(signature = (key, value, ttl=None))]
     fn save(&self, py: Python<'_>, key: String, value: &Bound<'_, PyAny>, ttl: Option<f64>) -> PyResult<()> {
         let (v, ttl) = (to_json(value)?, ttl_of(ttl)?);
-        py.detach(|| self.inner.save(&key, v, ttl)).map_err(to_py_err)
+        detached(py, core_panic, || self.inner.save(&key, v, ttl)).map_err(to_py_err)
     }
 
     /// The live value under `key`, or None.
     fn get<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
-        let v = py.detach(|| self.inner.get(&key)).map_err(to_py_err)?;
+        let v = detached(py, core_panic, || self.inner.get(&key)).map_err(to_py_err)?;
         from_json(py, &v.unwrap_or(Value::Null))
     }
 
     /// Removes `key`; True when something was removed.
     fn delete(&self, py: Python<'_>, key: String) -> PyResult<bool> {
-        py.detach(|| self.inner.delete(&key)).map_err(to_py_err)
+        detached(py, core_panic, || self.inner.delete(&key)).map_err(to_py_err)
     }
 
     /// Atomic get-and-delete: among concurrent callers (threads, processes, replicas) at most one gets the value.
     fn take<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
-        let v = py.detach(|| self.inner.take(&key)).map_err(to_py_err)?;
+        let v = detached(py, core_panic, || self.inner.take(&key)).map_err(to_py_err)?;
         from_json(py, &v.unwrap_or(Value::Null))
     }
 
     /// Removes expired entries now; returns how many.
     fn cleanup(&self, py: Python<'_>) -> PyResult<u64> {
-        py.detach(|| self.inner.cleanup()).map_err(to_py_err)
+        detached(py, core_panic, || self.inner.cleanup()).map_err(to_py_err)
     }
 
     /// Number of entries.
     fn size(&self, py: Python<'_>) -> PyResult<u64> {
-        py.detach(|| self.inner.size()).map_err(to_py_err)
+        detached(py, core_panic, || self.inner.size()).map_err(to_py_err)
     }
 
     /// The keys, sorted.
     fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        let mut k = py.detach(|| self.inner.keys()).map_err(to_py_err)?;
+        let mut k = detached(py, core_panic, || self.inner.keys()).map_err(to_py_err)?;
         k.sort();
         Ok(k)
     }
@@ -241,9 +279,9 @@ impl PyStore {
 }
 
 fn interval(seconds: f64) -> PyResult<Option<Duration>> {
-    if !seconds.is_finite() || seconds < 0.0 {
+    if !seconds.is_finite() || !(0.0..=MAX_SECONDS).contains(&seconds) {
         return Err(PyValueError::new_err(
-            "cleanup_interval must be a non-negative number of seconds",
+            "cleanup_interval and timeout must be non-negative numbers of seconds, at most 1e12",
         ));
     }
     Ok((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
@@ -290,7 +328,7 @@ impl PyDiskStore {
         o.cleanup_interval = interval(cleanup_interval)?;
         o.file_extension = file_extension;
         o.fsync = fsync;
-        let s = py.detach(|| CoreStore::disk(o)).map_err(to_py_err)?;
+        let s = detached(py, core_panic, || CoreStore::disk(o)).map_err(to_py_err)?;
         Ok((PyDiskStore, PyStore { inner: s }))
     }
 }
@@ -310,12 +348,11 @@ impl PyEncryptedStore {
         previous_keys: Vec<String>,
     ) -> PyResult<(Self, PyStore)> {
         let inner = store.inner.clone();
-        let s = py
-            .detach(|| {
-                let prev: Vec<&str> = previous_keys.iter().map(String::as_str).collect();
-                inner.encrypted(&key, &prev)
-            })
-            .map_err(to_py_err)?;
+        let s = detached(py, core_panic, || {
+            let prev: Vec<&str> = previous_keys.iter().map(String::as_str).collect();
+            inner.encrypted(&key, &prev)
+        })
+        .map_err(to_py_err)?;
         Ok((PyEncryptedStore, PyStore { inner: s }))
     }
 }
@@ -334,7 +371,7 @@ impl PyRedisStore {
         let t = interval(timeout)?.unwrap_or(Duration::from_secs(5));
         o.connection_timeout = t;
         o.response_timeout = t;
-        let s = py.detach(|| CoreStore::redis(o)).map_err(to_py_err)?;
+        let s = detached(py, core_panic, || CoreStore::redis(o)).map_err(to_py_err)?;
         Ok((PyRedisStore, PyStore { inner: s }))
     }
 }
@@ -463,12 +500,11 @@ fn derive_jwt_key<'py>(
     salt: String,
     iterations: u32,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let key = py
-        .detach(|| {
-            let m = key_material(high_entropy_material.as_deref(), low_entropy_material.as_deref())?;
-            derive_jwt_key_with_iterations(m, &salt, iterations)
-        })
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let key = detached(py, core_panic, || {
+        let m = key_material(high_entropy_material.as_deref(), low_entropy_material.as_deref())?;
+        derive_jwt_key_with_iterations(m, &salt, iterations)
+    })
+    .map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(PyBytes::new(py, key.as_bytes()))
 }
 
@@ -476,8 +512,7 @@ fn derive_jwt_key<'py>(
 #[pyfunction]
 #[pyo3(signature = (secret, iterations=100_000))]
 fn derive_key(py: Python<'_>, secret: String, iterations: u32) -> PyResult<String> {
-    py.detach(|| fastmcp_auth::derive_key(&secret, iterations))
-        .map_err(to_py_err)
+    detached(py, core_panic, || fastmcp_auth::derive_key(&secret, iterations)).map_err(to_py_err)
 }
 
 /// A random PKCE verifier of `length` (43-128) characters.
@@ -524,7 +559,7 @@ impl PyOAuthProxy {
         if let Some(s) = storage {
             c.token_storage = Some(s.inner.as_async().clone());
         }
-        let inner = py.detach(|| CoreProxy::new(c)).map_err(to_py_err)?;
+        let inner = detached(py, core_panic, || CoreProxy::new(c)).map_err(to_py_err)?;
         Ok(PyOAuthProxy { inner })
     }
 
@@ -535,9 +570,7 @@ impl PyOAuthProxy {
         request: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let req = to_json(request)?;
-        let r = py
-            .detach(|| self.inner.register_client(&req))
-            .map_err(oauth_err)?;
+        let r = detached(py, oauth_panic, || self.inner.register_client(&req)).map_err(oauth_err)?;
         from_json(py, &r)
     }
 
@@ -553,7 +586,7 @@ impl PyOAuthProxy {
         let p = AuthorizeParams::from_query(query)
             .map_err(oauth_err)?
             .with_cookie(cookie);
-        let r = py.detach(|| self.inner.authorize(&p)).map_err(oauth_err)?;
+        let r = detached(py, oauth_panic, || self.inner.authorize(&p)).map_err(oauth_err)?;
         from_json(py, &r.to_json())
     }
 
@@ -569,7 +602,7 @@ impl PyOAuthProxy {
         let p = ConsentParams::from_form(form)
             .map_err(oauth_err)?
             .with_cookie(cookie);
-        let r = py.detach(|| self.inner.handle_consent(&p)).map_err(oauth_err)?;
+        let r = detached(py, oauth_panic, || self.inner.handle_consent(&p)).map_err(oauth_err)?;
         from_json(py, &r.to_json())
     }
 
@@ -585,7 +618,7 @@ impl PyOAuthProxy {
         let p = CallbackParams::from_query(query)
             .map_err(oauth_err)?
             .with_cookie(cookie);
-        let r = py.detach(|| self.inner.handle_callback(&p)).map_err(oauth_err)?;
+        let r = detached(py, oauth_panic, || self.inner.handle_callback(&p)).map_err(oauth_err)?;
         from_json(py, &r.to_json())
     }
 
@@ -624,9 +657,7 @@ impl PyOAuthProxy {
 
     /// The upstream tokens behind one of our access tokens, or None.
     fn load_upstream_tokens<'py>(&self, py: Python<'py>, token: &str) -> PyResult<Bound<'py, PyAny>> {
-        let t = py
-            .detach(|| self.inner.load_upstream_tokens(token))
-            .map_err(oauth_err)?;
+        let t = detached(py, oauth_panic, || self.inner.load_upstream_tokens(token)).map_err(oauth_err)?;
         let v = t
             .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
             .unwrap_or(Value::Null);
@@ -642,8 +673,10 @@ impl PyOAuthProxy {
         client_id: &str,
         client_secret: Option<&str>,
     ) -> PyResult<()> {
-        py.detach(|| self.inner.revoke(token, client_id, client_secret))
-            .map_err(oauth_err)
+        detached(py, oauth_panic, || {
+            self.inner.revoke(token, client_id, client_secret)
+        })
+        .map_err(oauth_err)
     }
 
     /// RFC 9728 protected resource metadata of `resource` (the MCP endpoint URL).
@@ -667,9 +700,10 @@ impl PyOAuthProxy {
         required_scopes: Option<Vec<String>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let scopes = required_scopes.unwrap_or_default();
-        let r = py
-            .detach(|| self.inner.check_bearer(authorization, resource, &scopes))
-            .map_err(oauth_err)?;
+        let r = detached(py, oauth_panic, || {
+            self.inner.check_bearer(authorization, resource, &scopes)
+        })
+        .map_err(oauth_err)?;
         from_json(py, &r.to_json())
     }
 
@@ -696,7 +730,7 @@ impl PyOAuthProxy {
         ) -> fastmcp_auth::proxy::OAuthResult<fastmcp_auth::proxy::TokenResponse>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let req = TokenRequest::from_form(form, authorization).map_err(oauth_err)?;
-        let r = py.detach(|| grant(&self.inner, &req)).map_err(oauth_err)?;
+        let r = detached(py, oauth_panic, || grant(&self.inner, &req)).map_err(oauth_err)?;
         from_json(py, &r.to_json())
     }
 }
@@ -711,6 +745,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyJwtIssuer>()?;
     m.add_class::<PyOAuthProxy>()?;
     m.add_function(wrap_pyfunction!(derive_jwt_key, m)?)?;
+    m.add_function(wrap_pyfunction!(_test_panic, m)?)?;
     m.add_function(wrap_pyfunction!(derive_key, m)?)?;
     m.add_function(wrap_pyfunction!(generate_verifier, m)?)?;
     m.add_function(wrap_pyfunction!(generate_challenge, m)?)?;

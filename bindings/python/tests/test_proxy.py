@@ -262,3 +262,22 @@ def test_ten_thousand_scopes_are_refused_before_anything_is_stored(idp, tmp_path
         p.authorize(q)
     assert e.value.code == "invalid_request" and "too large" in e.value.description
     p.close()
+
+
+def test_a_panic_inside_the_library_is_a_normal_exception():
+    """pyo3 would raise PanicException, a BaseException that `except Exception` misses."""
+    from fastmcp_auth import _native
+    with pytest.raises(fa.FastMCPAuthError) as e:
+        _native._test_panic()
+    assert isinstance(e.value, Exception)
+
+
+@pytest.mark.parametrize("value", [1.8e19, 1e300, float("inf"), -1.0])
+def test_durations_beyond_range_are_value_errors(tmp_path, value):
+    store = fa.MemoryStore()
+    with pytest.raises(ValueError):
+        store.save("k", {"v": 1}, ttl=value)
+    with pytest.raises(ValueError):
+        fa.MemoryStore(cleanup_interval=value)
+    with pytest.raises(ValueError):
+        fa.DiskStore(tmp_path / "d", cleanup_interval=value)

@@ -196,7 +196,7 @@ impl OAuthProxyConfig {
             forward_resource: false,
             allowed_redirect_uri_patterns: default_redirect_patterns(),
             allow_http_redirect_uris: false,
-            client_cache_size: 10_000,
+            client_cache_size: 1_000,
             unused_client_ttl: 3 * 86_400,
             max_transactions_per_client: 20,
             allow_plain_pkce: false,

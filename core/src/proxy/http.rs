@@ -275,6 +275,21 @@ macro_rules! redacted_debug {
 redacted_debug!(AuthorizeParams { client_id, redirect_uri, response_type, state, scope, code_challenge_method, resource } { code_challenge, cookie });
 redacted_debug!(CallbackParams { state, error, error_description } { code, cookie });
 redacted_debug!(ConsentParams { transaction_id, action } { csrf_token, cookie });
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("scope", &self.scope)
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
 redacted_debug!(TokenRequest { grant_type, redirect_uri, scope, resource, client_id } { code, code_verifier, refresh_token, client_secret });
 
 macro_rules! with_cookie {
@@ -419,7 +434,7 @@ impl RevocationRequest {
 }
 
 /// A token-endpoint answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TokenResponse {
     /// Our JWT (swap) or the upstream access token (passthrough).
     pub access_token: String,

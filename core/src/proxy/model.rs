@@ -34,8 +34,36 @@ pub fn secs_until(s: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `Debug` that names every field but prints secrets (tokens, verifiers, codes, hashes) as `[redacted]`.
+macro_rules! redacted_debug {
+    ($t:ty { $($plain:ident),* } secret { $($secret:ident),* } optional { $($opt:ident),* }) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t))
+                    $(.field(stringify!($plain), &self.$plain))*
+                    $(.field(stringify!($secret), &"[redacted]"))*
+                    $(.field(stringify!($opt), &self.$opt.as_ref().map(|_| "[redacted]")))*
+                    .finish()
+            }
+        }
+    };
+}
+
+redacted_debug!(RegisteredClient { client_id, callback_url, redirect_uris, registered_at, token_endpoint_auth_method, expires_at, metadata }
+    secret {} optional { client_secret, client_secret_hash });
+redacted_debug!(Transaction { id, client_id, client_callback_url, client_code_challenge_method, consent_given, created_at, expires_at, scope, resource }
+    secret { client_code_challenge, proxy_code_challenge, proxy_code_verifier, state } optional { browser_binding_hash, csrf_token_hash });
+redacted_debug!(UpstreamTokens { token_type, expires_in, refresh_expires_in, issued_at, scope }
+    secret { access_token } optional { refresh_token, id_token });
+redacted_debug!(ClientCode { client_id, code_challenge_method, created_at, expires_at, transaction_id, redirect_uri, resource, upstream_tokens }
+    secret { code, code_challenge } optional {});
+redacted_debug!(TokenMapping { client_id, jti, created_at, expires_at, scope, token_use, resource }
+    secret { upstream_token_key } optional {});
+redacted_debug!(Rotation { state, at_ms, client_id, successor_jti, resource }
+    secret { upstream_token_key } optional { successor_refresh_token });
+
 /// A dynamically registered client (`client:<client_id>`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisteredClient {
     /// First redirect URI.
@@ -72,7 +100,7 @@ impl RegisteredClient {
 }
 
 /// An authorization in progress (`transaction:<id>`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Transaction {
     /// The client's redirect URI.
@@ -113,7 +141,7 @@ pub struct Transaction {
 }
 
 /// Tokens from upstream, as stored (`upstream:<key>`, and inside codes).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpstreamTokens {
     /// Upstream access token.
@@ -138,7 +166,7 @@ pub struct UpstreamTokens {
 }
 
 /// A code we handed to a client (`code:<code>`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientCode {
     /// Client the code was issued to.
@@ -176,7 +204,7 @@ pub struct SpentCode {
 }
 
 /// One of our JWTs → the upstream tokens (`mapping:<jti>`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenMapping {
     /// Client the token was issued to.
@@ -200,7 +228,7 @@ pub struct TokenMapping {
 }
 
 /// A refresh token that was (or is being) rotated (`rotated:<jti>`), for the grace window and replay detection.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rotation {
     /// `pending` while the upstream refresh runs, `done` after.

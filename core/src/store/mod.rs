@@ -187,7 +187,10 @@ pub fn now_ms() -> u64 {
 /// The `expiresAt` (ms since epoch) fastmcp writes for a TTL: zero or none never expires.
 pub fn expires_at_ms(ttl: Option<Duration>) -> u64 {
     match ttl {
-        Some(d) if !d.is_zero() => now_ms().saturating_add(d.as_millis() as u64).min(NO_EXPIRY_MS),
+        // Checked all the way: a TTL of any size (a host's 1e19 s) means "as late as fastmcp can say", never a wrap.
+        Some(d) if !d.is_zero() => now_ms()
+            .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .min(NO_EXPIRY_MS),
         _ => NO_EXPIRY_MS,
     }
 }

@@ -182,7 +182,11 @@ impl Store for RedisStore {
         let mut cmd = redis::cmd("SET");
         cmd.arg(&k).arg(text);
         if let Some(d) = ttl.filter(|d| !d.is_zero()) {
-            cmd.arg("PX").arg(d.as_millis().max(1) as u64);
+            // Redis refuses a PX past i64 milliseconds; anything that long is "never" in practice.
+            let ms = u64::try_from(d.as_millis())
+                .unwrap_or(u64::MAX)
+                .clamp(1, i64::MAX as u64 / 2);
+            cmd.arg("PX").arg(ms);
         }
         cmd.query_async::<()>(&mut conn)
             .await
