@@ -1527,3 +1527,109 @@ fn debug_output_never_shows_secrets() {
     }
     assert!(text.contains("[redacted]"));
 }
+
+/// A store that fails the n-th write (save, delete or take) from the moment it is armed, once.
+struct FlakyStore {
+    inner: Arc<dyn Store>,
+    countdown: std::sync::atomic::AtomicI64,
+}
+
+impl FlakyStore {
+    fn arm(&self, n: i64) {
+        self.countdown.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn write(&self) -> fastmcp_auth::Result<()> {
+        if self.countdown.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            return Err(fastmcp_auth::Error::Io {
+                op: "write",
+                source: std::io::Error::other("injected failure (disk full)"),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for FlakyStore {
+    async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> fastmcp_auth::Result<()> {
+        self.write()?;
+        self.inner.save(key, value, ttl).await
+    }
+    async fn get(&self, key: &str) -> fastmcp_auth::Result<Option<Value>> {
+        self.inner.get(key).await
+    }
+    async fn delete(&self, key: &str) -> fastmcp_auth::Result<bool> {
+        self.write()?;
+        self.inner.delete(key).await
+    }
+    async fn take(&self, key: &str) -> fastmcp_auth::Result<Option<Value>> {
+        self.write()?;
+        self.inner.take(key).await
+    }
+    async fn cleanup(&self) -> fastmcp_auth::Result<u64> {
+        self.inner.cleanup().await
+    }
+    async fn size(&self) -> fastmcp_auth::Result<u64> {
+        self.inner.size().await
+    }
+    async fn keys(&self) -> fastmcp_auth::Result<Vec<String>> {
+        self.inner.keys().await
+    }
+}
+
+/// README: "lose nothing already stored". Every write of a code exchange and of a refresh fails once, in turn:
+/// the client's retry then succeeds, promptly (no pending rotation left to wait for, no spent code).
+#[test]
+fn any_single_failed_write_loses_nothing() {
+    let idp = MockIdp::start();
+    let flaky = Arc::new(FlakyStore {
+        inner: Arc::new(fastmcp_auth::store::MemoryStore::new()),
+        countdown: 0.into(),
+    });
+    let p = proxy(&idp, |c| c.token_storage = Some(flaky.clone()));
+    let mut failures_seen = 0;
+    // The code exchange: take, then the upstream tokens and two mappings, then the tombstone (and the client's
+    // registration lifetime); n = 1..=8 covers them all with room to spare.
+    for n in 1..=8 {
+        let c = register(&p);
+        let (code, verifier) = authorize(&p, &idp, &c);
+        flaky.arm(n);
+        let first = p.token(&code_request(&c, &code, &verifier));
+        flaky.arm(0);
+        if let Err(e) = first {
+            failures_seen += 1;
+            assert_eq!((e.code.as_str(), e.status), ("server_error", 503), "write {n}");
+            let t = p.token(&code_request(&c, &code, &verifier));
+            assert!(
+                t.is_ok(),
+                "write {n} failed once: the retry must succeed, got {t:?}"
+            );
+        }
+    }
+    // The refresh: take the claim, the pending rotation, upstream's fresh tokens, two mappings, the done record.
+    for n in 1..=8 {
+        let (c, t) = login(&p, &idp);
+        let rt = t.refresh_token.unwrap();
+        flaky.arm(n);
+        let first = p.token(&refresh_request(&c, &rt));
+        flaky.arm(0);
+        if let Err(e) = first {
+            failures_seen += 1;
+            assert_eq!(e.status, 503, "write {n}: {e:?}");
+            let started = std::time::Instant::now();
+            let retry = p.token(&refresh_request(&c, &rt));
+            assert!(
+                retry.is_ok(),
+                "write {n} failed once: the retry must succeed, got {retry:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "write {n}: the retry waited"
+            );
+        }
+    }
+    assert!(
+        failures_seen >= 3,
+        "the injected failures reached the client {failures_seen} times"
+    );
+}

@@ -8,8 +8,17 @@ import { JWTIssuer } from '../index.js';
 const require = createRequire(import.meta.url);
 const native = require(`../fastmcp-auth.${process.platform}-${process.arch}${process.platform === 'linux' ? '-gnu' : ''}.node`);
 
-const settlesWithin = (p, ms) =>
-  Promise.race([p.then(() => 'resolved', () => 'rejected'), new Promise((r) => setTimeout(() => r('pending'), ms))]);
+async function settlesWithin(p, ms) {
+  let timer;
+  const pending = new Promise((r) => {
+    timer = setTimeout(() => r('pending'), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => 'resolved', () => 'rejected'), pending]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 test('a panic inside the core rejects the Promise (runtime task and libuv worker)', async () => {
   for (const onWorker of [false, true]) {
@@ -22,4 +31,69 @@ test('deriveKey refuses iteration counts that would wrap (RangeError, as Node cr
     await assert.rejects(JWTIssuer.deriveKey('secret', n), RangeError, String(n));
   }
   assert.equal(typeof (await JWTIssuer.deriveKey('secret', 1)), 'string');
+});
+
+test('a JS storage whose save fails once loses nothing: the retry of a refresh and of a code exchange succeeds', async () => {
+  const { FastMCP } = await import('fastmcp');
+  const { MemoryTokenStorage } = await import('fastmcp/auth');
+  const { OAuthProxy } = await import('../index.js');
+  const h = await import('../test-support/helpers.mjs');
+  const idp = await h.startIdp();
+  // fastmcp's own MemoryTokenStorage behind a wrapper that fails the n-th save from when it is armed, once.
+  const inner = new MemoryTokenStorage();
+  let countdown = 0;
+  const storage = {
+    cleanup: () => inner.cleanup(),
+    delete: (k) => inner.delete(k),
+    get: (k) => inner.get(k),
+    save: async (k, v, ttl) => {
+      if (--countdown === 0) throw new Error('ENOSPC: no space left on device (injected)');
+      return inner.save(k, v, ttl);
+    },
+  };
+  const port = await h.freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const proxy = new OAuthProxy({
+    baseUrl: base,
+    encryptionKey: 'robustness-storage-key',
+    jwtSigningKey: 'robustness-signing-key-0123456789',
+    tokenStorage: storage,
+    upstreamAuthorizationEndpoint: `${idp.url}/authorize`,
+    upstreamClientId: h.UPSTREAM_CLIENT_ID,
+    upstreamClientSecret: h.UPSTREAM_CLIENT_SECRET,
+    upstreamTokenEndpoint: `${idp.url}/token`,
+  });
+  const quiet = { debug() {}, error() {}, info() {}, log() {}, warn() {} };
+  const server = new FastMCP({ logger: quiet, name: 'robustness', version: '1.0.0' });
+  proxy.mount(server);
+  await server.start({ httpStream: { host: '127.0.0.1', port }, transportType: 'httpStream' });
+  try {
+    let failures = 0;
+    for (let n = 1; n <= 6; n++) {
+      const { client, tokens } = await h.obtainTokens(base);
+      const refresh = {
+        client_id: client.client_id,
+        client_secret: client.client_secret,
+        grant_type: 'refresh_token',
+        refresh_token: tokens.refresh_token,
+      };
+      countdown = n;
+      const first = await h.tokenRequest(base, refresh).catch((e) => e);
+      countdown = 0;
+      if (first instanceof Error) {
+        failures += 1;
+        assert.equal(first.json.error, 'server_error', `save ${n}`);
+        const started = Date.now();
+        const retry = await h.tokenRequest(base, refresh);
+        assert.ok(retry.access_token, `save ${n}: the retry succeeds`);
+        assert.ok(Date.now() - started < 2000, `save ${n}: the retry did not wait`);
+      }
+    }
+    assert.ok(failures >= 1, 'the injected failures reached the client');
+  } finally {
+    await server.stop();
+    proxy.destroy();
+    inner.destroy(); // fastmcp's sweep timer
+    await idp.close();
+  }
 });

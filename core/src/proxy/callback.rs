@@ -140,7 +140,8 @@ impl OAuthProxy {
             redirect_uri: Some(tx.client_callback_url.clone()),
             resource: tx.resource.clone(),
         };
-        self.save_json(
+        // Upstream's code is spent: this write is the login, so it is tried again while the store hiccups.
+        self.save_json_retrying(
             &format!("code:{our_code}"),
             &record,
             self.config.authorization_code_ttl,

@@ -59,7 +59,7 @@ redacted_debug!(ClientCode { client_id, code_challenge_method, created_at, expir
     secret { code, code_challenge } optional {});
 redacted_debug!(TokenMapping { client_id, jti, created_at, expires_at, scope, token_use, resource }
     secret { upstream_token_key } optional {});
-redacted_debug!(Rotation { state, at_ms, client_id, successor_jti, resource }
+redacted_debug!(Rotation { state, at_ms, client_id, successor_jti, resource, claimed }
     secret { upstream_token_key } optional { successor_refresh_token });
 
 /// A dynamically registered client (`client:<client_id>`).
@@ -248,4 +248,7 @@ pub struct Rotation {
     /// The grant's RFC 8707 resource (the audience of the tokens the grace window hands out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// While pending: the claimed mapping, given back if the rotation dies half-way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed: Option<TokenMapping>,
 }

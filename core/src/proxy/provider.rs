@@ -166,6 +166,40 @@ impl OAuthProxy {
             .and_then(|v| serde_json::from_value(v).ok()))
     }
 
+    /// `save_json` that tries again (3 attempts, 20 and 80 ms apart) while the store reports itself unavailable:
+    /// for the writes whose loss would cost the user a session (upstream's fresh tokens, claims given back).
+    pub(super) async fn save_json_retrying<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl_secs: u64,
+    ) -> OAuthResult<()> {
+        let mut attempt = 0;
+        loop {
+            match self.save_json(key, value, ttl_secs).await {
+                Err(e) if e.status == 503 && attempt < 2 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 << (2 * (attempt - 1)))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Deletes `key`, trying again like `save_json_retrying`; a final failure is logged (what is left behind
+    /// expires by itself).
+    pub(super) async fn delete_best_effort(&self, key: &str) {
+        for attempt in 0..3u32 {
+            match self.store.delete(key).await {
+                Ok(_) => return,
+                Err(e) if attempt == 2 => {
+                    tracing::error!(error = %e, "could not delete a proxy record; it will expire by itself");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20 << (2 * attempt))).await,
+            }
+        }
+    }
+
     pub(super) async fn save_json<T: Serialize>(
         &self,
         key: &str,

@@ -99,8 +99,7 @@ impl OAuthProxy {
             let mapping_key = format!("mapping:{jti}");
             if let Some(mapping) = self.take_json::<TokenMapping>(&mapping_key).await? {
                 if mapping.token_use.as_deref() == Some("access") {
-                    self.save_json(&mapping_key, &mapping, secs_until(&mapping.expires_at).max(1))
-                        .await?;
+                    self.give_back(jti, &mapping).await;
                     return Err(OAuthError::invalid_grant(
                         "An access token is not a refresh token",
                     ));
@@ -118,8 +117,7 @@ impl OAuthProxy {
                     _ => None,
                 };
                 if let Some(e) = refused {
-                    self.save_json(&mapping_key, &mapping, secs_until(&mapping.expires_at).max(1))
-                        .await?;
+                    self.give_back(jti, &mapping).await;
                     return Err(e);
                 }
                 let resp = self.rotate(jti, mapping, requested.as_deref()).await?;
@@ -135,6 +133,20 @@ impl OAuthProxy {
                 }
                 None => return Err(OAuthError::invalid_grant("Refresh token already used or expired")),
                 Some(r) if r.state == "pending" => {
+                    // A rotation older than any upstream call can take died half-way: its claim comes back
+                    // (whoever takes the record first) and this request rotates.
+                    let stale_after = self.config.upstream_request_timeout + Duration::from_secs(2);
+                    if now_ms().saturating_sub(r.at_ms) > stale_after.as_millis() as u64 {
+                        if let Some(Rotation {
+                            claimed: Some(claimed),
+                            ..
+                        }) = self.take_json::<Rotation>(&format!("rotated:{jti}")).await?
+                        {
+                            tracing::warn!(client = %r.client_id, "a stale refresh rotation was rolled back");
+                            self.give_back(jti, &claimed).await;
+                        }
+                        continue;
+                    }
                     if grace.is_zero() || std::time::Instant::now() >= deadline {
                         return Err(OAuthError::invalid_grant(
                             "Refresh token is being used by a concurrent request",
@@ -177,8 +189,14 @@ impl OAuthProxy {
             successor_refresh_token: None,
             successor_jti: None,
             resource: mapping.resource.clone(),
+            // If this rotation dies half-way (a crash, a store that stops answering), a later presentation finds
+            // the claim here once the rotation is stale and gives it back.
+            claimed: Some(mapping.clone()),
         };
-        self.save_json(&rot_key, &pending, keep).await?;
+        if let Err(e) = self.save_json(&rot_key, &pending, keep).await {
+            self.give_back(jti, &mapping).await;
+            return Err(e);
+        }
         let result = async {
             let up_key = format!("upstream:{}", mapping.upstream_token_key);
             let old: UpstreamTokens = self
@@ -215,7 +233,8 @@ impl OAuthProxy {
                 )
                 .await?;
             let (access_ttl, refresh_ttl) = self.ttls(&fresh);
-            self.save_json(&up_key, &fresh, access_ttl.max(refresh_ttl).max(1))
+            // Upstream may have rotated its refresh token: the fresh one exists only here until this write lands.
+            self.save_json_retrying(&up_key, &fresh, access_ttl.max(refresh_ttl).max(1))
                 .await?;
             let issuer = self
                 .issuer
@@ -257,25 +276,37 @@ impl OAuthProxy {
                     at_ms: now_ms(),
                     successor_refresh_token: resp.refresh_token.clone(),
                     successor_jti: Some(refresh_jti),
+                    claimed: None,
                     ..pending
                 };
-                self.save_json(&rot_key, &done, keep).await?;
+                // The tokens exist and the old refresh token is spent: answer with them even if this record
+                // cannot be written (it only serves retries within the grace window and replay detection).
+                if let Err(e) = self.save_json_retrying(&rot_key, &done, keep).await {
+                    tracing::error!(error = %e, "could not record a finished refresh rotation");
+                    self.delete_best_effort(&rot_key).await;
+                }
                 Ok(resp)
             }
             Err(e) => {
                 if e.code != "invalid_grant" {
                     // Only a dead grant ends it (upstream said invalid_grant, or the upstream tokens are gone);
                     // any other failure gives the claim back so the same refresh token works on the next try.
-                    self.save_json(
-                        &format!("mapping:{jti}"),
-                        &mapping,
-                        secs_until(&mapping.expires_at).max(1),
-                    )
-                    .await?;
+                    self.give_back(jti, &mapping).await;
                 }
-                self.store.delete(&rot_key).await?;
+                self.delete_best_effort(&rot_key).await;
                 Err(e)
             }
+        }
+    }
+
+    /// Puts a claimed refresh-token mapping back (trying again while the store is unavailable).
+    async fn give_back(&self, jti: &str, mapping: &TokenMapping) {
+        let ttl = secs_until(&mapping.expires_at).max(1);
+        if let Err(e) = self
+            .save_json_retrying(&format!("mapping:{jti}"), mapping, ttl)
+            .await
+        {
+            tracing::error!(error = %e, "could not give back a refresh token's claim; it returns once the rotation is stale");
         }
     }
 

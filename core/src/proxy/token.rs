@@ -6,7 +6,7 @@ use super::error::{OAuthError, OAuthResult};
 use super::http::{TokenRequest, TokenResponse};
 use super::model::*;
 use super::provider::{random_id, OAuthProxy};
-use crate::jwt::{IssueOptions, JwtIssuer, TokenUse};
+use crate::jwt::{IssueOptions, JwtIssuer, TokenUse, MAX_TOKEN_BYTES};
 use crate::pkce::{self, constant_time_eq, ChallengeMethod};
 
 impl OAuthProxy {
@@ -54,9 +54,10 @@ impl OAuthProxy {
         };
         if let Ok(spent) = serde_json::from_value::<SpentCode>(taken.clone()) {
             if spent.used {
-                // Put the tombstone back for the next replay.
-                self.save_json(&key, &spent, secs_until(&spent.expires_at).max(1))
-                    .await?;
+                // Put the tombstone back for the next replay (best effort: without it a replay reads "invalid").
+                let _ = self
+                    .save_json_retrying(&key, &spent, secs_until(&spent.expires_at).max(1))
+                    .await;
                 return Err(OAuthError::invalid_grant("Authorization code already used"));
             }
         }
@@ -71,8 +72,50 @@ impl OAuthProxy {
             expires_at: record.expires_at.clone(),
             used: true,
         };
-        self.save_json(&key, &tomb, secs_until(&record.expires_at).max(1))
-            .await?;
+        let tomb_ttl = secs_until(&record.expires_at).max(1);
+        // A request that fails the checks below spends the code (the tombstone makes a replay say "already used").
+        let spend = || async {
+            let _ = self.save_json_retrying(&key, &tomb, tomb_ttl).await;
+        };
+        if let Err(e) = self.check_code(req, client_id, &record) {
+            spend().await;
+            return Err(e);
+        }
+        // Issuing writes the upstream tokens and the token mappings. If a write fails, the code is put back (it
+        // is single-use only once it has yielded tokens), so the client's retry succeeds instead of hearing
+        // "already used" for a code that gave it nothing.
+        let up = record.upstream_tokens.clone();
+        let (access_ttl, refresh_ttl) = self.ttls(&up);
+        let issued = if self.issuer.is_none() {
+            let mut r = TokenResponse::passthrough(up.clone());
+            r.expires_in = access_ttl;
+            Ok(r)
+        } else {
+            let grant = GrantRef {
+                client_id: &record.client_id,
+                key: &random_id(),
+                scope: &up.scope,
+                resource: record.resource.as_deref(),
+            };
+            self.issue_swapped(&grant, &up, true, &up.scope).await
+        };
+        let response = match issued {
+            Ok(r) => r,
+            Err(e) => {
+                if let Err(put_back) = self.save_json_retrying(&key, &record, tomb_ttl).await {
+                    tracing::error!(error = %put_back, "could not give back an authorization code after a failed write");
+                }
+                return Err(e);
+            }
+        };
+        spend().await;
+        self.keep_client_alive(&client, access_ttl.max(refresh_ttl)).await;
+        Ok(response)
+    }
+
+    /// What a code's redemption must show (RFC 6749 §4.1.3; RFC 7636 §4.6; RFC 8707 §2.2): the code's own client,
+    /// its redirect URI when sent, the PKCE verifier, and no other resource.
+    fn check_code(&self, req: &TokenRequest, client_id: &str, record: &ClientCode) -> OAuthResult<()> {
         if !constant_time_eq(record.client_id.as_bytes(), client_id.as_bytes()) {
             return Err(OAuthError::invalid_grant(
                 "Authorization code was issued to another client",
@@ -112,23 +155,7 @@ impl OAuthProxy {
                 ));
             }
         }
-        let up = record.upstream_tokens;
-        let (access_ttl, refresh_ttl) = self.ttls(&up);
-        let response = if self.issuer.is_none() {
-            let mut r = TokenResponse::passthrough(up);
-            r.expires_in = access_ttl;
-            r
-        } else {
-            let grant = GrantRef {
-                client_id: &record.client_id,
-                key: &random_id(),
-                scope: &up.scope,
-                resource: record.resource.as_deref(),
-            };
-            self.issue_swapped(&grant, &up, true, &up.scope).await?
-        };
-        self.keep_client_alive(&client, access_ttl.max(refresh_ttl)).await;
-        Ok(response)
+        Ok(())
     }
 
     /// A client with a live grant keeps its registration (see `extend_client`); a failure to extend it is logged,
@@ -214,22 +241,47 @@ impl OAuthProxy {
         ttl: u64,
     ) -> OAuthResult<(String, String)> {
         let jti = crate::jwt::generate_jti();
-        let opts = IssueOptions {
-            jti: Some(jti.clone()),
-            expires_in: Some(ttl),
-            // Upstream claims, when configured (see `claims`); the issuer never lets them override reserved ones.
-            extra_claims: self
-                .config
-                .custom_claims_passthrough
-                .as_ref()
-                .and_then(|c| c.extract(up)),
-            // RFC 8707: the token is for the resource the client named; `base_url` otherwise.
-            audience: grant.resource.map(str::to_owned),
-            ..Default::default()
-        };
-        let token = match kind {
-            TokenUse::Access => issuer.issue_access_token(grant.client_id, grant.scope, opts)?,
-            TokenUse::Refresh => issuer.issue_refresh_token(grant.client_id, grant.scope, opts)?,
+        // Upstream claims, when configured (see `claims`); the issuer never lets them override reserved ones.
+        let mut extra = self
+            .config
+            .custom_claims_passthrough
+            .as_ref()
+            .and_then(|c| c.extract(up));
+        let token = loop {
+            let opts = IssueOptions {
+                jti: Some(jti.clone()),
+                expires_in: Some(ttl),
+                extra_claims: extra.clone(),
+                // RFC 8707: the token is for the resource the client named; `base_url` otherwise.
+                audience: grant.resource.map(str::to_owned),
+                ..Default::default()
+            };
+            let token = match kind {
+                TokenUse::Access => issuer.issue_access_token(grant.client_id, grant.scope, opts)?,
+                TokenUse::Refresh => issuer.issue_refresh_token(grant.client_id, grant.scope, opts)?,
+            };
+            if token.len() <= MAX_TOKEN_BYTES {
+                break token;
+            }
+            // A token verification would refuse (over 16 KiB): drop the largest passed-through claim and try again
+            // (its name is logged, never its value) rather than fail the login for the IdP's generosity.
+            let largest = extra.as_ref().and_then(|m| {
+                m.iter()
+                    .max_by_key(|(_, v)| v.to_string().len())
+                    .map(|(k, _)| k.clone())
+            });
+            match (largest, extra.as_mut()) {
+                (Some(name), Some(m)) => {
+                    tracing::warn!(claim = %name, "upstream claim dropped: the token would exceed 16 KiB");
+                    m.remove(&name);
+                }
+                _ => {
+                    return Err(OAuthError::server_error(
+                        "the identity provider's answer does not fit in a token",
+                    )
+                    .with_status(502))
+                }
+            }
         };
         let mapping = TokenMapping {
             client_id: grant.client_id.to_owned(),
