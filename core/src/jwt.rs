@@ -794,6 +794,50 @@ impl ClaimLookup for Claims {
     }
 }
 
+/// A JSON value read and dropped, with the full parser's verdicts: a number out of `f64` range (`1e400`) is an
+/// error here as it is for `verify` (serde's `IgnoredAny` only checks the syntax), so every face agrees.
+struct Skip;
+
+impl<'de> serde::Deserialize<'de> for Skip {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::{MapAccess, SeqAccess};
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Skip;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_str<E>(self, _: &str) -> std::result::Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> std::result::Result<Skip, A::Error> {
+                while a.next_element::<Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> std::result::Result<Skip, A::Error> {
+                while a.next_entry::<Skip, Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// One checked claim's value, borrowed from the payload when it holds no escapes.
 enum CheckedValue<'a> {
     Number(f64),
@@ -803,7 +847,7 @@ enum CheckedValue<'a> {
 
 impl<'de> serde::Deserialize<'de> for CheckedValue<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        use serde::de::{IgnoredAny, MapAccess, SeqAccess};
+        use serde::de::{MapAccess, SeqAccess};
         use std::borrow::Cow;
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
@@ -833,11 +877,11 @@ impl<'de> serde::Deserialize<'de> for CheckedValue<'de> {
                 Ok(CheckedValue::Other)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> std::result::Result<Self::Value, A::Error> {
-                while a.next_element::<IgnoredAny>()?.is_some() {}
+                while a.next_element::<Skip>()?.is_some() {}
                 Ok(CheckedValue::Other)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> std::result::Result<Self::Value, A::Error> {
-                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                while a.next_entry::<Skip, Skip>()?.is_some() {}
                 Ok(CheckedValue::Other)
             }
         }
@@ -929,7 +973,7 @@ fn parse_checked_claims(bytes: &[u8]) -> Result<CheckedClaims<'_>> {
                         match slot {
                             Some(slot) => *slot = Some(m.next_value::<CheckedValue<'de>>()?),
                             None => {
-                                m.next_value::<serde::de::IgnoredAny>()?;
+                                m.next_value::<Skip>()?;
                             }
                         }
                         let duplicate = if many.is_empty() && few.len() < 32 {
@@ -1062,6 +1106,10 @@ mod tests {
             r#"[1,2]"#,
             r#"{"aud":"https://a","exp":1003600,"iss":"https://i""#,
             r#"{"aud":"https://a","exp":1003600,"iss":"https://i","nbf":2000000}"#,
+            // An out-of-range number in a claim nobody checks: one verdict on every face.
+            r#"{"aud":"https://a","exp":1003600,"iss":"https://i","x":1e400}"#,
+            r#"{"aud":"https://a","exp":1003600,"iss":"https://i","x":[{"y":-1e999}]}"#,
+            r#"{"aud":"https://a","exp":1003600,"iss":"https://i","x":123456789012345678901234567890}"#,
         ];
         let many: String = (0..100).map(|n| format!(r#","k{n}":{n}"#)).collect();
         let many_ok = format!(r#"{{"aud":"https://a","exp":1003600,"iss":"https://i"{many}}}"#);

@@ -380,3 +380,45 @@ fn killed_writer_leaves_old_or_new_value() {
     assert_eq!(s.size_sync().unwrap(), 1);
     assert_eq!(s.keys_sync().unwrap(), vec!["victim".to_string()]);
 }
+
+/// The store reads only what it wrote: a FIFO, a symlink (to /dev/zero or out of the directory), a directory or an
+/// oversized file under an entry's name reads as absent, promptly, at open and at `get`/`take`, and stays in place.
+#[test]
+fn reads_only_regular_files_it_could_have_written() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.json");
+    write_legacy(outside.path(), "secret.json", json!("outside"), NO_EXPIRY_MS);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fifo = d.join("fifo.json");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    symlink("/dev/zero", d.join("zero.json")).unwrap();
+    symlink(&secret, d.join("escape.json")).unwrap();
+    std::fs::create_dir(d.join("adir.json")).unwrap();
+    let big = std::fs::File::create(d.join("big.json")).unwrap();
+    big.set_len(fastmcp_auth::store::MAX_ENTRY_BYTES + 1).unwrap();
+    drop(big);
+    let started = std::time::Instant::now();
+    let s = DiskStore::open(DiskStoreOptions::new(d)).unwrap(); // the open scan must not hang on the FIFO
+    for k in ["fifo", "zero", "escape", "adir", "big"] {
+        assert_eq!(s.get_sync(k).unwrap(), None, "{k}");
+        assert_eq!(s.take_sync(k).unwrap(), None, "{k}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "nothing blocked");
+    assert!(secret.exists(), "the file outside the directory is untouched");
+    assert!(fifo.exists(), "left in place");
+    s.save_sync("ok", json!(1), None).unwrap();
+    assert_eq!(s.get_sync("ok").unwrap(), Some(json!(1)));
+    drop(s);
+    // A directory writable by others: a warning, or a refusal in strict mode.
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(DiskStore::open(DiskStoreOptions::new(shared.path())).is_ok());
+    let e = DiskStore::open(DiskStoreOptions {
+        strict_permissions: true,
+        ..DiskStoreOptions::new(shared.path())
+    })
+    .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+}

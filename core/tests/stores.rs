@@ -372,3 +372,35 @@ fn redis_restart_keeps_what_was_persisted_and_operations_resume() {
     s.save("after", json!(true), None).unwrap();
     assert_eq!(s.take("after").unwrap(), Some(json!(true)));
 }
+
+/// One rule on every face: what you passed in stays yours. Closing an EncryptedStore or a proxy leaves the store
+/// it was given open.
+#[test]
+fn closing_a_wrapper_leaves_the_inner_store_open() {
+    use fastmcp_auth::store::{EncryptedStore, MemoryStore, Store};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let inner: std::sync::Arc<dyn Store> = std::sync::Arc::new(MemoryStore::new());
+    let enc = EncryptedStore::new(inner.clone(), "k", &[]).unwrap();
+    rt.block_on(enc.save("a", serde_json::json!(1), None)).unwrap();
+    enc.close();
+    assert_eq!(
+        rt.block_on(enc.get("a")).unwrap_err().code(),
+        fastmcp_auth::ErrorCode::Closed
+    );
+    rt.block_on(inner.save("b", serde_json::json!(2), None)).unwrap();
+    let mut c = fastmcp_auth::proxy::OAuthProxyConfig::new(
+        "http://127.0.0.1:8000",
+        "http://127.0.0.1:9/a",
+        "http://127.0.0.1:9/t",
+        "id",
+        "secret",
+    );
+    c.token_storage = Some(inner.clone());
+    c.encryption_key = Some("k".into());
+    let p = fastmcp_auth::proxy::OAuthProxy::new(c).unwrap();
+    p.close();
+    rt.block_on(inner.save("c", serde_json::json!(3), None)).unwrap();
+}

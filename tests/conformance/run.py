@@ -13,6 +13,8 @@ Run by scripts/test.sh with the .peers/venv Python (which has our extension and 
 """
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -202,6 +204,14 @@ def b64(obj):
     return base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).rstrip(b"=").decode()
 
 
+def signed(header_b64, claims, raw_tail=""):
+    """An HS256 token under CFG's key whose payload is `claims` plus raw JSON text (what json.dumps cannot write)."""
+    text = json.dumps(claims, separators=(",", ":"))[:-1] + raw_tail + "}"
+    payload = base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+    mac = hmac.new(CFG["key"].encode(), f"{header_b64}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header_b64}.{payload}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
 def generate(rust):
     """Hostile vectors, made with the Rust face at a fixed time (deterministic: fixed jti)."""
     def tok(layout, **kw):
@@ -227,6 +237,10 @@ def generate(rust):
         ("refresh_as_access", "py", py_refresh, "access", "wrong_token_use"),
         ("access_as_refresh", "py", py_access, "refresh", "wrong_token_use"),
         ("over_size_limit", "ts", f"{h}.{'A' * 20000}.{s}", "access", "token_too_large"),
+        # Correctly signed, but a claim nobody checks holds a number out of f64 range: one verdict on every face.
+        ("out_of_range_number", "ts", signed(h, {"aud": CFG["audience"], "client_id": "client-1", "exp": NOW + 3600,
+                                                 "iat": NOW, "iss": CFG["issuer"], "jti": "j-1", "scope": ["read"]},
+                                             ',"x":1e400'), "access", "malformed_token"),
     ]
     [stored] = rust.run([{"op": "encrypt", "key": "enc-key", "value": {"secret": "s3cret"}}])
     iv, tag, ct = stored.split(":")

@@ -281,3 +281,19 @@ def test_durations_beyond_range_are_value_errors(tmp_path, value):
         fa.MemoryStore(cleanup_interval=value)
     with pytest.raises(ValueError):
         fa.DiskStore(tmp_path / "d", cleanup_interval=value)
+
+
+def test_closing_the_proxy_leaves_the_callers_store_open(idp, tmp_path):
+    """One rule on every face: what you passed in stays yours."""
+    store = fa.DiskStore(tmp_path / "mine")
+    p = fa.OAuthProxy({
+        "base_url": "http://127.0.0.1:8000", "upstream_authorization_endpoint": f"{idp}/authorize",
+        "upstream_token_endpoint": f"{idp}/token", "upstream_client_id": "c", "upstream_client_secret": "s",
+        "encryption_key": "k", "jwt_signing_key": "j"}, storage=store)
+    p.close()
+    store.save("still", {"open": True})
+    assert store.get("still") == {"open": True}
+    enc = fa.EncryptedStore(store, "k")
+    enc.close()
+    assert store.get("still") == {"open": True}
+    store.close()

@@ -380,7 +380,14 @@ fn basic_credentials(h: &str) -> OAuthResult<(String, String)> {
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default()
     };
-    Ok((decode(id), decode(secret)))
+    let (id, secret) = (decode(id), decode(secret));
+    // The same limits and messages as the form parameters they stand for.
+    for (name, v) in [("client_id", &id), ("client_secret", &secret)] {
+        if v.len() > MAX_PARAM_BYTES {
+            return Err(OAuthError::invalid_request(format!("parameter {name} too large")));
+        }
+    }
+    Ok((id, secret))
 }
 
 /// An RFC 7009 revocation request, with the client's credentials from the body or HTTP Basic.

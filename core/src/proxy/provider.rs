@@ -24,6 +24,9 @@ use super::upstream::Upstream;
 use crate::jwt::JwtIssuer;
 use crate::store::{EncryptedStore, MemoryStore, Store};
 
+/// Longest client id looked up (a URL-shaped id of a metadata document fits).
+pub(super) const MAX_CLIENT_ID_BYTES: usize = 2048;
+
 /// 32 random bytes, base64url: ids, codes, keys.
 pub(super) fn random_id() -> String {
     let mut b = [0u8; 32];
@@ -43,6 +46,9 @@ pub struct OAuthProxy {
     pub(super) issuer: Option<JwtIssuer>,
     pub(super) upstream: Upstream,
     pub(super) redirect_uri: String,
+    /// The base store, when the proxy made it (no `token_storage` given): `close` stops it; a store passed in stays
+    /// its owner's.
+    own_store: Option<Arc<dyn Store>>,
     pub(super) redirect_policy: RedirectPolicy,
     pub(super) resource_policy: ResourcePolicy,
     /// Registrations change only when their lifetime is extended, which the cache sees too; bounded (LRU,
@@ -65,10 +71,11 @@ impl OAuthProxy {
     /// Validates `config` and builds the proxy (derives the storage key, which takes ~50 ms of scrypt).
     pub fn new(mut config: OAuthProxyConfig) -> crate::Result<Self> {
         config.validate()?;
-        let base: Arc<dyn Store> = config
-            .token_storage
-            .take()
-            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let given = config.token_storage.take();
+        let own_store: Option<Arc<dyn Store>> = given
+            .is_none()
+            .then(|| Arc::new(MemoryStore::new()) as Arc<dyn Store>);
+        let base: Arc<dyn Store> = given.or_else(|| own_store.clone()).expect("a store");
         let store: Arc<dyn Store> = if config.encryption_disabled {
             base
         } else {
@@ -116,6 +123,7 @@ impl OAuthProxy {
             issuer,
             upstream,
             redirect_uri,
+            own_store,
             redirect_policy,
             resource_policy,
             clients: Mutex::new(LruCache::new(cache)),
@@ -143,9 +151,15 @@ impl OAuthProxy {
         &self.redirect_uri
     }
 
-    /// Stops background work of the store.
+    /// Stops the proxy's own background work: the encrypting wrapper, and the store when the proxy made it. A
+    /// `token_storage` passed in stays open and its owner's (the same rule on every face).
     pub fn close(&self) {
-        self.store.close();
+        if !self.config.encryption_disabled {
+            self.store.close(); // the proxy's EncryptedStore wrapper
+        }
+        if let Some(s) = &self.own_store {
+            s.close();
+        }
     }
 
     // ---- storage helpers ------------------------------------------------------------------------------------
@@ -213,6 +227,14 @@ impl OAuthProxy {
 
     /// A registered client: from the cache, else the store. Expired registrations are unknown.
     pub(super) async fn client(&self, client_id: &str) -> OAuthResult<Option<RegisteredClient>> {
+        // Ours are 32 hex digits, fastmcp's UUIDs: anything long or odd is unknown without asking the store
+        // (whose key-size error would otherwise reach the client).
+        if client_id.is_empty()
+            || client_id.len() > MAX_CLIENT_ID_BYTES
+            || client_id.bytes().any(|b| !(0x21..0x7f).contains(&b))
+        {
+            return Ok(None);
+        }
         let cached = lock(&self.clients).get(client_id).cloned();
         if let Some(c) = cached {
             if !c.expired() {

@@ -68,6 +68,9 @@ pub struct DiskStoreOptions {
     /// File names: fastmcp's ([`FileNaming::Fastmcp`], default) or [`FileNaming::Safe`]. Either reads the
     /// other's files.
     pub naming: FileNaming,
+    /// Refuse (instead of warning about) a directory that is writable by group or others, or owned by another
+    /// user. Default false.
+    pub strict_permissions: bool,
 }
 
 impl DiskStoreOptions {
@@ -80,6 +83,7 @@ impl DiskStoreOptions {
             fsync: false,
             full_scan_interval: Duration::from_secs(3600),
             naming: FileNaming::Fastmcp,
+            strict_permissions: false,
         }
     }
 }
@@ -241,6 +245,7 @@ impl DiskStore {
             ));
         }
         ensure_directory(&options.directory)?;
+        check_permissions(&options.directory, options.strict_permissions)?;
         let inner = Arc::new(Inner {
             dir: options.directory,
             ext,
@@ -307,6 +312,85 @@ impl DiskStore {
         self.inner.check_open()?;
         Ok(self.inner.full_scan())
     }
+}
+
+/// Largest entry file read, in bytes (a proxy record is a few KiB; a value this large is not a token store's).
+/// Larger files read as absent and are left in place, logged by fingerprint.
+pub const MAX_ENTRY_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Opens an entry file only if it is what a store writes: never through a symlink (`O_NOFOLLOW`: a link cannot
+/// lead a read out of the directory), never blocking (`O_NONBLOCK`: a FIFO named `*.json` cannot hang the
+/// store), and only a regular file of at most [`MAX_ENTRY_BYTES`]. `Ok(Err(why))`: something else is there.
+fn open_entry_file(path: &Path) -> std::io::Result<std::result::Result<File, &'static str>> {
+    let mut o = OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    let f = match o.open(path) {
+        Ok(f) => f,
+        // ELOOP: the name is a symlink.
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(Err("a symbolic link")),
+        Err(e) => return Err(e),
+    };
+    let m = f.metadata()?;
+    if !m.is_file() {
+        return Ok(Err("not a regular file"));
+    }
+    if m.len() > MAX_ENTRY_BYTES {
+        return Ok(Err("larger than the entry size limit"));
+    }
+    Ok(Ok(f))
+}
+
+/// The bytes of an entry file (see [`open_entry_file`]); never more than [`MAX_ENTRY_BYTES`], even if the file
+/// grows while it is read.
+fn read_entry_file(path: &Path) -> std::io::Result<std::result::Result<Vec<u8>, &'static str>> {
+    use std::io::Read as _;
+    let f = match open_entry_file(path)? {
+        Ok(f) => f,
+        Err(why) => return Ok(Err(why)),
+    };
+    let mut bytes = Vec::new();
+    f.take(MAX_ENTRY_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_ENTRY_BYTES {
+        return Ok(Err("larger than the entry size limit"));
+    }
+    Ok(Ok(bytes))
+}
+
+/// Warns (or, with `strict_permissions`, refuses) when the directory is writable by others or owned by another
+/// user (Linux), as ssh does for `~/.ssh`: whoever can write there can plant entries (sessions, registrations).
+#[cfg(unix)]
+fn check_permissions(dir: &Path, strict: bool) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(dir).map_err(|e| Error::io("stat directory", e))?;
+    #[cfg(target_os = "linux")]
+    let foreign = m.uid() != rustix::process::geteuid().as_raw();
+    #[cfg(not(target_os = "linux"))]
+    let foreign = false;
+    let problem = if m.mode() & 0o022 != 0 {
+        Some("is writable by group or others")
+    } else if foreign {
+        Some("is owned by another user")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) if strict => Err(Error::InvalidArgument(format!(
+            "DiskStore directory {p} (strict_permissions)"
+        ))),
+        Some(p) => {
+            tracing::warn!("DiskStore: the directory {p}; anyone who can write there can plant entries");
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_dir: &Path, _strict: bool) -> Result<()> {
+    Ok(())
 }
 
 fn ensure_directory(dir: &Path) -> Result<()> {
@@ -421,8 +505,13 @@ impl Inner {
     }
 
     fn read_as<V: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<Read<V>> {
-        let bytes = match fs::read(path) {
-            Ok(b) => b,
+        let bytes = match read_entry_file(path) {
+            Ok(Ok(b)) => b,
+            Ok(Err(why)) => {
+                let name = path.file_name().and_then(OsStr::to_str).unwrap_or("");
+                tracing::warn!(file = %fingerprint(name), why, "DiskStore: entry skipped (left in place)");
+                return Ok(Read::Corrupt);
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Read::Missing),
             Err(e) => return Err(Error::io("read entry", e)),
         };
@@ -745,7 +834,7 @@ impl Inner {
     fn expiry_of(&self, path: &Path) -> Option<f64> {
         use std::io::Read as _;
         const HEAD: &[u8] = b"{\n  \"expiresAt\": ";
-        let mut f = File::open(path).ok()?;
+        let mut f = open_entry_file(path).ok()?.ok()?;
         let mut buf = [0u8; 64];
         let n = f.read(&mut buf).ok()?;
         if let Some(rest) = buf[..n].strip_prefix(HEAD) {

@@ -146,6 +146,9 @@ impl Keyring {
 pub struct EncryptedStore {
     inner: Arc<dyn Store>,
     keys: Keyring,
+    // Closing the wrapper closes only the wrapper: the inner store was passed in and stays its owner's (one rule
+    // on every face: what you passed in stays yours).
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for EncryptedStore {
@@ -159,15 +162,16 @@ impl std::fmt::Debug for EncryptedStore {
 impl EncryptedStore {
     /// Wraps `inner`; `key` encrypts and decrypts, `previous_keys` only decrypt (key rotation).
     pub fn new(inner: Arc<dyn Store>, key: &str, previous_keys: &[&str]) -> Result<Self> {
-        Ok(EncryptedStore {
-            inner,
-            keys: Keyring::new(key, previous_keys)?,
-        })
+        Ok(Self::with_keyring(inner, Keyring::new(key, previous_keys)?))
     }
 
     /// Wraps `inner` with an already derived key ring (several stores can share one derivation).
     pub fn with_keyring(inner: Arc<dyn Store>, keys: Keyring) -> Self {
-        EncryptedStore { inner, keys }
+        EncryptedStore {
+            inner,
+            keys,
+            closed: false.into(),
+        }
     }
 
     /// The wrapped store.
@@ -176,9 +180,17 @@ impl EncryptedStore {
     }
 
     fn sync_inner(&self) -> Result<&dyn SyncStore> {
-        self.inner
+        self.live()?
             .as_sync()
             .ok_or_else(|| Error::Task("inner store has no synchronous face".into()))
+    }
+
+    /// The inner store, unless this wrapper was closed.
+    fn live(&self) -> Result<&Arc<dyn Store>> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(&self.inner)
     }
 }
 
@@ -211,31 +223,32 @@ impl SyncStore for EncryptedStore {
 impl Store for EncryptedStore {
     async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> Result<()> {
         let sealed = self.keys.encrypt(&value)?;
-        self.inner.save(key, Value::String(sealed), ttl).await
+        self.live()?.save(key, Value::String(sealed), ttl).await
     }
     async fn get(&self, key: &str) -> Result<Option<Value>> {
-        Ok(self.keys.open(key, self.inner.get(key).await?))
+        Ok(self.keys.open(key, self.live()?.get(key).await?))
     }
     async fn delete(&self, key: &str) -> Result<bool> {
-        self.inner.delete(key).await
+        self.live()?.delete(key).await
     }
     async fn take(&self, key: &str) -> Result<Option<Value>> {
-        Ok(self.keys.open(key, self.inner.take(key).await?))
+        Ok(self.keys.open(key, self.live()?.take(key).await?))
     }
     async fn cleanup(&self) -> Result<u64> {
-        self.inner.cleanup().await
+        self.live()?.cleanup().await
     }
     async fn size(&self) -> Result<u64> {
-        self.inner.size().await
+        self.live()?.size().await
     }
     async fn keys(&self) -> Result<Vec<String>> {
-        self.inner.keys().await
+        self.live()?.keys().await
     }
     fn as_sync(&self) -> Option<&dyn SyncStore> {
         self.inner.as_sync().map(|_| self as &dyn SyncStore)
     }
+    /// Closes this wrapper (later operations fail with `Closed`); the inner store stays open and its owner's.
     fn close(&self) {
-        self.inner.close()
+        self.closed.store(true, std::sync::atomic::Ordering::Release);
     }
 }
 

@@ -20,7 +20,7 @@ mod memory;
 mod redis;
 mod sweeper;
 
-pub use disk::{DiskStore, DiskStoreOptions, FileNaming};
+pub use disk::{DiskStore, DiskStoreOptions, FileNaming, MAX_ENTRY_BYTES};
 pub use encrypted::{EncryptedStore, Keyring};
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, RedisStoreOptions};
