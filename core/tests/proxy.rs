@@ -1633,3 +1633,55 @@ fn any_single_failed_write_loses_nothing() {
         "the injected failures reached the client {failures_seen} times"
     );
 }
+
+/// Issue 15 §3: an IdP with large tokens must not make every login fail: the passed-through claims that do not
+/// fit are dropped, and what is issued verifies.
+#[test]
+fn oversized_passthrough_claims_are_dropped_not_fatal() {
+    use fastmcp_auth::proxy::ClaimsPassthrough;
+    let idp = MockIdp::start();
+    let mut claims = serde_json::Map::new();
+    for i in 0..12 {
+        claims.insert(format!("big{i}"), json!("v".repeat(1900)));
+    }
+    claims.insert("small".into(), json!("kept"));
+    idp.configure(|s| s.access_token_claims = Some(Value::Object(claims.clone())));
+    let p = proxy(&idp, |c| {
+        c.custom_claims_passthrough = Some(ClaimsPassthrough::default())
+    });
+    let (_, t) = login(&p, &idp);
+    assert!(t.access_token.len() <= fastmcp_auth::jwt::MAX_TOKEN_BYTES);
+    assert!(
+        p.load_upstream_tokens(&t.access_token).unwrap().is_some(),
+        "what is issued verifies"
+    );
+    assert_eq!(
+        claims_of(&t.access_token)["small"],
+        "kept",
+        "the largest claims go first"
+    );
+    idp.configure(|s| s.access_token_claims = None);
+}
+
+/// Issue 15 §1: absurd lifetimes from upstream in every spelling are clamped; the code is never spent for it.
+#[test]
+fn absurd_upstream_lifetimes_in_every_spelling() {
+    for form in [false, true] {
+        let idp = MockIdp::start();
+        idp.configure(|s| {
+            s.form_responses = form;
+            s.expires_in = u64::MAX;
+        });
+        let p = proxy(&idp, |_| {});
+        let (c, t) = login(&p, &idp);
+        assert_eq!(
+            t.expires_in,
+            fastmcp_auth::proxy::MAX_LIFETIME_SECS,
+            "form={form}"
+        );
+        let r = p
+            .token(&refresh_request(&c, t.refresh_token.as_deref().unwrap()))
+            .unwrap();
+        assert_eq!(r.expires_in, fastmcp_auth::proxy::MAX_LIFETIME_SECS);
+    }
+}

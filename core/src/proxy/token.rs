@@ -256,12 +256,15 @@ impl OAuthProxy {
                 audience: grant.resource.map(str::to_owned),
                 ..Default::default()
             };
-            let token = match kind {
-                TokenUse::Access => issuer.issue_access_token(grant.client_id, grant.scope, opts)?,
-                TokenUse::Refresh => issuer.issue_refresh_token(grant.client_id, grant.scope, opts)?,
+            let issued = match kind {
+                TokenUse::Access => issuer.issue_access_token(grant.client_id, grant.scope, opts),
+                TokenUse::Refresh => issuer.issue_refresh_token(grant.client_id, grant.scope, opts),
             };
-            if token.len() <= MAX_TOKEN_BYTES {
-                break token;
+            match issued {
+                Ok(token) if token.len() <= MAX_TOKEN_BYTES => break token,
+                // Over 16 KiB (the issuer refuses to sign what verification would refuse).
+                Ok(_) | Err(crate::Error::InvalidArgument(_)) => {}
+                Err(e) => return Err(e.into()),
             }
             // A token verification would refuse (over 16 KiB): drop the largest passed-through claim and try again
             // (its name is logged, never its value) rather than fail the login for the IdP's generosity.
