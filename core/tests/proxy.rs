@@ -97,6 +97,18 @@ fn callback_of(page: &HttpResponse, callback_url: &str) -> CallbackParams {
         .with_cookie(page.cookie_header().as_deref())
 }
 
+/// An authorization request of client `c` that passes every check (a fixed, well-formed PKCE challenge).
+fn authorize_params(c: &Client) -> AuthorizeParams {
+    AuthorizeParams {
+        client_id: Some(c.id.clone()),
+        redirect_uri: Some(REDIRECT.into()),
+        response_type: Some("code".into()),
+        code_challenge: Some("a".repeat(43)),
+        code_challenge_method: Some("S256".into()),
+        ..Default::default()
+    }
+}
+
 /// Walks authorize → consent → upstream login → callback; returns our code and the verifier.
 fn authorize(p: &OAuthProxy, idp: &MockIdp, c: &Client) -> (String, String) {
     let verifier = CodeVerifier::generate(64).unwrap();
@@ -476,13 +488,8 @@ fn authorize_and_consent_errors() {
     let p = proxy(&idp, |_| {});
     let c = register(&p);
     let good = AuthorizeParams {
-        client_id: Some(c.id.clone()),
-        redirect_uri: Some(REDIRECT.into()),
-        response_type: Some("code".into()),
         state: Some("s-1".into()),
-        code_challenge: Some("a".repeat(43)),
-        code_challenge_method: Some("S256".into()),
-        ..Default::default()
+        ..authorize_params(&c)
     };
     let err = |f: &dyn Fn(&mut AuthorizeParams)| {
         let mut q = good.clone();
@@ -816,16 +823,7 @@ fn metadata_config_and_presets() {
             .insert("redirect_uri".into(), "https://evil".into());
     });
     let cl = register(&p);
-    let r = p
-        .authorize(&AuthorizeParams {
-            client_id: Some(cl.id.clone()),
-            redirect_uri: Some(REDIRECT.into()),
-            response_type: Some("code".into()),
-            code_challenge: Some("a".repeat(43)),
-            code_challenge_method: Some("S256".into()),
-            ..Default::default()
-        })
-        .unwrap();
+    let r = p.authorize(&authorize_params(&cl)).unwrap();
     let loc = r.location().unwrap();
     assert_eq!(param(loc, "prompt").as_deref(), Some("consent"));
     assert_eq!(param(loc, "client_id"), Some(idp.settings().client_id));
@@ -997,16 +995,7 @@ fn consent_off_still_binds_the_browser() {
     let idp = MockIdp::start();
     let p = proxy(&idp, |c| c.consent_required = false);
     let c = register(&p);
-    let page = p
-        .authorize(&AuthorizeParams {
-            client_id: Some(c.id.clone()),
-            redirect_uri: Some(REDIRECT.into()),
-            response_type: Some("code".into()),
-            code_challenge: Some("a".repeat(43)),
-            code_challenge_method: Some("S256".into()),
-            ..Default::default()
-        })
-        .unwrap();
+    let page = p.authorize(&authorize_params(&c)).unwrap();
     assert_eq!(page.status, 302);
     let cookie = page
         .cookie_header()
@@ -1087,14 +1076,7 @@ fn registration_and_authorize_inputs_are_bounded() {
     }
     // The bounded cache does not forget clients: they are read back from the store.
     let clients: Vec<Client> = (0..5).map(|_| register(&p)).collect();
-    let params = |c: &Client| AuthorizeParams {
-        client_id: Some(c.id.clone()),
-        redirect_uri: Some(REDIRECT.into()),
-        response_type: Some("code".into()),
-        code_challenge: Some("a".repeat(43)),
-        code_challenge_method: Some("S256".into()),
-        ..Default::default()
-    };
+    let params = authorize_params;
     for c in &clients {
         assert_eq!(p.authorize(&params(c)).unwrap().status, 200);
     }
@@ -1140,14 +1122,7 @@ fn unused_registrations_lapse_and_used_ones_live_on() {
     let unused = register(&p);
     let (used, _) = login(&p, &idp);
     std::thread::sleep(Duration::from_millis(1300));
-    let params = |c: &Client| AuthorizeParams {
-        client_id: Some(c.id.clone()),
-        redirect_uri: Some(REDIRECT.into()),
-        response_type: Some("code".into()),
-        code_challenge: Some("a".repeat(43)),
-        code_challenge_method: Some("S256".into()),
-        ..Default::default()
-    };
+    let params = authorize_params;
     assert_eq!(p.authorize(&params(&unused)).unwrap_err().code, "invalid_client");
     assert_eq!(
         p.authorize(&params(&used)).unwrap().status,
@@ -1245,13 +1220,8 @@ fn resource_becomes_the_audience_and_sticks_to_the_grant() {
     ] {
         let r = p
             .authorize(&AuthorizeParams {
-                client_id: Some(c.id.clone()),
-                redirect_uri: Some(REDIRECT.into()),
-                response_type: Some("code".into()),
-                code_challenge: Some("a".repeat(43)),
-                code_challenge_method: Some("S256".into()),
                 resource: Some(bad.into()),
-                ..Default::default()
+                ..authorize_params(&c)
             })
             .unwrap();
         assert_eq!(
@@ -1373,13 +1343,8 @@ fn scopes_on_refresh() {
     );
     let r = p
         .authorize(&AuthorizeParams {
-            client_id: Some(c.id.clone()),
-            redirect_uri: Some(REDIRECT.into()),
-            response_type: Some("code".into()),
-            code_challenge: Some("a".repeat(43)),
-            code_challenge_method: Some("S256".into()),
             scope: Some("read root".into()),
-            ..Default::default()
+            ..authorize_params(&c)
         })
         .unwrap();
     assert_eq!(

@@ -102,6 +102,30 @@ export async function startRedis() {
   };
 }
 
+/** The upstream half of an OAuthProxy config for the mock provider at `idpUrl` (fastmcp's option names). */
+export function upstreamConfig(idpUrl) {
+  return {
+    upstreamAuthorizationEndpoint: `${idpUrl}/authorize`,
+    upstreamClientId: UPSTREAM_CLIENT_ID,
+    upstreamClientSecret: UPSTREAM_CLIENT_SECRET,
+    upstreamTokenEndpoint: `${idpUrl}/token`,
+  };
+}
+
+/** The environment of examples/server.mjs for the mock provider at `idpUrl`, a free `port` and fresh keys. */
+export function exampleEnv(idpUrl, port, keys) {
+  return {
+    ENCRYPTION_KEY: keys.encryption,
+    JWT_SIGNING_KEY: keys.signing,
+    OAUTH_DIR: tempDir(),
+    PORT: String(port),
+    UPSTREAM_AUTHORIZATION_ENDPOINT: `${idpUrl}/authorize`,
+    UPSTREAM_CLIENT_ID,
+    UPSTREAM_CLIENT_SECRET,
+    UPSTREAM_TOKEN_ENDPOINT: `${idpUrl}/token`,
+  };
+}
+
 export function pkcePair() {
   const verifier = randomBytes(48).toString('base64url');
   const challenge = createHash('sha256').update(verifier).digest('base64url');

@@ -14,7 +14,7 @@ import * as theirsAuth from 'fastmcp/auth';
 import { OAuthProxy as FastmcpOAuthProxy, JWTIssuer as JWTIssuerPeer } from 'fastmcp/auth';
 
 import { DiskStore, EncryptedTokenStorage, JWTIssuer, MemoryTokenStorage, OAuthProxy, OAuthProxyError } from '../index.js';
-import { freePort, obtainTokens, startIdp, tempDir, tokenRequest, UPSTREAM_CLIENT_ID, UPSTREAM_CLIENT_SECRET } from '../test-support/helpers.mjs';
+import { exampleEnv, freePort, obtainTokens, startIdp, tempDir, tokenRequest, upstreamConfig } from '../test-support/helpers.mjs';
 
 const SIGNING_KEY = 'node-test-signing-key-0123456789abcdef';
 const STORAGE_KEY = 'node-test-storage-key';
@@ -33,10 +33,7 @@ function proxyConfig(base, extra = {}) {
     encryptionKey: STORAGE_KEY,
     jwtSigningKey: SIGNING_KEY,
     scopes: ['openid'],
-    upstreamAuthorizationEndpoint: `${idp.url}/authorize`,
-    upstreamClientId: UPSTREAM_CLIENT_ID,
-    upstreamClientSecret: UPSTREAM_CLIENT_SECRET,
-    upstreamTokenEndpoint: `${idp.url}/token`,
+    ...upstreamConfig(idp.url),
     ...extra,
   };
 }
@@ -327,14 +324,7 @@ describe('the example server (examples/server.mjs)', () => {
     const { createServer } = await import('../examples/server.mjs');
     const port = await freePort();
     const app = createServer({
-      ENCRYPTION_KEY: STORAGE_KEY,
-      JWT_SIGNING_KEY: SIGNING_KEY,
-      OAUTH_DIR: tempDir(),
-      PORT: String(port),
-      UPSTREAM_AUTHORIZATION_ENDPOINT: `${idp.url}/authorize`,
-      UPSTREAM_CLIENT_ID,
-      UPSTREAM_CLIENT_SECRET,
-      UPSTREAM_TOKEN_ENDPOINT: `${idp.url}/token`,
+      ...exampleEnv(idp.url, port, { encryption: STORAGE_KEY, signing: SIGNING_KEY }),
     });
     await app.start();
     try {

@@ -12,7 +12,7 @@ import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 import { createServer } from '../examples/server.mjs';
-import { approve, Browser, freePort, startIdp, tempDir, UPSTREAM_CLIENT_ID, UPSTREAM_CLIENT_SECRET } from '../test-support/helpers.mjs';
+import { approve, Browser, exampleEnv, freePort, startIdp } from '../test-support/helpers.mjs';
 
 let idp;
 before(async () => {
@@ -73,16 +73,9 @@ test('the MCP SDK OAuth client logs in, calls a tool and refreshes through FastM
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const app = createServer({
+    ...exampleEnv(idp.url, port, { encryption: 'sdk-test-storage-key', signing: 'sdk-test-signing-key-0123456789abcdef' }),
     BASE_URL: base,
-    ENCRYPTION_KEY: 'sdk-test-storage-key',
-    JWT_SIGNING_KEY: 'sdk-test-signing-key-0123456789abcdef',
-    OAUTH_DIR: tempDir(),
-    PORT: String(port),
     SCOPES: 'openid',
-    UPSTREAM_AUTHORIZATION_ENDPOINT: `${idp.url}/authorize`,
-    UPSTREAM_CLIENT_ID,
-    UPSTREAM_CLIENT_SECRET,
-    UPSTREAM_TOKEN_ENDPOINT: `${idp.url}/token`,
   });
   await app.start();
   try {

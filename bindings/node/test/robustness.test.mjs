@@ -58,10 +58,7 @@ test('a JS storage whose save fails once loses nothing: the retry of a refresh a
     encryptionKey: 'robustness-storage-key',
     jwtSigningKey: 'robustness-signing-key-0123456789',
     tokenStorage: storage,
-    upstreamAuthorizationEndpoint: `${idp.url}/authorize`,
-    upstreamClientId: h.UPSTREAM_CLIENT_ID,
-    upstreamClientSecret: h.UPSTREAM_CLIENT_SECRET,
-    upstreamTokenEndpoint: `${idp.url}/token`,
+    ...h.upstreamConfig(idp.url),
   });
   const quiet = { debug() {}, error() {}, info() {}, log() {}, warn() {} };
   const server = new FastMCP({ logger: quiet, name: 'robustness', version: '1.0.0' });

@@ -19,8 +19,7 @@ import {
   pkcePair,
   REDIRECT,
   startIdp,
-  UPSTREAM_CLIENT_ID,
-  UPSTREAM_CLIENT_SECRET,
+  upstreamConfig,
 } from '../test-support/helpers.mjs';
 
 const quiet = { debug() {}, error() {}, info() {}, log() {}, warn() {} };
@@ -42,10 +41,7 @@ async function start(extra = {}) {
     encryptionKey: 'security-test-storage-key',
     jwtSigningKey: 'security-test-signing-key-0123456789',
     scopes: ['openid'],
-    upstreamAuthorizationEndpoint: `${idp.url}/authorize`,
-    upstreamClientId: UPSTREAM_CLIENT_ID,
-    upstreamClientSecret: UPSTREAM_CLIENT_SECRET,
-    upstreamTokenEndpoint: `${idp.url}/token`,
+    ...upstreamConfig(idp.url),
     ...extra,
   });
   const server = new FastMCP({
@@ -297,10 +293,7 @@ describe('browser binding and CSRF through a FastMCP server (two browsers)', () 
     const config = {
       allowedRedirectUriPatterns: ['https://*.example.com/*', 'http://127.0.0.1:*'],
       baseUrl: 'http://127.0.0.1:9',
-      upstreamAuthorizationEndpoint: `${idp.url}/authorize`,
-      upstreamClientId: UPSTREAM_CLIENT_ID,
-      upstreamClientSecret: UPSTREAM_CLIENT_SECRET,
-      upstreamTokenEndpoint: `${idp.url}/token`,
+      ...upstreamConfig(idp.url),
     };
     const proxy = new OAuthProxy(config);
     try {

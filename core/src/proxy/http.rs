@@ -403,19 +403,7 @@ pub struct RevocationRequest {
     pub client_secret: Option<String>,
 }
 
-impl std::fmt::Debug for RevocationRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RevocationRequest")
-            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
-            .field("token_type_hint", &self.token_type_hint)
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "[redacted]"),
-            )
-            .finish()
-    }
-}
+redacted_debug!(RevocationRequest { token_type_hint, client_id } { token, client_secret });
 
 impl RevocationRequest {
     /// Parses the form body and an optional `Authorization: Basic …` header. Credentials in both places are an
