@@ -1497,14 +1497,22 @@ fn debug_output_never_shows_secrets() {
 struct FlakyStore {
     inner: Arc<dyn Store>,
     countdown: std::sync::atomic::AtomicI64,
+    /// How many consecutive writes fail from the n-th on (1: once).
+    span: std::sync::atomic::AtomicI64,
 }
 
 impl FlakyStore {
     fn arm(&self, n: i64) {
+        self.arm_span(n, 1);
+    }
+    fn arm_span(&self, n: i64, count: i64) {
+        self.span.store(count, std::sync::atomic::Ordering::SeqCst);
         self.countdown.store(n, std::sync::atomic::Ordering::SeqCst);
     }
     fn write(&self) -> fastmcp_auth::Result<()> {
-        if self.countdown.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+        let left = self.countdown.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        let span = self.span.load(std::sync::atomic::Ordering::SeqCst);
+        if left <= 1 && left > 1 - span {
             return Err(fastmcp_auth::Error::Io {
                 op: "write",
                 source: std::io::Error::other("injected failure (disk full)"),
@@ -1550,6 +1558,7 @@ fn any_single_failed_write_loses_nothing() {
     let flaky = Arc::new(FlakyStore {
         inner: Arc::new(fastmcp_auth::store::MemoryStore::new()),
         countdown: 0.into(),
+        span: 1.into(),
     });
     let p = proxy(&idp, |c| c.token_storage = Some(flaky.clone()));
     let mut failures_seen = 0;
@@ -1596,6 +1605,21 @@ fn any_single_failed_write_loses_nothing() {
     assert!(
         failures_seen >= 3,
         "the injected failures reached the client {failures_seen} times"
+    );
+    // A longer outage right after upstream's fresh tokens were stored: the token mappings cannot be written and
+    // neither can the claim be given back (5 tries). The pending rotation keeps the claim; once it is stale, the
+    // next presentation gets it back and succeeds. (An outage that also loses upstream's freshly rotated refresh
+    // token cannot be repaired by anyone: upstream no longer accepts the old one.)
+    let (c, t) = login(&p, &idp);
+    let rt = t.refresh_token.unwrap();
+    flaky.arm_span(4, 12);
+    assert_eq!(p.token(&refresh_request(&c, &rt)).unwrap_err().status, 503);
+    flaky.arm(0);
+    std::thread::sleep(Duration::from_millis(4500)); // upstream_request_timeout (2 s) + 2 s
+    let recovered = p.token(&refresh_request(&c, &rt));
+    assert!(
+        recovered.is_ok(),
+        "the claim came back from the stale rotation: {recovered:?}"
     );
 }
 
@@ -1648,5 +1672,74 @@ fn absurd_upstream_lifetimes_in_every_spelling() {
             .token(&refresh_request(&c, t.refresh_token.as_deref().unwrap()))
             .unwrap();
         assert_eq!(r.expires_in, fastmcp_auth::proxy::MAX_LIFETIME_SECS);
+    }
+}
+
+/// Scopes: a client's registered scope bounds what it may request; with valid_scopes our tokens never carry a
+/// scope upstream granted beyond them; the resource is canonicalised so every spelling works at the resource.
+#[test]
+fn scope_and_resource_edges() {
+    let idp = MockIdp::start(); // upstream grants "openid email" whatever is asked
+    let p = proxy(&idp, |c| {
+        c.valid_scopes = Some(vec!["openid".into(), "profile".into()])
+    });
+    let r = p
+        .register_client(&json!({"redirect_uris": [REDIRECT], "scope": "openid"}))
+        .unwrap();
+    let c = Client {
+        id: r["client_id"].as_str().unwrap().into(),
+        secret: r["client_secret"].as_str().map(String::from),
+    };
+    let denied = p
+        .authorize(&AuthorizeParams {
+            scope: Some("openid profile".into()),
+            ..authorize_params(&c)
+        })
+        .unwrap();
+    assert_eq!(
+        param(denied.location().unwrap(), "error").as_deref(),
+        Some("invalid_scope")
+    );
+    let t = login_with(
+        &p,
+        &idp,
+        &c,
+        |a| {
+            a.scope = Some("openid openid".into());
+            a.resource = Some("HTTP://127.0.0.1:8000/x/../mcp".into());
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        claims_of(&t.access_token)["scope"],
+        json!(["openid"]),
+        "email is not ours to hand out"
+    );
+    assert_eq!(claims_of(&t.access_token)["aud"], format!("{BASE}/mcp"));
+    let ok = p
+        .check_bearer(
+            Some(&format!("Bearer\t{}", t.access_token)),
+            &format!("{BASE}/mcp"),
+            &[],
+        )
+        .unwrap();
+    assert!(matches!(ok, fastmcp_auth::proxy::BearerCheck::Authorized { .. }));
+    // expires_in said but not a positive number: the common default, never the one-year fallback.
+    for (v, want) in [
+        (json!("1.5"), 1),
+        (json!("1e30"), fastmcp_auth::proxy::MAX_LIFETIME_SECS),
+        (json!(-5), 3600),
+        (json!("abc"), 3600),
+    ] {
+        idp.configure(|s| {
+            s.fail_next = Some((
+                1,
+                200,
+                json!({"access_token": "up-at-x", "token_type": "Bearer", "expires_in": v.clone()}),
+            ))
+        });
+        let (_, t) = login(&proxy(&idp, |_| {}), &idp);
+        assert_eq!(t.expires_in, want, "{v}");
     }
 }

@@ -92,6 +92,8 @@ impl OAuthProxy {
         }
         let method = self.check_pkce_challenge(p)?;
         let scope = self.requested_scope(p.scope.as_deref())?;
+        let registered = client.metadata.get("scope").and_then(serde_json::Value::as_str);
+        scope_policy::check_registered(&scope, registered)?;
         let resource = p
             .resource
             .as_deref()

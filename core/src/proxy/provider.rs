@@ -112,6 +112,18 @@ impl OAuthProxy {
         };
         let upstream = Upstream::new(&config)?;
         let redirect_uri = format!("{}{}", config.base_url, config.redirect_path);
+        if let Ok(u) = url::Url::parse(&config.base_url) {
+            let loopback = u
+                .host()
+                .is_some_and(|h| super::redirect_policy::is_loopback_host(&h));
+            if u.scheme() == "http" && !loopback {
+                // Over plain http a neighbour (another subdomain, a network attacker) can plant the browser-binding
+                // cookie; only https gives it the `__Host-` prefix and `Secure`.
+                tracing::warn!(
+                    "OAuthProxy: base_url is plain http on a non-loopback host; serve it over https"
+                );
+            }
+        }
         let redirect_policy = RedirectPolicy::new(
             &config.allowed_redirect_uri_patterns,
             config.allow_http_redirect_uris,

@@ -126,7 +126,7 @@ impl Refusal {
 
 /// RFC 3986 §2: unreserved, reserved and `%XX`; everything else (controls, space, `"<>\^`{|}`, non-ASCII) is refused,
 /// so a URI is stored and later sent exactly as the browser will read it.
-fn rfc3986_chars(s: &str) -> bool {
+pub(super) fn rfc3986_chars(s: &str) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {

@@ -8,6 +8,7 @@ use super::error::{OAuthError, OAuthResult};
 use super::http::{TokenRequest, TokenResponse};
 use super::model::*;
 use super::provider::OAuthProxy;
+use super::resource::same_resource;
 use super::scope_policy;
 use super::token::GrantRef;
 use super::upstream::Grant;
@@ -32,6 +33,7 @@ impl OAuthProxy {
         if let Some(r) = &requested {
             scope_policy::check_valid(r, self.config.valid_scopes.as_deref())?;
         }
+        // (The client's registered scope is enforced at authorize; a refresh can only narrow what that gave.)
         let Some(issuer) = &self.issuer else {
             let up = self
                 .upstream
@@ -110,10 +112,12 @@ impl OAuthProxy {
                     (Some(r), _) if scope_policy::check_within_grant(r, &mapping.scope).is_err() => {
                         scope_policy::check_within_grant(r, &mapping.scope).err()
                     }
-                    (_, Some(r)) if mapping.resource.as_deref() != Some(r.as_str()) => Some(OAuthError::new(
-                        "invalid_target",
-                        "resource does not match the grant",
-                    )),
+                    (_, Some(r)) if !mapping.resource.as_deref().is_some_and(|m| same_resource(m, r)) => {
+                        Some(OAuthError::new(
+                            "invalid_target",
+                            "resource does not match the grant",
+                        ))
+                    }
                     _ => None,
                 };
                 if let Some(e) = refused {
@@ -246,8 +250,9 @@ impl OAuthProxy {
                 scope: &mapping.scope,
                 resource: mapping.resource.as_deref(),
             };
+            let access_scope = scope_policy::token_scopes(&fresh.scope, self.config.valid_scopes.as_deref());
             let access = GrantRef {
-                scope: &fresh.scope,
+                scope: &access_scope,
                 ..grant
             };
             let (access_token, _) = self
@@ -262,7 +267,7 @@ impl OAuthProxy {
                     token_type: "Bearer".into(),
                     expires_in: access_ttl,
                     refresh_token: Some(refresh_token),
-                    scope: Some(fresh.scope.join(" ")),
+                    scope: Some(access_scope.join(" ")),
                     id_token: None,
                 },
                 refresh_jti,
@@ -288,26 +293,34 @@ impl OAuthProxy {
                 Ok(resp)
             }
             Err(e) => {
-                if e.code != "invalid_grant" {
-                    // Only a dead grant ends it (upstream said invalid_grant, or the upstream tokens are gone);
-                    // any other failure gives the claim back so the same refresh token works on the next try.
-                    self.give_back(jti, &mapping).await;
+                // Only a dead grant ends it (upstream said invalid_grant, or the upstream tokens are gone); any
+                // other failure gives the claim back so the same refresh token works on the next try. When even
+                // that cannot be written, the pending record (which holds the claim) stays, and gives it back
+                // once it is stale.
+                let returned = e.code == "invalid_grant" || self.give_back(jti, &mapping).await;
+                if returned {
+                    self.delete_best_effort(&rot_key).await;
                 }
-                self.delete_best_effort(&rot_key).await;
                 Err(e)
             }
         }
     }
 
-    /// Puts a claimed refresh-token mapping back (trying again while the store is unavailable).
-    async fn give_back(&self, jti: &str, mapping: &TokenMapping) {
+    /// Puts a claimed refresh-token mapping back, patiently (5 tries over ~1.5 s while the store is unavailable):
+    /// without it the user is logged out. Whether it landed.
+    async fn give_back(&self, jti: &str, mapping: &TokenMapping) -> bool {
         let ttl = secs_until(&mapping.expires_at).max(1);
-        if let Err(e) = self
-            .save_json_retrying(&format!("mapping:{jti}"), mapping, ttl)
-            .await
-        {
-            tracing::error!(error = %e, "could not give back a refresh token's claim; it returns once the rotation is stale");
+        let key = format!("mapping:{jti}");
+        for attempt in 0..5u32 {
+            match self.save_json(&key, mapping, ttl).await {
+                Ok(()) => return true,
+                Err(e) if attempt == 4 => {
+                    tracing::error!(error = %e, "could not give back a refresh token's claim");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50 << attempt)).await,
+            }
         }
+        false
     }
 
     async fn grace_response(&self, r: &Rotation) -> OAuthResult<TokenResponse> {
@@ -320,10 +333,11 @@ impl OAuthProxy {
             .await?
             .ok_or_else(|| OAuthError::invalid_grant("Grant revoked or expired"))?;
         let (access_ttl, _) = self.ttls(&up);
+        let scope = scope_policy::token_scopes(&up.scope, self.config.valid_scopes.as_deref());
         let grant = GrantRef {
             client_id: &r.client_id,
             key: &r.upstream_token_key,
-            scope: &up.scope,
+            scope: &scope,
             resource: r.resource.as_deref(),
         };
         let (access_token, _) = self
@@ -334,7 +348,7 @@ impl OAuthProxy {
             token_type: "Bearer".into(),
             expires_in: access_ttl,
             refresh_token: r.successor_refresh_token.clone(),
-            scope: Some(up.scope.join(" ")),
+            scope: Some(scope.join(" ")),
             id_token: None,
         })
     }

@@ -23,7 +23,11 @@ pub struct ResourcePolicy {
 }
 
 fn parse(resource: &str) -> Option<Url> {
-    if resource.len() > MAX_RESOURCE_LEN {
+    // RFC 3986 characters only (no CR, LF, space, `*` wildcard…): the resource becomes a signed claim.
+    if resource.len() > MAX_RESOURCE_LEN
+        || !super::redirect_policy::rfc3986_chars(resource)
+        || resource.contains('*')
+    {
         return None;
     }
     let u = Url::parse(resource).ok()?;
@@ -55,16 +59,18 @@ impl ResourcePolicy {
         Ok(ResourcePolicy { origin, accepted })
     }
 
-    /// The resource as it goes into `aud` (the client's spelling, once checked), or `invalid_target`.
+    /// The resource as it goes into `aud`: its canonical spelling (WHATWG serialisation: lowercase scheme and
+    /// host, no default port, dot segments resolved), so every spelling of one resource yields tokens the
+    /// resource server accepts; or `invalid_target`.
     pub fn check(&self, resource: &str) -> Result<String, OAuthError> {
         let u = parse(resource).ok_or_else(|| {
             OAuthError::new(
                 "invalid_target",
-                "resource must be an absolute http(s) URI without fragment",
+                "resource must be an absolute http(s) URI of at most 2048 bytes, without user information or fragment",
             )
         })?;
         if u.origin() == self.origin || self.accepted.iter().any(|a| a == u.as_str()) {
-            Ok(resource.to_owned())
+            Ok(u.to_string())
         } else {
             Err(OAuthError::new(
                 "invalid_target",
@@ -76,6 +82,14 @@ impl ResourcePolicy {
     /// Whether a token with audience `aud` is one this proxy may have issued.
     pub fn accepts(&self, aud: &str) -> bool {
         self.check(aud).is_ok()
+    }
+}
+
+/// Whether two resource URIs name the same resource (compared in canonical form; unparseable ones only when equal).
+pub fn same_resource(a: &str, b: &str) -> bool {
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
     }
 }
 
@@ -102,6 +116,9 @@ mod tests {
             ("http://mcp.example.com/mcp", false),
             ("https://mcp.example.com:8443/mcp", false),
             ("https://mcp.example.com/mcp#frag", false),
+            ("https://mcp.example.com/mcp\n", false),
+            ("https://mcp.example.com/m cp", false),
+            ("https://*.example.com/mcp", false),
             ("/mcp", false),
             ("mcp", false),
             ("", false),
@@ -115,6 +132,18 @@ mod tests {
                 assert_eq!(p.check(r).unwrap_err().code, "invalid_target");
             }
         }
+        assert_eq!(
+            p.check("HTTPS://MCP.example.com:443/x/../mcp").unwrap(),
+            "https://mcp.example.com/mcp"
+        );
+        assert!(same_resource(
+            "https://mcp.example.com/mcp",
+            "HTTPS://mcp.EXAMPLE.com:443/mcp"
+        ));
+        assert!(!same_resource(
+            "https://mcp.example.com/mcp",
+            "https://mcp.example.com/mcp/"
+        ));
         let long = format!("https://mcp.example.com/{}", "a".repeat(MAX_RESOURCE_LEN));
         assert!(p.check(&long).is_err());
         assert!(ResourcePolicy::new("https://mcp.example.com", &["/relative".into()]).is_err());

@@ -14,6 +14,7 @@ use super::error::OAuthResult;
 use super::http::HttpResponse;
 use super::model::UpstreamTokens;
 use super::provider::OAuthProxy;
+use super::resource::same_resource;
 
 /// What a bearer check found.
 #[derive(Clone, Debug)]
@@ -138,7 +139,7 @@ impl OAuthProxy {
         required_scopes: &[String],
     ) -> OAuthResult<BearerCheck> {
         let token = authorization.and_then(|h| {
-            let (scheme, rest) = h.trim().split_once(' ')?;
+            let (scheme, rest) = h.trim().split_once(|c: char| c.is_ascii_whitespace())?;
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         });
         let Some(token) = token.filter(|t| !t.is_empty()) else {
@@ -156,16 +157,9 @@ impl OAuthProxy {
             return Ok(invalid());
         };
         let aud = claims.get("aud").and_then(Value::as_str).unwrap_or_default();
-        if aud != resource && aud != self.config.base_url {
-            return Ok(BearerCheck::Challenge(self.challenge(
-                401,
-                resource,
-                Some((
-                    "invalid_token",
-                    "The access token was issued for another resource",
-                )),
-                None,
-            )));
+        if !same_resource(aud, resource) && !same_resource(aud, &self.config.base_url) {
+            // The same answer as any bad token: no oracle for "signed by us, but for elsewhere".
+            return Ok(invalid());
         }
         let held = token_scopes(&claims);
         if !required_scopes.iter().all(|s| held.contains(s)) {

@@ -7,11 +7,16 @@ use super::http::{MAX_SCOPES, MAX_SCOPE_BYTES};
 /// `scope` split on spaces, bounded in size and checked against RFC 6749 §3.3's
 /// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
 pub fn parse(scope: &str) -> Result<Vec<String>, OAuthError> {
-    let scopes: Vec<String> = scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let mut scopes: Vec<String> = Vec::new();
+    for s in scope.split(' ').filter(|s| !s.is_empty()) {
+        if scopes.len() > MAX_SCOPES {
+            break;
+        }
+        // A scope named twice is one scope (RFC 6749 §3.3: the order does not matter, the set does).
+        if !scopes.iter().any(|x| x == s) {
+            scopes.push(s.to_owned());
+        }
+    }
     if scope.len() > MAX_SCOPE_BYTES || scopes.len() > MAX_SCOPES {
         return Err(OAuthError::new(
             "invalid_scope",
@@ -39,6 +44,26 @@ pub fn check_valid(scopes: &[String], valid: Option<&[String]>) -> Result<(), OA
     }
 }
 
+/// A client that registered a `scope` (RFC 7591 §2) may request only those scopes.
+pub fn check_registered(scopes: &[String], registered: Option<&str>) -> Result<(), OAuthError> {
+    match registered {
+        Some(r) if !scopes.iter().all(|s| r.split(' ').any(|x| x == s)) => Err(OAuthError::new(
+            "invalid_scope",
+            "requested scope is not among the client's registered scopes",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The scopes our tokens carry for what upstream granted: with `valid_scopes`, only those (upstream may grant
+/// more than was asked; what this server never offers is not ours to hand out).
+pub fn token_scopes(granted: &[String], valid: Option<&[String]>) -> Vec<String> {
+    match valid {
+        Some(v) => granted.iter().filter(|s| v.contains(s)).cloned().collect(),
+        None => granted.to_vec(),
+    }
+}
+
 /// RFC 6749 §6: a refresh "MUST NOT include any scope not originally granted".
 pub fn check_within_grant(requested: &[String], granted: &[String]) -> Result<(), OAuthError> {
     if requested.iter().all(|s| granted.contains(s)) {
@@ -62,6 +87,18 @@ mod tests {
     #[test]
     fn table() {
         assert_eq!(parse("read  write").unwrap(), v(&["read", "write"]));
+        assert_eq!(parse("read read write read").unwrap(), v(&["read", "write"]));
+        assert!(check_registered(&v(&["admin"]), Some("read write")).is_err());
+        assert!(check_registered(&v(&["read"]), Some("read write")).is_ok());
+        assert!(check_registered(&v(&["admin"]), None).is_ok());
+        assert_eq!(
+            token_scopes(&v(&["read", "superuser"]), Some(&v(&["read", "write"]))),
+            v(&["read"])
+        );
+        assert_eq!(
+            token_scopes(&v(&["read", "superuser"]), None),
+            v(&["read", "superuser"])
+        );
         assert_eq!(parse("").unwrap(), Vec::<String>::new());
         for bad in ["a\"b", "a\\b", "a\tb", "é", "a\u{0}"] {
             assert_eq!(parse(bad).unwrap_err().code, "invalid_scope", "{bad:?}");

@@ -6,6 +6,8 @@ use super::error::{OAuthError, OAuthResult};
 use super::http::{TokenRequest, TokenResponse};
 use super::model::*;
 use super::provider::{random_id, OAuthProxy};
+use super::resource::same_resource;
+use super::scope_policy;
 use crate::jwt::{IssueOptions, JwtIssuer, TokenUse, MAX_TOKEN_BYTES};
 use crate::pkce::{self, constant_time_eq, ChallengeMethod};
 
@@ -91,13 +93,14 @@ impl OAuthProxy {
             r.expires_in = access_ttl;
             Ok(r)
         } else {
+            let scope = scope_policy::token_scopes(&up.scope, self.config.valid_scopes.as_deref());
             let grant = GrantRef {
                 client_id: &record.client_id,
                 key: &random_id(),
-                scope: &up.scope,
+                scope: &scope,
                 resource: record.resource.as_deref(),
             };
-            self.issue_swapped(&grant, &up, true, &up.scope).await
+            self.issue_swapped(&grant, &up, true, &scope).await
         };
         let response = match issued {
             Ok(r) => r,
@@ -148,7 +151,7 @@ impl OAuthProxy {
         }
         // RFC 8707 §2.2: the token request may name the resource again; it must be the authorization's.
         if let Some(r) = &req.resource {
-            if record.resource.as_deref() != Some(r.as_str()) {
+            if !record.resource.as_deref().is_some_and(|m| same_resource(m, r)) {
                 return Err(OAuthError::new(
                     "invalid_target",
                     "resource does not match the authorization request",

@@ -11,6 +11,9 @@ use super::config::{OAuthProxyConfig, UpstreamAuthMethod, MAX_LIFETIME_SECS};
 use super::error::{OAuthError, OAuthResult};
 use super::model::{iso, UpstreamTokens};
 
+/// Lifetime assumed when upstream's `expires_in` is present but not a positive number (seconds).
+const DEFAULT_EXPIRES_IN: u64 = 3600;
+
 /// Upstream answers larger than this are refused (a token response is a few KiB).
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
@@ -246,8 +249,11 @@ fn lifetime(v: Option<&Value>) -> Option<u64> {
         Value::String(s) => {
             let t = s.trim();
             t.parse::<u64>().ok().or_else(|| {
-                // All digits but past u64: as long as anything can be.
-                (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())).then_some(u64::MAX)
+                // "1.5", "1e30", or digits past u64: the same reading as a JSON number.
+                t.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && *f >= 1.0)
+                    .map(|f| f.min(u64::MAX as f64) as u64)
             })
         }
         _ => None,
@@ -279,8 +285,12 @@ fn tokens_from(
     };
     Ok(UpstreamTokens {
         access_token,
-        // 0: upstream did not say (GitHub OAuth Apps); the proxy then applies its fallback lifetimes.
-        expires_in: lifetime(f.get("expires_in")).unwrap_or(0),
+        // 0: upstream did not say (GitHub OAuth Apps); the proxy then applies its fallback lifetimes. Said but not a
+        // positive number (0, -5, "abc"): the common default, never the long no-refresh fallback.
+        expires_in: match f.get("expires_in") {
+            None | Some(Value::Null) => 0,
+            v => lifetime(v).unwrap_or(DEFAULT_EXPIRES_IN),
+        },
         id_token: string(f.get("id_token")),
         issued_at: iso(std::time::SystemTime::now()),
         refresh_expires_in: lifetime(f.get("refresh_expires_in")),
