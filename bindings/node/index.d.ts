@@ -46,6 +46,8 @@ export interface DiskStoreOptions {
   fsync?: boolean;
   /** Extra: 'fastmcp' (fastmcp's names, readable by fastmcp's DiskStore; colliding keys kept apart) or 'safe'. @default "fastmcp" */
   fileNames?: 'fastmcp' | 'safe';
+  /** Extra: refuse (instead of warning about) a directory writable by group/others or owned by another user. */
+  strictPermissions?: boolean;
 }
 
 export declare class DiskStore extends NativeTokenStorage {

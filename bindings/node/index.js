@@ -194,7 +194,8 @@ class MemoryTokenStorage extends NativeTokenStorage {
 
 /**
  * fastmcp's DiskStore: one JSON file per key in fastmcp's format, readable by fastmcp's DiskStore and the other way
- * round. Extra options: `fsync` (default false): flush each write to disk before it resolves; `fileNames`:
+ * round. Extra options: `strictPermissions` (default false): refuse a directory writable by group/others or owned by
+ * another user (otherwise a warning); `fsync` (default false): flush each write to disk before it resolves; `fileNames`:
  * 'fastmcp' (default: fastmcp's file names, so fastmcp's DiskStore reads the directory too; unlike fastmcp, keys
  * that map to the same name never overwrite each other) or 'safe' (keys outside [A-Za-z0-9_-] percent-encoded).
  * Either reads both.
@@ -206,7 +207,8 @@ class DiskStore extends NativeTokenStorage {
     }
     const { directory, cleanupIntervalMs = 60000, fileExtension = '.json', fsync = false } = options;
     const fileNames = options.fileNames ?? 'fastmcp';
-    super(callNative(() => native.openDisk(directory, cleanupIntervalMs, fileExtension, Boolean(fsync), fileNames)));
+    const strict = Boolean(options.strictPermissions);
+    super(callNative(() => native.openDisk(directory, cleanupIntervalMs, fileExtension, Boolean(fsync), fileNames, strict)));
   }
 }
 

@@ -326,8 +326,10 @@ pub fn open_disk<'e>(
     file_extension: String,
     fsync: bool,
     file_names: String,
+    strict_permissions: Option<bool>,
 ) -> napi::Result<Object<'e>> {
     let mut o = DiskStoreOptions::new(directory);
+    o.strict_permissions = strict_permissions.unwrap_or(false);
     o.naming = match file_names.as_str() {
         "fastmcp" => FileNaming::Fastmcp,
         "safe" => FileNaming::Safe,

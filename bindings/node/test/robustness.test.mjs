@@ -94,3 +94,16 @@ test('a JS storage whose save fails once loses nothing: the retry of a refresh a
     await idp.close();
   }
 });
+
+test('DiskStore strictPermissions refuses a directory anyone can write to', async () => {
+  const { chmodSync } = await import('node:fs');
+  const { DiskStore } = await import('../index.js');
+  const { tempDir } = await import('../test-support/helpers.mjs');
+  const shared = tempDir();
+  chmodSync(shared, 0o777);
+  const lax = new DiskStore({ directory: shared });
+  await lax.save('k', { v: 1 });
+  lax.destroy();
+  const strict = new DiskStore({ directory: shared, strictPermissions: true });
+  await assert.rejects(strict.get('k'), (e) => e.code === 'invalid_argument');
+});

@@ -310,7 +310,7 @@ struct PyDiskStore;
 #[pymethods]
 impl PyDiskStore {
     #[new]
-    #[pyo3(signature = (directory, cleanup_interval=60.0, file_extension=".json".to_owned(), fsync=false, file_names="fastmcp"))]
+    #[pyo3(signature = (directory, cleanup_interval=60.0, file_extension=".json".to_owned(), fsync=false, file_names="fastmcp", strict_permissions=false))]
     fn new(
         py: Python<'_>,
         directory: std::path::PathBuf,
@@ -318,6 +318,7 @@ impl PyDiskStore {
         file_extension: String,
         fsync: bool,
         file_names: &str,
+        strict_permissions: bool,
     ) -> PyResult<(Self, PyStore)> {
         let mut o = DiskStoreOptions::new(directory);
         o.naming = match file_names {
@@ -328,6 +329,7 @@ impl PyDiskStore {
         o.cleanup_interval = interval(cleanup_interval)?;
         o.file_extension = file_extension;
         o.fsync = fsync;
+        o.strict_permissions = strict_permissions;
         let s = detached(py, core_panic, || CoreStore::disk(o)).map_err(to_py_err)?;
         Ok((PyDiskStore, PyStore { inner: s }))
     }

@@ -129,3 +129,14 @@ def test_disk_store_file_names(tmp_path):
     assert safe.get("mapping:abc") == 1 and fast.get("mapping:xyz") == 2
     with pytest.raises(ValueError):
         fa.DiskStore(tmp_path / "e", file_names="other")
+
+
+def test_disk_store_strict_permissions(tmp_path):
+    """A directory anyone can write to: a warning by default, refused with strict_permissions (as ssh does)."""
+    import os
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    fa.DiskStore(shared).close()
+    with pytest.raises(fa.InvalidArgumentError):
+        fa.DiskStore(shared, strict_permissions=True)

@@ -28,6 +28,7 @@ class DiskStore(Store):
         file_extension: str = ".json",
         fsync: bool = False,
         file_names: str = "fastmcp",
+        strict_permissions: bool = False,
     ) -> None: ...
 
 class EncryptedStore(Store):
