@@ -1743,3 +1743,71 @@ fn scope_and_resource_edges() {
         assert_eq!(t.expires_in, want, "{v}");
     }
 }
+
+/// Issue 15 §2 on a real full file system: a DiskStore on a tiny tmpfs filled to the last byte. While it is full,
+/// the code exchange and the refresh answer 503; once space is freed, the code exchange's retry succeeds at once
+/// (the code was given back into the space the failed attempt freed) and the refresh's within seconds (its claim
+/// waits in the pending rotation until that is stale). Needs root to mount; says so and passes otherwise.
+#[test]
+fn a_full_disk_loses_nothing() {
+    use std::io::Write as _;
+    let mnt = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(mnt.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("a_full_disk_loses_nothing: cannot mount a tmpfs here (needs root); not run");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.path().to_owned());
+    let idp = MockIdp::start();
+    // An upstream that keeps its refresh token (GitHub, Google). One that rotates it (Entra) and whose fresh token
+    // cannot be stored anywhere is beyond repair by anyone: it no longer accepts the old one.
+    idp.configure(|s| s.rotate_refresh_tokens = false);
+    let store = DiskStore::open(DiskStoreOptions {
+        cleanup_interval: None,
+        ..DiskStoreOptions::new(mnt.path().join("store"))
+    })
+    .unwrap();
+    let p = proxy(&idp, |c| c.token_storage = Some(Arc::new(store)));
+    let (c, t) = login(&p, &idp);
+    let rt = t.refresh_token.unwrap();
+    let c2 = register(&p);
+    let (code, verifier) = authorize(&p, &idp, &c2);
+    // Fill the file system to the last byte.
+    let filler = mnt.path().join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    while f.write_all(&[0u8; 1024]).is_ok() {}
+    let _ = f.write_all(&[0u8; 1]);
+    drop(f);
+    let exchange = p.token(&code_request(&c2, &code, &verifier));
+    let refresh = p.token(&refresh_request(&c, &rt));
+    std::fs::remove_file(&filler).unwrap();
+    let e = exchange.as_ref().expect_err("the disk was full");
+    assert_eq!(e.status, 503, "{e:?}");
+    assert!(
+        p.token(&code_request(&c2, &code, &verifier)).is_ok(),
+        "the code was given back: the retry succeeds at once"
+    );
+    assert_eq!(refresh.as_ref().expect_err("the disk was full").status, 503);
+    let started = std::time::Instant::now();
+    let retried = loop {
+        match p.token(&refresh_request(&c, &rt)) {
+            Ok(t) => break Ok(t),
+            Err(e) if started.elapsed() < Duration::from_secs(15) => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(retried.is_ok(), "the refresh token works again: {retried:?}");
+}

@@ -255,12 +255,17 @@ impl OAuthProxy {
                 scope: &access_scope,
                 ..grant
             };
-            let (access_token, _) = self
+            let (access_token, access_jti) = self
                 .issue_one(issuer, TokenUse::Access, &access, &fresh, access_ttl)
                 .await?;
-            let (refresh_token, refresh_jti) = self
+            let (refresh_token, refresh_jti) = match self
                 .issue_one(issuer, TokenUse::Refresh, &grant, &fresh, refresh_ttl.max(1))
-                .await?;
+                .await
+            {
+                Ok(x) => x,
+                // Free the access mapping's space before the claim is given back (a full disk needs it).
+                Err(e) => return Err(self.undo(&[format!("mapping:{access_jti}")], e).await),
+            };
             Ok::<_, OAuthError>((
                 TokenResponse {
                     access_token,

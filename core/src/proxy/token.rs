@@ -201,27 +201,37 @@ impl OAuthProxy {
             .as_ref()
             .ok_or_else(|| OAuthError::server_error("token swap disabled"))?;
         let (access_ttl, refresh_ttl) = self.ttls(up);
+        let upstream_key = format!("upstream:{}", grant.key);
         if store_upstream {
-            self.save_json(
-                &format!("upstream:{}", grant.key),
-                up,
-                access_ttl.max(refresh_ttl).max(1),
-            )
-            .await?;
+            self.save_json(&upstream_key, up, access_ttl.max(refresh_ttl).max(1))
+                .await?;
+        }
+        // A failure part-way removes what this call wrote, so the space it took is free again for the give-back
+        // of the code (on a full disk, the give-back needs exactly that space).
+        let mut written = Vec::new();
+        if store_upstream {
+            written.push(upstream_key);
         }
         let access = GrantRef {
             scope: access_scope,
             ..*grant
         };
-        let (access_token, _) = self
+        let (access_token, access_jti) = match self
             .issue_one(issuer, TokenUse::Access, &access, up, access_ttl)
-            .await?;
+            .await
+        {
+            Ok(x) => x,
+            Err(e) => return Err(self.undo(&written, e).await),
+        };
+        written.push(format!("mapping:{access_jti}"));
         let refresh_token = match up.refresh_token {
-            Some(_) => Some(
-                self.issue_one(issuer, TokenUse::Refresh, grant, up, refresh_ttl)
-                    .await?
-                    .0,
-            ),
+            Some(_) => match self
+                .issue_one(issuer, TokenUse::Refresh, grant, up, refresh_ttl)
+                .await
+            {
+                Ok((t, _)) => Some(t),
+                Err(e) => return Err(self.undo(&written, e).await),
+            },
             None => None,
         };
         Ok(TokenResponse {
@@ -232,6 +242,14 @@ impl OAuthProxy {
             scope: Some(access_scope.join(" ")),
             id_token: None,
         })
+    }
+
+    /// Deletes the records a failed issue wrote (best effort) and hands back its error.
+    pub(super) async fn undo(&self, written: &[String], e: OAuthError) -> OAuthError {
+        for key in written {
+            self.delete_best_effort(key).await;
+        }
+        e
     }
 
     /// Issues one token of `grant` and records its mapping.
