@@ -1811,3 +1811,63 @@ fn a_full_disk_loses_nothing() {
     };
     assert!(retried.is_ok(), "the refresh token works again: {retried:?}");
 }
+
+/// Issue 13 §5: a registration flood. Memory stays bounded by the client cache, every registration stays usable
+/// (read back from the store), and unused ones lapse so the store shrinks back.
+#[test]
+fn registration_flood_is_bounded() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |c| {
+        c.client_cache_size = 50;
+        c.unused_client_ttl = 1;
+    });
+    let ids: Vec<Client> = (0..2_000).map(|_| register(&p)).collect();
+    assert!(p.as_async().cached_clients() <= 50);
+    // Any of them still works (the cache is a cache).
+    assert_eq!(p.authorize(&authorize_params(&ids[7])).unwrap().status, 200);
+    assert!(p.as_async().cached_clients() <= 50);
+    std::thread::sleep(Duration::from_millis(1300));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = p.as_async().store().clone();
+    rt.block_on(store.cleanup()).unwrap();
+    let left = rt.block_on(store.keys()).unwrap();
+    assert!(
+        !left.iter().any(|k| k.starts_with("client:")),
+        "unused registrations lapsed: {} left",
+        left.len()
+    );
+    assert_eq!(
+        p.authorize(&authorize_params(&ids[7])).unwrap_err().code,
+        "invalid_client"
+    );
+}
+
+/// Issue 14 §4 in fastmcp Python's claim layout too: `aud` is the resource, verification accepts it.
+#[test]
+fn resource_audience_in_the_python_layout() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |c| {
+        c.claim_layout = fastmcp_auth::ClaimLayout::FastmcpPython
+    });
+    let c = register(&p);
+    let resource = format!("{BASE}/mcp");
+    let t = login_with(&p, &idp, &c, |a| a.resource = Some(resource.clone()), |_| {}).unwrap();
+    let claims = claims_of(&t.access_token);
+    assert_eq!(claims["aud"], resource);
+    assert!(claims["scope"].is_string(), "the Python layout");
+    let ok = p
+        .check_bearer(
+            Some(&format!("Bearer {}", t.access_token)),
+            &resource,
+            &["openid".into()],
+        )
+        .unwrap();
+    assert!(matches!(ok, fastmcp_auth::proxy::BearerCheck::Authorized { .. }));
+    let r = p
+        .token(&refresh_request(&c, t.refresh_token.as_deref().unwrap()))
+        .unwrap();
+    assert_eq!(claims_of(&r.access_token)["aud"], resource);
+}

@@ -158,6 +158,11 @@ impl OAuthProxy {
         self.issuer.as_ref()
     }
 
+    /// How many client registrations are cached in memory now (at most `client_cache_size`): for diagnostics.
+    pub fn cached_clients(&self) -> usize {
+        lock(&self.clients).len()
+    }
+
     /// Our callback URL at upstream (`base_url + redirect_path`).
     pub fn callback_url(&self) -> &str {
         &self.redirect_uri
