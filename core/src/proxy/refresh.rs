@@ -108,18 +108,16 @@ impl OAuthProxy {
                 }
                 // RFC 6749 §6: never wider than the grant; RFC 8707: never another resource. Refused with the
                 // claim given back, so the same refresh token still works with a proper request.
-                let refused = match (&requested, &req.resource) {
-                    (Some(r), _) if scope_policy::check_within_grant(r, &mapping.scope).is_err() => {
-                        scope_policy::check_within_grant(r, &mapping.scope).err()
-                    }
-                    (_, Some(r)) if !mapping.resource.as_deref().is_some_and(|m| same_resource(m, r)) => {
-                        Some(OAuthError::new(
-                            "invalid_target",
-                            "resource does not match the grant",
-                        ))
-                    }
-                    _ => None,
+                let within_grant = requested
+                    .as_deref()
+                    .map_or(Ok(()), |r| scope_policy::check_within_grant(r, &mapping.scope));
+                let same_target = match &req.resource {
+                    Some(r) if !mapping.resource.as_deref().is_some_and(|m| same_resource(m, r)) => Err(
+                        OAuthError::new("invalid_target", "resource does not match the grant"),
+                    ),
+                    _ => Ok(()),
                 };
+                let refused = within_grant.and(same_target).err();
                 if let Some(e) = refused {
                     self.give_back(jti, &mapping).await;
                     return Err(e);
