@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::error::{Error, Result};
 
 mod disk;
+mod disk_guard;
 mod encrypted;
 mod memory;
 mod redis;
