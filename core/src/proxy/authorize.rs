@@ -188,7 +188,7 @@ impl OAuthProxy {
 
     /// Whether our cookies are `Secure` and `__Host-` prefixed: when this server is served over https.
     pub(super) fn secure_cookies(&self) -> bool {
-        Url::parse(&self.config.base_url).is_ok_and(|u| u.scheme() == "https")
+        self.https
     }
 
     /// The 302 to upstream's authorization endpoint for `tx`.

@@ -345,16 +345,27 @@ impl TokenRequest {
             client_id: single(&p, "client_id")?,
             client_secret: single(&p, "client_secret")?,
         };
-        if let Some(h) = authorization {
-            let (id, secret) = basic_credentials(h)?;
-            if r.client_secret.is_some() || r.client_id.as_deref().is_some_and(|c| c != id) {
-                return Err(OAuthError::invalid_request("client credentials given twice"));
-            }
-            r.client_id = Some(id);
-            r.client_secret = Some(secret);
-        }
+        merge_basic(authorization, &mut r.client_id, &mut r.client_secret)?;
         Ok(r)
     }
+}
+
+/// Takes the client's credentials from an `Authorization: Basic …` header into the form's `client_id` and
+/// `client_secret`; a secret in both places, or two different ids, is an error (RFC 6749 §2.3.1: one method only).
+fn merge_basic(
+    authorization: Option<&str>,
+    client_id: &mut Option<String>,
+    client_secret: &mut Option<String>,
+) -> OAuthResult<()> {
+    if let Some(h) = authorization {
+        let (id, secret) = basic_credentials(h)?;
+        if client_secret.is_some() || client_id.as_deref().is_some_and(|c| c != id) {
+            return Err(OAuthError::invalid_request("client credentials given twice"));
+        }
+        *client_id = Some(id);
+        *client_secret = Some(secret);
+    }
+    Ok(())
 }
 
 /// `Authorization: Basic …` (RFC 6749 §2.3.1: the id and secret are form-encoded before base64), with the same
@@ -416,14 +427,7 @@ impl RevocationRequest {
             client_id: single(&p, "client_id")?,
             client_secret: single(&p, "client_secret")?,
         };
-        if let Some(h) = authorization {
-            let (id, secret) = basic_credentials(h)?;
-            if r.client_secret.is_some() || r.client_id.as_deref().is_some_and(|c| c != id) {
-                return Err(OAuthError::invalid_request("client credentials given twice"));
-            }
-            r.client_id = Some(id);
-            r.client_secret = Some(secret);
-        }
+        merge_basic(authorization, &mut r.client_id, &mut r.client_secret)?;
         Ok(r)
     }
 }

@@ -46,6 +46,8 @@ pub struct OAuthProxy {
     pub(super) issuer: Option<JwtIssuer>,
     pub(super) upstream: Upstream,
     pub(super) redirect_uri: String,
+    /// `base_url` is https (parsed once): the browser-binding cookie is then `__Host-` prefixed and `Secure`.
+    pub(super) https: bool,
     /// The base store, when the proxy made it (no `token_storage` given): `close` stops it; a store passed in stays
     /// its owner's.
     own_store: Option<Arc<dyn Store>>,
@@ -112,7 +114,9 @@ impl OAuthProxy {
         };
         let upstream = Upstream::new(&config)?;
         let redirect_uri = format!("{}{}", config.base_url, config.redirect_path);
-        if let Ok(u) = url::Url::parse(&config.base_url) {
+        let base = url::Url::parse(&config.base_url).ok();
+        let https = base.as_ref().is_some_and(|u| u.scheme() == "https");
+        if let Some(u) = &base {
             let loopback = u
                 .host()
                 .is_some_and(|h| super::redirect_policy::is_loopback_host(&h));
@@ -135,6 +139,7 @@ impl OAuthProxy {
             issuer,
             upstream,
             redirect_uri,
+            https,
             own_store,
             redirect_policy,
             resource_policy,

@@ -55,14 +55,10 @@ impl OAuthProxy {
         // client whose registration is gone (expired, or unreadable after a key change) hears `invalid_client` and
         // registers again, instead of `invalid_grant` and a login that ends on "unknown client".
         let named = match req.client_id.as_deref() {
-            Some(id) => {
-                let c = self
-                    .client(id)
-                    .await?
-                    .ok_or_else(|| OAuthError::invalid_client("Unknown client_id"))?;
-                self.authenticate(&c, req.client_secret.as_deref())?;
-                Some(c)
-            }
+            Some(id) => Some(
+                self.authenticated_client(id, req.client_secret.as_deref())
+                    .await?,
+            ),
             None => None,
         };
         let claims = issuer
@@ -84,12 +80,8 @@ impl OAuthProxy {
                 ))
             }
             None => {
-                let c = self
-                    .client(token_client)
+                self.authenticated_client(token_client, req.client_secret.as_deref())
                     .await?
-                    .ok_or_else(|| OAuthError::invalid_client("Unknown client_id"))?;
-                self.authenticate(&c, req.client_secret.as_deref())?;
-                c
             }
         };
 

@@ -193,8 +193,23 @@ impl OAuthProxy {
         Ok(resp)
     }
 
+    /// The registered client `client_id`, authenticated (RFC 6749 §2.3): `invalid_client` (401) when it is unknown or
+    /// its credentials are missing or wrong.
+    pub(super) async fn authenticated_client(
+        &self,
+        client_id: &str,
+        secret: Option<&str>,
+    ) -> OAuthResult<RegisteredClient> {
+        let client = self
+            .client(client_id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_client("Unknown client_id"))?;
+        self.authenticate(&client, secret)?;
+        Ok(client)
+    }
+
     /// Checks the client's credentials when the registration requires them (fastmcp never does).
-    pub(super) fn authenticate(&self, client: &RegisteredClient, secret: Option<&str>) -> OAuthResult<()> {
+    fn authenticate(&self, client: &RegisteredClient, secret: Option<&str>) -> OAuthResult<()> {
         let method = client
             .token_endpoint_auth_method
             .as_deref()

@@ -50,11 +50,7 @@ impl OAuthProxy {
     /// RFC 7009 revocation of one of our tokens. Revoking a refresh token revokes its whole grant; an access
     /// token only itself. Unknown or invalid tokens are not an error (RFC 7009 §2.2).
     pub async fn revoke(&self, token: &str, client_id: &str, client_secret: Option<&str>) -> OAuthResult<()> {
-        let client = self
-            .client(client_id)
-            .await?
-            .ok_or_else(|| OAuthError::invalid_client("Unknown client_id"))?;
-        self.authenticate(&client, client_secret)?;
+        self.authenticated_client(client_id, client_secret).await?;
         let Some(issuer) = &self.issuer else { return Ok(()) };
         let claims = match issuer
             .verify(token, TokenUse::Refresh)

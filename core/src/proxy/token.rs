@@ -45,10 +45,8 @@ impl OAuthProxy {
             .as_deref()
             .ok_or_else(|| OAuthError::invalid_request("Missing code"))?;
         let client = self
-            .client(client_id)
-            .await?
-            .ok_or_else(|| OAuthError::invalid_client("Unknown client_id"))?;
-        self.authenticate(&client, req.client_secret.as_deref())?;
+            .authenticated_client(client_id, req.client_secret.as_deref())
+            .await?;
         let key = format!("code:{code}");
         let taken = self.store.take(&key).await?;
         let Some(taken) = taken else {
