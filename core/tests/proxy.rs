@@ -1871,3 +1871,18 @@ fn resource_audience_in_the_python_layout() {
         .unwrap();
     assert_eq!(claims_of(&r.access_token)["aud"], resource);
 }
+
+/// Upstream's granted `scope` goes into our tokens only as RFC 6749 scope-tokens: control characters, quotes and
+/// other text upstream may send never reach the client's token or the token response.
+#[test]
+fn upstream_scope_text_is_filtered() {
+    let idp = MockIdp::start();
+    idp.configure(|s| s.scope = Some("openid openid SECRET\"q \u{0}x \u{202e}evil ok,email".into()));
+    let p = proxy(&idp, |_| {});
+    let (_, t) = login(&p, &idp);
+    assert_eq!(
+        claims_of(&t.access_token)["scope"],
+        json!(["openid", "ok", "email"])
+    );
+    assert_eq!(t.scope.as_deref(), Some("openid ok email"));
+}

@@ -23,14 +23,17 @@ pub fn parse(scope: &str) -> Result<Vec<String>, OAuthError> {
             format!("at most {MAX_SCOPES} scopes and {MAX_SCOPE_BYTES} bytes"),
         ));
     }
-    let token_ok = |t: &str| {
-        t.bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
-    };
-    if !scopes.iter().all(|t| token_ok(t)) {
+    if !scopes.iter().all(|t| is_scope_token(t)) {
         return Err(OAuthError::new("invalid_scope", "malformed scope"));
     }
     Ok(scopes)
+}
+
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+pub fn is_scope_token(t: &str) -> bool {
+    !t.is_empty()
+        && t.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 /// With `valid_scopes` configured, every requested scope must be one of them.

@@ -10,6 +10,7 @@ use url::form_urlencoded;
 use super::config::{OAuthProxyConfig, UpstreamAuthMethod, MAX_LIFETIME_SECS};
 use super::error::{OAuthError, OAuthResult};
 use super::model::{iso, UpstreamTokens};
+use super::scope_policy;
 
 /// Lifetime assumed when upstream's `expires_in` is present but not a positive number (seconds).
 const DEFAULT_EXPIRES_IN: u64 = 3600;
@@ -275,12 +276,27 @@ fn tokens_from(
     let access_token = string(f.get("access_token")).ok_or_else(|| {
         OAuthError::server_error("Upstream token response has no access_token").with_status(502)
     })?;
+    // Upstream's scope text goes into our tokens: only RFC 6749 §3.3 scope-tokens pass (no control characters,
+    // quotes, backslashes or non-ASCII), each once; anything else is dropped (counted in the log, never shown).
     let scope = match string(f.get("scope")) {
-        Some(s) => s
-            .split([' ', ','])
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        Some(s) => {
+            let mut out: Vec<String> = Vec::new();
+            let mut dropped = 0;
+            for t in s.split([' ', ',']).filter(|t| !t.is_empty()) {
+                if !scope_policy::is_scope_token(t) {
+                    dropped += 1;
+                } else if !out.iter().any(|x| x == t) {
+                    out.push(t.to_owned());
+                }
+            }
+            if dropped > 0 {
+                tracing::warn!(
+                    dropped,
+                    "upstream granted scopes that are not RFC 6749 scope-tokens; dropped"
+                );
+            }
+            out
+        }
         None => fallback_scope.to_vec(),
     };
     Ok(UpstreamTokens {
