@@ -851,6 +851,11 @@ class OAuthProxy {
   getAuthorizationServerMetadata() {
     const out = {};
     for (const [k, v] of Object.entries(JSON.parse(this.#metadata))) out[camel(k)] = v;
+    // This document is what FastMCP serves from its own routes, which have no revocation endpoint: advertise only
+    // what is served (RFC 8414 §2). `mount(server)` serves the full document, revocation endpoint included, from
+    // the route that serves `/oauth/revoke` too.
+    delete out.revocationEndpoint;
+    delete out.revocationEndpointAuthMethodsSupported;
     return out;
   }
 

@@ -107,3 +107,18 @@ test('DiskStore strictPermissions refuses a directory anyone can write to', asyn
   const strict = new DiskStore({ directory: shared, strictPermissions: true });
   await assert.rejects(strict.get('k'), (e) => e.code === 'invalid_argument');
 });
+
+test('the metadata FastMCP serves itself advertises no revocation endpoint (it has none)', async () => {
+  const { OAuthProxy } = await import('../index.js');
+  const p = new OAuthProxy({
+    baseUrl: 'http://127.0.0.1:9',
+    upstreamAuthorizationEndpoint: 'http://127.0.0.1:9/a',
+    upstreamClientId: 'x',
+    upstreamClientSecret: 'y',
+    upstreamTokenEndpoint: 'http://127.0.0.1:9/t',
+  });
+  const meta = p.getAuthorizationServerMetadata();
+  assert.equal(meta.revocationEndpoint, undefined);
+  assert.equal(meta.tokenEndpoint, 'http://127.0.0.1:9/oauth/token');
+  p.destroy();
+});

@@ -118,6 +118,8 @@ describe('browser binding and CSRF through a FastMCP server (two browsers)', () 
       assert.equal(tokens.token_type, 'Bearer');
       const meta = await (await fetch(`${s.base}/.well-known/oauth-authorization-server`)).json();
       assert.equal(meta.authorization_response_iss_parameter_supported, true);
+      // Mounted: the revocation endpoint is served, so it is advertised; FastMCP's own copy does not name it.
+      assert.equal(meta.revocation_endpoint, `${s.base}/oauth/revoke`);
     } finally {
       await s.stop();
     }
