@@ -189,6 +189,29 @@ export interface CustomClaimsPassthroughConfig {
   maxClaimValueSize?: number;
 }
 
+/** Client ID Metadata Document options (`OAuthProxyConfig.cimd`). */
+export interface CimdOptions {
+  /** Fetch from loopback/private/link-local addresses. Tests and private deployments only. Default false. */
+  allowPrivateNetworksForTesting?: boolean;
+  /** PEM CA certificates trusted besides the public web roots (e.g. a private CA). Default none. */
+  extraRootCertificates?: string[];
+  /** Timeout of one fetch, connect to last byte, in milliseconds. Default 5000 (at most 60000). */
+  fetchTimeoutMs?: number;
+  /** Largest document, counted while it streams, in bytes. Default 65536 (512..1048576). */
+  maxDocumentBytes?: number;
+  /** Freshness (seconds) of a document whose `Cache-Control` has no `max-age`. Default 3600. */
+  cacheTtl?: number;
+  /** Floor of a document's freshness in seconds (also for `no-cache`/`no-store`). Default 60. */
+  minCacheTtl?: number;
+  /**
+   * Ceiling of freshness and lifetime of the cached copy, in seconds: while the copy lives, a fetch that fails
+   * (network, timeout, 5xx) uses it; a 4xx or an invalid document drops it. Default 86400.
+   */
+  maxCacheTtl?: number;
+  /** After a failed fetch, fetches from that host fail at once for this long, in milliseconds. Default 10000; 0: off. */
+  failureCooldownMs?: number;
+}
+
 export interface OAuthProxyConfig {
   accessTokenTtl?: number;
   allowedRedirectUriPatterns?: string[];
@@ -200,8 +223,15 @@ export interface OAuthProxyConfig {
   consentSigningKey?: string;
   /** Upstream access/ID token claims copied into our JWTs, as fastmcp (default true). */
   customClaimsPassthrough?: boolean | CustomClaimsPassthroughConfig;
-  /** Not supported yet: `true` throws. */
+  /**
+   * Accept Client ID Metadata Documents: an `https` URL as `client_id`, whose JSON document the proxy fetches
+   * (SSRF-safe: public addresses only, checked after DNS resolution and connected to as checked; no redirects;
+   * size and time bounded) and caches in `tokenStorage`. Advertised as `client_id_metadata_document_supported`.
+   * Default false (fastmcp's). Tuning and test switches: `cimd`.
+   */
   enableCimd?: boolean;
+  /** Options of `enableCimd` (fastmcp-auth's own; fastmcp has none). */
+  cimd?: CimdOptions;
   enableTokenSwap?: boolean;
   encryptionKey?: false | string;
   extraAuthorizationParams?: Record<string, string>;

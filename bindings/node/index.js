@@ -445,10 +445,39 @@ class PKCEUtils {
 const snake = (k) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 const camel = (k) => k.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 
+/** Our `cimd` options (camelCase; durations in ms, lifetimes in seconds) -> the core's `cimd` members. */
+const CIMD_OPTIONS = {
+  allowPrivateNetworksForTesting: ['allow_private_networks_for_testing', (v) => v],
+  extraRootCertificates: ['extra_root_certificates_pem', (v) => v],
+  fetchTimeoutMs: ['fetch_timeout', (v) => (typeof v === 'number' ? v / 1000 : v)],
+  maxDocumentBytes: ['max_document_bytes', (v) => v],
+  cacheTtl: ['cache_ttl', (v) => v],
+  minCacheTtl: ['min_cache_ttl', (v) => v],
+  maxCacheTtl: ['max_cache_ttl', (v) => v],
+  failureCooldownMs: ['failure_cooldown', (v) => (typeof v === 'number' ? v / 1000 : v)],
+};
+
+function cimdConfig(enabled, options) {
+  const out = { enabled };
+  if (options === undefined || options === null) return out;
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError('OAuthProxy: cimd must be an object of CIMD options');
+  }
+  for (const [k, v] of Object.entries(options)) {
+    if (v === undefined) continue;
+    const m = CIMD_OPTIONS[k];
+    if (!m) throw new TypeError(`OAuthProxy: unknown cimd option \`${k}\``);
+    out[m[0]] = m[1](v);
+  }
+  return out;
+}
+
 /** fastmcp's OAuthProxyConfig (camelCase) -> the core's config JSON. */
 function coreConfig(config) {
-  // fastmcp's default: upstream claims pass through unless `customClaimsPassthrough: false`.
+  // fastmcp's default: upstream claims pass through unless `customClaimsPassthrough: false`. CIMD is off unless
+  // `enableCimd: true` (fastmcp TS's default; the core's own default is on).
   const out = { custom_claims_passthrough: true };
+  out.cimd = cimdConfig(config.enableCimd === true, config.cimd);
   for (const [k, v] of Object.entries(config)) {
     if (v === undefined) continue;
     switch (k) {
@@ -477,8 +506,9 @@ function coreConfig(config) {
       // Nothing to sign: the browser-binding cookie is a random id whose SHA-256 is stored with the transaction.
       case 'consentSigningKey':
         break;
+      // Client ID Metadata Documents: mapped above (cimdConfig).
       case 'enableCimd':
-        if (v) throw new TypeError('OAuthProxy: enableCimd is not supported by fastmcp-auth yet');
+      case 'cimd':
         break;
       case 'tokenVerifier':
         throw new TypeError('OAuthProxy: tokenVerifier is not supported by fastmcp-auth yet');

@@ -34,9 +34,14 @@ impl OAuthProxy {
             .client_id
             .as_deref()
             .ok_or_else(|| OAuthError::invalid_request("Missing client_id"))?;
+        // Unknown or refused (a metadata document that fails its checks): a plain 400, never a redirect.
         let client = self
             .client(client_id)
-            .await?
+            .await
+            .map_err(|e| match e.code.as_str() {
+                "invalid_client" => e.with_status(400),
+                _ => e,
+            })?
             .ok_or_else(|| OAuthError::invalid_client("Unknown client_id").with_status(400))?;
         // RFC 6749 §3.1.2.3: without `redirect_uri` the client must have exactly one registered.
         let redirect_uri = match (&p.redirect_uri, client.redirect_uris.as_slice()) {
@@ -90,7 +95,7 @@ impl OAuthProxy {
             }
             None => return Err(OAuthError::invalid_request("Missing response_type")),
         }
-        let method = self.check_pkce_challenge(p)?;
+        let method = self.check_pkce_challenge(p, self.is_cimd_client_id(&client.client_id))?;
         let scope = self.requested_scope(p.scope.as_deref())?;
         let registered = client.metadata.get("scope").and_then(serde_json::Value::as_str);
         scope_policy::check_registered(&scope, registered)?;
@@ -148,12 +153,18 @@ impl OAuthProxy {
         Ok(response)
     }
 
-    /// PKCE (RFC 7636 §4.3; OAuth 2.1 and MCP require it): S256, `plain` only when allowed.
-    fn check_pkce_challenge(&self, p: &AuthorizeParams) -> OAuthResult<Option<ChallengeMethod>> {
+    /// PKCE (RFC 7636 §4.3; OAuth 2.1 and MCP require it): S256, `plain` only when allowed. A metadata-document
+    /// client (`url_client`) is a public client anyone can name: S256 always, whatever the configuration (MCP
+    /// authorization 2025-11-25, "Client ID Metadata Documents").
+    fn check_pkce_challenge(
+        &self,
+        p: &AuthorizeParams,
+        url_client: bool,
+    ) -> OAuthResult<Option<ChallengeMethod>> {
+        let require = self.config.require_pkce || url_client;
+        let allow_plain = self.config.allow_plain_pkce && !url_client;
         match (&p.code_challenge, &p.code_challenge_method) {
-            (None, _) if self.config.require_pkce => {
-                Err(OAuthError::invalid_request("code_challenge required (PKCE)"))
-            }
+            (None, _) if require => Err(OAuthError::invalid_request("code_challenge required (PKCE)")),
             (None, _) => Ok(None),
             // RFC 7636 §4.3: the method defaults to `plain`, which we refuse unless allowed.
             (Some(c), m) => {
@@ -162,7 +173,7 @@ impl OAuthProxy {
                         .map_err(|_| OAuthError::invalid_request("unsupported code_challenge_method"))?,
                     None => ChallengeMethod::Plain,
                 };
-                if m == ChallengeMethod::Plain && !self.config.allow_plain_pkce {
+                if m == ChallengeMethod::Plain && !allow_plain {
                     return Err(OAuthError::invalid_request(
                         "code_challenge_method 'plain' is not supported; use S256",
                     ));

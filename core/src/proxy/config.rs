@@ -39,6 +39,131 @@ impl UpstreamAuthMethod {
     }
 }
 
+/// Client ID Metadata Documents (MCP authorization 2025-11-25 "Client ID Metadata Documents",
+/// draft-ietf-oauth-client-id-metadata-document): an `https` URL as `client_id`, whose JSON document the proxy
+/// fetches (SSRF-safe, see [`safe_fetch`](super::safe_fetch)) and caches in its store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CimdOptions {
+    /// Accept URL client ids (default true: PyPI fastmcp's default and the spec's recommended registration; npm
+    /// fastmcp's `enableCimd` defaults to false and the Node face keeps that default). Advertised as
+    /// `client_id_metadata_document_supported`.
+    pub enabled: bool,
+    /// Timeout of one document fetch, connection included (default 5 s, npm fastmcp's).
+    pub fetch_timeout: Duration,
+    /// Largest document accepted, counted while it streams in (default 64 KiB, npm fastmcp's).
+    pub max_document_bytes: usize,
+    /// How long a fetched document is used without fetching it again when its `Cache-Control` gives no
+    /// `max-age` (seconds; default 3600, PyPI fastmcp's).
+    pub cache_ttl: u64,
+    /// Floor of a document's freshness (seconds; default 60): `max-age` below it, `no-cache` and `no-store` mean
+    /// this long, so no document turns every request into an outbound fetch.
+    pub min_cache_ttl: u64,
+    /// Ceiling of a document's freshness and the lifetime of its cached copy (seconds; default 86,400). While the
+    /// copy lives, a failed fetch (network, timeout, 5xx) keeps using it; a 4xx or an invalid document drops it.
+    pub max_cache_ttl: u64,
+    /// After a failed fetch, further fetches from that host (and port) fail at once for this long (default 10 s):
+    /// one slow or hostile host cannot tie up the proxy or use it to flood someone. Zero: off.
+    pub failure_cooldown: Duration,
+    /// Fetch documents from loopback, private, link-local and other non-public addresses. For tests and private
+    /// deployments only (default false): with it off such an address is never connected to.
+    pub allow_private_networks_for_testing: bool,
+    /// PEM certificates trusted besides the public web roots (Mozilla's, built in), for a private CA.
+    pub extra_root_certificates_pem: Vec<String>,
+}
+
+impl Default for CimdOptions {
+    fn default() -> Self {
+        CimdOptions {
+            enabled: true,
+            fetch_timeout: Duration::from_secs(5),
+            max_document_bytes: 64 * 1024,
+            cache_ttl: 3600,
+            min_cache_ttl: 60,
+            max_cache_ttl: 86_400,
+            failure_cooldown: Duration::from_secs(10),
+            allow_private_networks_for_testing: false,
+            extra_root_certificates_pem: Vec::new(),
+        }
+    }
+}
+
+impl CimdOptions {
+    /// Parses the `cimd` member of a JSON config: `true`/`false`, or an object of this struct's field names
+    /// (durations in seconds). Unknown members are an error.
+    pub fn from_json(v: &Value) -> Result<Self> {
+        let mut o = CimdOptions::default();
+        let m = match v {
+            Value::Null => return Ok(o),
+            Value::Bool(b) => {
+                o.enabled = *b;
+                return Ok(o);
+            }
+            Value::Object(m) => m,
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "config `cimd` must be true, false or an object".into(),
+                ))
+            }
+        };
+        let bad = |k: &str, what: &str| Error::InvalidArgument(format!("config `cimd.{k}` must be {what}"));
+        for (k, x) in m {
+            if x.is_null() {
+                continue;
+            }
+            let secs = || {
+                x.as_f64()
+                    .filter(|f| f.is_finite() && *f >= 0.0 && *f < 1e9)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| bad(k, "a number of seconds"))
+            };
+            let int = || x.as_u64().ok_or_else(|| bad(k, "a non-negative integer"));
+            let flag = || x.as_bool().ok_or_else(|| bad(k, "true or false"));
+            match k.as_str() {
+                "enabled" => o.enabled = flag()?,
+                "fetch_timeout" => o.fetch_timeout = secs()?,
+                "max_document_bytes" => {
+                    o.max_document_bytes = usize::try_from(int()?).map_err(|_| bad(k, "a smaller integer"))?
+                }
+                "cache_ttl" => o.cache_ttl = int()?,
+                "min_cache_ttl" => o.min_cache_ttl = int()?,
+                "max_cache_ttl" => o.max_cache_ttl = int()?,
+                "failure_cooldown" => o.failure_cooldown = secs()?,
+                "allow_private_networks_for_testing" => o.allow_private_networks_for_testing = flag()?,
+                "extra_root_certificates_pem" => {
+                    o.extra_root_certificates_pem = x
+                        .as_array()
+                        .and_then(|a| a.iter().map(|p| p.as_str().map(str::to_owned)).collect())
+                        .ok_or_else(|| bad(k, "an array of PEM strings"))?
+                }
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "unknown config member `cimd.{k}`"
+                    )))
+                }
+            }
+        }
+        Ok(o)
+    }
+
+    /// Checks the bounds; the message names the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::InvalidArgument(format!("cimd.{m}")));
+        if self.fetch_timeout.is_zero() || self.fetch_timeout > Duration::from_secs(60) {
+            return bad("fetch_timeout must be between 0 and 60 seconds");
+        }
+        if !(512..=1024 * 1024).contains(&self.max_document_bytes) {
+            return bad("max_document_bytes must be between 512 and 1048576");
+        }
+        if self.min_cache_ttl > self.max_cache_ttl || self.max_cache_ttl > MAX_LIFETIME_SECS {
+            return bad("min_cache_ttl must not exceed max_cache_ttl (at most 10 years)");
+        }
+        if self.failure_cooldown > Duration::from_secs(3600) {
+            return bad("failure_cooldown must be at most 3600 seconds");
+        }
+        Ok(())
+    }
+}
+
 /// Everything an [`OAuthProxy`](super::OAuthProxy) needs. Build with [`OAuthProxyConfig::new`], adjust fields,
 /// pass to `OAuthProxy::new`, which validates it.
 #[derive(Clone)]
@@ -135,6 +260,8 @@ pub struct OAuthProxyConfig {
     /// Copy claims of the upstream access/ID token (when JWTs) into our JWTs, as fastmcp TS's
     /// `customClaimsPassthrough` (see [`ClaimsPassthrough`]). `None` (default): off.
     pub custom_claims_passthrough: Option<ClaimsPassthrough>,
+    /// Client ID Metadata Documents (URL client ids); see [`CimdOptions`].
+    pub cimd: CimdOptions,
 }
 
 impl std::fmt::Debug for OAuthProxyConfig {
@@ -211,6 +338,7 @@ impl OAuthProxyConfig {
             refresh_grace_window: Duration::from_secs(30),
             provider_name: None,
             custom_claims_passthrough: None,
+            cimd: CimdOptions::default(),
         }
     }
 
@@ -378,6 +506,7 @@ impl OAuthProxyConfig {
             "refresh_grace_window",
             "provider_name",
             "custom_claims_passthrough",
+            "cimd",
         ];
         if let Some(k) = m.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(Error::InvalidArgument(format!("unknown config member `{k}`")));
@@ -461,6 +590,9 @@ impl OAuthProxyConfig {
         if let Some(x) = m.get("custom_claims_passthrough") {
             c.custom_claims_passthrough = ClaimsPassthrough::from_json(x)?;
         }
+        if let Some(x) = m.get("cimd") {
+            c.cimd = CimdOptions::from_json(x)?;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -468,7 +600,7 @@ impl OAuthProxyConfig {
     /// RFC 8414 authorization server metadata of a proxy with this configuration.
     pub fn authorization_server_metadata(&self) -> Value {
         let b = &self.base_url;
-        json!({
+        let mut m = json!({
             "issuer": b,
             "authorization_endpoint": format!("{b}/oauth/authorize"),
             "token_endpoint": format!("{b}/oauth/token"),
@@ -481,7 +613,12 @@ impl OAuthProxyConfig {
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "authorization_response_iss_parameter_supported": true,
             "scopes_supported": self.valid_scopes.as_ref().unwrap_or(&self.scopes),
-        })
+        });
+        if self.cimd.enabled {
+            // MCP authorization 2025-11-25, "Client ID Metadata Documents": clients look for this member.
+            m["client_id_metadata_document_supported"] = json!(true);
+        }
+        m
     }
 
     /// The RFC 9728 metadata document of `resource` (the MCP endpoint, e.g. `https://mcp.example.com/mcp`):
@@ -514,6 +651,7 @@ impl OAuthProxyConfig {
             }
         };
         url("base_url", &self.base_url)?;
+        self.cimd.validate()?;
         url(
             "upstream_authorization_endpoint",
             &self.upstream_authorization_endpoint,

@@ -48,9 +48,26 @@ impl OAuthProxy {
                 (None, _) => format!("{}:", u.scheme()),
             })
             .unwrap_or_default();
+        // A metadata-document client's name is whatever its document says; the host that published the document
+        // is what identifies it (MCP authorization 2025-11-25: show the user the client id's and the redirect's
+        // hosts).
+        let identity = if self.is_cimd_client_id(&client.client_id) {
+            let host = Url::parse(&client.client_id)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_default();
+            format!(
+                "<p>This client is published by <strong>{host}</strong> (client metadata document \
+                 <code>{url}</code>).</p>\n",
+                host = escape_html(&host),
+                url = escape_html(&client.client_id),
+            )
+        } else {
+            String::new()
+        };
         let body = format!(
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authorization request</title></head>\n\
-             <body><main>\n<h1>Authorize {name}?</h1>\n<p>{name} asks to sign you in with {provider}. \
+             <body><main>\n<h1>Authorize {name}?</h1>\n{identity}<p>{name} asks to sign you in with {provider}. \
              Your authorization will be sent to <strong>{host}</strong> (<code>{redirect}</code>).</p>\n\
              <p>Only approve if you started this sign-in yourself.</p>\n<ul>{scopes}</ul>\n\
              <form method=\"POST\" action=\"{action}\">\n\

@@ -10,9 +10,12 @@
 //! fresh access token and the same successor refresh token; after the window the reuse is a replay and the whole
 //! grant is revoked (RFC 9700 §4.14.2). A transient upstream failure puts the claim back.
 
+pub mod address_policy;
 mod authorize;
 mod browser_binding;
 mod callback;
+mod cimd;
+pub mod cimd_document;
 mod claims;
 mod config;
 mod consent;
@@ -27,12 +30,15 @@ mod register;
 pub mod resource;
 mod resource_server;
 mod revoke;
+pub mod safe_fetch;
 pub mod scope_policy;
 mod token;
 mod upstream;
 
 pub use claims::ClaimsPassthrough;
-pub use config::{default_redirect_patterns, OAuthProxyConfig, UpstreamAuthMethod, MAX_LIFETIME_SECS};
+pub use config::{
+    default_redirect_patterns, CimdOptions, OAuthProxyConfig, UpstreamAuthMethod, MAX_LIFETIME_SECS,
+};
 pub use error::{OAuthError, OAuthResult};
 pub use http::{
     escape_html, parse_form, AuthorizeParams, CallbackParams, ConsentParams, HttpResponse, RevocationRequest,

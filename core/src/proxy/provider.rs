@@ -15,6 +15,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::cimd::Cimd;
+use super::cimd_document;
 use super::config::OAuthProxyConfig;
 use super::error::OAuthResult;
 use super::model::*;
@@ -59,6 +61,8 @@ pub struct OAuthProxy {
     /// Open transactions per client in this process (id, expiry), bounded like the client cache; caps what one
     /// client can keep open (`max_transactions_per_client`).
     open_transactions: Mutex<LruCache<String, Vec<(String, Instant)>>>,
+    /// Client ID Metadata Documents, when enabled (`config.cimd.enabled`).
+    pub(super) cimd: Option<Cimd>,
 }
 
 impl std::fmt::Debug for OAuthProxy {
@@ -133,6 +137,7 @@ impl OAuthProxy {
             config.allow_http_redirect_uris,
         )?;
         let cache = NonZeroUsize::new(config.client_cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
+        let cimd = config.cimd.enabled.then(|| Cimd::new(&config.cimd)).transpose()?;
         Ok(OAuthProxy {
             config,
             store,
@@ -145,6 +150,7 @@ impl OAuthProxy {
             resource_policy,
             clients: Mutex::new(LruCache::new(cache)),
             open_transactions: Mutex::new(LruCache::new(cache)),
+            cimd,
         })
     }
 
@@ -247,8 +253,16 @@ impl OAuthProxy {
         Ok(self.store.save(key, v, ttl).await?)
     }
 
-    /// A registered client: from the cache, else the store. Expired registrations are unknown.
+    /// A registered client: from the cache, else the store. Expired registrations are unknown. A URL client id
+    /// is a metadata document's client when CIMD is on (see [`cimd`](super::cimd); its errors say why it was
+    /// refused) and unknown when it is off.
     pub(super) async fn client(&self, client_id: &str) -> OAuthResult<Option<RegisteredClient>> {
+        if cimd_document::is_url_client_id(client_id) {
+            return match self.cimd {
+                Some(_) => self.cimd_client(client_id).await.map(Some),
+                None => Ok(None),
+            };
+        }
         // Ours are 32 hex digits, fastmcp's UUIDs: anything long or odd is unknown without asking the store
         // (whose key-size error would otherwise reach the client).
         if client_id.is_empty()

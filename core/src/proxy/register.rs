@@ -22,7 +22,7 @@ pub const MAX_METADATA_BYTES: usize = 2048;
 
 /// Whether a `client_name` shows on the consent page as what it is: visible text, bounded, without control,
 /// zero-width or bidirectional-override characters (`"Claude\u{202e}moc.live"` must not read as another name).
-fn displayable_name(n: &str) -> bool {
+pub(super) fn displayable_name(n: &str) -> bool {
     let hidden = |c: char| {
         c.is_control()
             || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')

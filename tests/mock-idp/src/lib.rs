@@ -5,6 +5,7 @@
 //! authentication (Basic or post) and PKCE, and can be switched to answer in form encoding, with errors, slowly,
 //! with or without refresh-token rotation. Every call is counted.
 
+pub mod doc_host;
 pub mod redis_server;
 
 use std::collections::{HashMap, HashSet};
