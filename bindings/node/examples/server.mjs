@@ -10,7 +10,8 @@ import { FastMCP } from 'fastmcp';
 
 import { DiskStore, OAuthProxy } from '../index.js';
 
-export function createServer(env = process.env) {
+/** `proxyOptions`: more OAuthProxy options (tests use it for `enableCimd` and `cimd`). */
+export function createServer(env = process.env, proxyOptions = {}) {
   const port = Number(env.PORT ?? 8000);
   const baseUrl = env.BASE_URL ?? `http://127.0.0.1:${port}`;
   const storage = new DiskStore({ directory: env.OAUTH_DIR ?? './oauth-data' });
@@ -18,12 +19,16 @@ export function createServer(env = process.env) {
     baseUrl,
     encryptionKey: env.ENCRYPTION_KEY,
     jwtSigningKey: env.JWT_SIGNING_KEY,
+    // Client ID Metadata Documents: Claude, VS Code and the MCP SDKs identify themselves by a URL (the spec's
+    // recommended registration); fetched SSRF-safe and cached in the storage.
+    enableCimd: true,
     scopes: (env.SCOPES ?? 'openid').split(' '),
     tokenStorage: storage,
     upstreamAuthorizationEndpoint: env.UPSTREAM_AUTHORIZATION_ENDPOINT,
     upstreamClientId: env.UPSTREAM_CLIENT_ID,
     upstreamClientSecret: env.UPSTREAM_CLIENT_SECRET,
     upstreamTokenEndpoint: env.UPSTREAM_TOKEN_ENDPOINT,
+    ...proxyOptions,
   });
   // The MCP endpoint is the resource our tokens are for (RFC 8707); clients discover us from its 401.
   const resource = `${baseUrl}/mcp`;

@@ -59,6 +59,36 @@ export async function startIdp(claims = {}) {
   };
 }
 
+/**
+ * Starts tests/mock-idp's HTTPS Client ID Metadata Document host (`mock-idp doc-host`, its own CA); resolves to
+ * { baseUrl, caPem, good, hostile, url(name), close }. `hostile`: [[document name, fragment of the proxy's error]].
+ */
+export async function startDocHost() {
+  const exe = join(ROOT, 'target', 'debug', 'mock-idp');
+  if (!existsSync(exe)) await startIdp().then((i) => i.close());
+  const proc = spawn(exe, ['doc-host'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const rl = createInterface({ input: proc.stdout });
+  const info = JSON.parse(
+    await new Promise((resolve, reject) => {
+      rl.once('line', resolve);
+      proc.once('error', reject);
+      proc.once('exit', (c) => reject(new Error(`mock-idp doc-host exited with ${c}`)));
+    }),
+  );
+  return {
+    baseUrl: info.base_url,
+    caPem: info.ca_pem,
+    good: info.good,
+    hostile: info.hostile,
+    url: (name) => `${info.base_url}/${name}`,
+    close: () =>
+      new Promise((resolve) => {
+        proc.once('exit', resolve);
+        proc.stdin.end();
+      }),
+  };
+}
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();

@@ -28,7 +28,8 @@ describe('OAuthProxy', () => {
     new OAuthProxy({ ...config, tokenStorage: theirs }).destroy();
     theirs.destroy();
     assert.throws(() => new OAuthProxy({ ...config, tokenStorage: { save() {} } }), TypeError);
-    assert.throws(() => new OAuthProxy({ ...config, enableCimd: true }), TypeError);
+    new OAuthProxy({ ...config, enableCimd: true }).destroy();
+    assert.throws(() => new OAuthProxy({ ...config, enableCimd: true, cimd: [] }), TypeError);
     assert.throws(() => new OAuthProxy(), TypeError);
   });
 
