@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use fastmcp_auth_mock_idp::doc_host::{DocHost, HOSTILE};
 use fastmcp_auth_mock_idp::redis_server::RedisServer;
 use fastmcp_auth_mock_idp::MockIdp;
 
@@ -36,9 +37,16 @@ fn compile(out: &Path, link: &[&str]) {
     );
 }
 
-fn run(cmd: &mut Command, what: &str, idp: &MockIdp, redis: &RedisServer) -> String {
+fn run(cmd: &mut Command, what: &str, idp: &MockIdp, redis: &RedisServer, docs: &DocHost) -> String {
+    let hostile: String = HOSTILE
+        .iter()
+        .map(|(name, error)| format!("{name}\t{error}\n"))
+        .collect();
     let o = cmd
         .env("IDP_URL", idp.base_url())
+        .env("DOC_HOST_URL", docs.base_url())
+        .env("DOC_HOST_CA", docs.ca_pem())
+        .env("DOC_HOST_HOSTILE", hostile)
         .env("REDIS_URL", redis.url())
         .env("RUST_BACKTRACE", "0")
         .output()
@@ -83,8 +91,9 @@ fn c_programs() {
     compile(&static_, &[a.to_str().unwrap(), "-lpthread", "-ldl", "-lm"]);
     let idp = MockIdp::start();
     let redis = RedisServer::start();
-    let s1 = run(&mut Command::new(&shared), "shared", &idp, &redis);
-    let s2 = run(&mut Command::new(&static_), "static", &idp, &redis);
+    let docs = DocHost::start();
+    let s1 = run(&mut Command::new(&shared), "shared", &idp, &redis, &docs);
+    let s2 = run(&mut Command::new(&static_), "static", &idp, &redis, &docs);
     let s3 = run(
         Command::new("valgrind")
             .args([
@@ -94,10 +103,17 @@ fn c_programs() {
                 "--error-exitcode=1",
                 "-q",
             ])
+            .arg(format!(
+                "--suppressions={}",
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../tests/c/valgrind.supp")
+                    .display()
+            ))
             .arg(&shared),
         "valgrind",
         &idp,
         &redis,
+        &docs,
     );
     println!("C (shared): {s1}\nC (static): {s2}\nC (valgrind): {s3}");
 }

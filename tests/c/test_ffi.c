@@ -576,6 +576,111 @@ static void test_proxy(const char *idp) {
   fastmcp_auth_store_free(mem);
 }
 
+/* `text` as the inside of a JSON string (the CA's PEM has newlines). The caller frees. */
+static char *json_escape(const char *text) {
+  size_t n = strlen(text);
+  char *out = malloc(2 * n + 1), *o = out;
+  for (const char *c = text; *c; c++) {
+    if (*c == '\n') *o++ = '\\', *o++ = 'n';
+    else if (*c == '"' || *c == '\\') *o++ = '\\', *o++ = *c;
+    else if (*c != '\r') *o++ = *c;
+  }
+  *o = 0;
+  return out;
+}
+
+/* Client ID Metadata Documents through the C calls: the doc host (HTTPS, its own CA, trusted through the
+ * config), every hostile document refused with its error, a URL client's whole login with refresh. `hostile`:
+ * lines of "name<TAB>error fragment". */
+static void test_cimd(const char *idp, const char *doc_base, const char *ca_pem, const char *hostile) {
+  char *ca = json_escape(ca_pem);
+  size_t config_len = strlen(ca) + 2048;
+  char *config = malloc(config_len);
+  snprintf(config, config_len,
+           "{\"base_url\":\"http://127.0.0.1:8000\",\"upstream_authorization_endpoint\":\"%s/authorize\","
+           "\"upstream_token_endpoint\":\"%s/token\",\"upstream_client_id\":\"upstream-client\","
+           "\"upstream_client_secret\":\"upstream secret+/=\",\"jwt_signing_key\":\"c-jwt-key\","
+           "\"encryption_key\":\"c-enc-key\",\"cimd\":{\"allow_private_networks_for_testing\":true,"
+           "\"extra_root_certificates_pem\":[\"%s\"],\"fetch_timeout\":2,\"failure_cooldown\":0}}",
+           idp, idp, ca);
+  fastmcp_auth_proxy *p = NULL, *bad = NULL;
+  RC(fastmcp_auth_proxy_new(config, NULL, &p), OK, "cimd proxy new");
+  RC(fastmcp_auth_proxy_new("{\"base_url\":\"http://127.0.0.1:8000\",\"upstream_authorization_endpoint\":\"http://127.0.0.1:9/a\","
+                            "\"upstream_token_endpoint\":\"http://127.0.0.1:9/t\",\"upstream_client_id\":\"c\","
+                            "\"cimd\":{\"allow_private_networks\":true}}",
+                            NULL, &bad),
+     FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "unknown cimd option");
+  CHECK(contains(fastmcp_auth_last_error(), "cimd.allow_private_networks"), "unknown cimd option named");
+  char *meta = NULL;
+  RC(fastmcp_auth_proxy_metadata(p, &meta), OK, "cimd metadata");
+  CHECK(contains(meta, "\"client_id_metadata_document_supported\":true"), "CIMD advertised");
+  fastmcp_auth_string_free(meta);
+  char *verifier = NULL, *challenge = NULL, *page = NULL, query[2048];
+  fastmcp_auth_pkce_generate_verifier(64, &verifier);
+  fastmcp_auth_pkce_challenge(verifier, "S256", &challenge);
+  /* Every hostile document: an OAuth error naming what is wrong. */
+  char line[512];
+  for (const char *h = hostile; h && *h;) {
+    size_t len = strcspn(h, "\n");
+    snprintf(line, sizeof line, "%.*s", (int)len, h);
+    h += len + (h[len] == '\n');
+    char *tab = strchr(line, '\t');
+    if (!tab) continue;
+    *tab = 0;
+    snprintf(query, sizeof query,
+             "client_id=%s/%s&redirect_uri=http%%3A%%2F%%2F127.0.0.1%%3A41234%%2Fcallback&response_type=code&"
+             "code_challenge=%s&code_challenge_method=S256",
+             doc_base, line, challenge);
+    char what[600];
+    snprintf(what, sizeof what, "hostile document %s refused", line);
+    RC(fastmcp_auth_proxy_authorize(p, query, NULL, &page), FASTMCP_AUTH_RESULT_OAUTH_ERROR, what);
+    CHECK(contains(fastmcp_auth_last_error(), tab + 1), what);
+  }
+  /* A good document: the whole login, the refresh, the revocation. */
+  snprintf(query, sizeof query,
+           "client_id=%s/good.json&redirect_uri=http%%3A%%2F%%2F127.0.0.1%%3A41234%%2Fcallback&response_type=code&"
+           "state=st&code_challenge=%s&code_challenge_method=S256",
+           doc_base, challenge);
+  RC(fastmcp_auth_proxy_authorize(p, query, NULL, &page), OK, "cimd authorize");
+  CHECK(contains(page, "published by <strong>localhost</strong>"), "consent page names the client's host");
+  char tx[128] = {0}, csrf[128] = {0}, jar[256] = {0}, form[512], body[4096];
+  const char *at = page ? strstr(page, "transaction_id\\\" value=\\\"") : NULL;
+  if (at) sscanf(at + strlen("transaction_id\\\" value=\\\""), "%127[^\\]", tx);
+  at = page ? strstr(page, "csrf_token\\\" value=\\\"") : NULL;
+  if (at) sscanf(at + strlen("csrf_token\\\" value=\\\""), "%127[^\\]", csrf);
+  at = page ? strstr(page, "[\"Set-Cookie\",\"") : NULL;
+  if (at) sscanf(at + strlen("[\"Set-Cookie\",\""), "%255[^;\"]", jar);
+  int form_len = snprintf(form, sizeof form, "transaction_id=%s&action=approve&csrf_token=%s", tx, csrf);
+  char *up = NULL, *back = NULL, *tokens = NULL, *rotated = NULL;
+  RC(fastmcp_auth_proxy_handle_consent(p, (const uint8_t *)form, (size_t)form_len, jar, &up), OK, "cimd consent");
+  const char *ul = up ? strstr(up, "[\"Location\",\"") : NULL;
+  char *upstream_url = ul ? strndup(ul + 13, strcspn(ul + 13, "\"")) : NULL;
+  char *callback = upstream_url ? http_get_location(upstream_url) : NULL;
+  const char *cq = callback ? strchr(callback, '?') : NULL;
+  RC(fastmcp_auth_proxy_handle_callback(p, cq ? cq + 1 : "", jar, &back), OK, "cimd callback");
+  const char *bl = back ? strstr(back, "[\"Location\",\"") : NULL;
+  char *to_client = bl ? strndup(bl + 13, strcspn(bl + 13, "\"")) : NULL;
+  char *code = to_client ? query_param(to_client, "code") : NULL;
+  CHECK(code != NULL, "cimd code for the client");
+  int body_len = snprintf(body, sizeof body,
+                          "grant_type=authorization_code&code=%s&code_verifier=%s&client_id=%s%%2Fgood.json&"
+                          "redirect_uri=http%%3A%%2F%%2F127.0.0.1%%3A41234%%2Fcallback",
+                          code ? code : "", verifier, doc_base);
+  RC(fastmcp_auth_proxy_token(p, (const uint8_t *)body, (size_t)body_len, NULL, &tokens), OK, "cimd code exchange");
+  char *refresh = json_str(tokens, "refresh_token");
+  body_len = snprintf(body, sizeof body, "grant_type=refresh_token&refresh_token=%s&client_id=%s%%2Fgood.json",
+                      refresh ? refresh : "", doc_base);
+  RC(fastmcp_auth_proxy_token(p, (const uint8_t *)body, (size_t)body_len, NULL, &rotated), OK, "cimd refresh");
+  char *new_refresh = json_str(rotated, "refresh_token"), client_id[512];
+  snprintf(client_id, sizeof client_id, "%s/good.json", doc_base);
+  RC(fastmcp_auth_proxy_revoke(p, new_refresh, client_id, NULL), OK, "cimd revoke");
+  free(ca), free(config), free(upstream_url), free(callback), free(to_client), free(code), free(refresh), free(new_refresh);
+  fastmcp_auth_string_free(verifier), fastmcp_auth_string_free(challenge), fastmcp_auth_string_free(page);
+  fastmcp_auth_string_free(up), fastmcp_auth_string_free(back), fastmcp_auth_string_free(tokens);
+  fastmcp_auth_string_free(rotated);
+  fastmcp_auth_proxy_free(p);
+}
+
 int main(void) {
   test_basics();
   test_keys_and_pkce();
@@ -585,6 +690,9 @@ int main(void) {
   const char *idp = getenv("IDP_URL");
   if (idp) test_proxy(idp);
   else CHECK(0, "IDP_URL not set: the proxy flow needs the mock identity provider");
+  const char *doc_base = getenv("DOC_HOST_URL"), *ca = getenv("DOC_HOST_CA"), *hostile = getenv("DOC_HOST_HOSTILE");
+  if (idp && doc_base && ca) test_cimd(idp, doc_base, ca, hostile);
+  else CHECK(0, "DOC_HOST_URL / DOC_HOST_CA not set: the CIMD flow needs the HTTPS document host");
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

@@ -62,3 +62,19 @@ def redis_url(tmp_path):
     yield f"redis://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def doc_host():
+    """The HTTPS Client ID Metadata Document host (`mock-idp doc-host`, its own CA): a dict with `base_url`,
+    `ca_pem`, `good` (document names) and `hostile` ([name, fragment of the proxy's error])."""
+    import json
+
+    exe = ROOT / "target" / "debug" / "mock-idp"
+    if not exe.exists():
+        subprocess.run(["cargo", "build", "-q", "-p", "fastmcp-auth-mock-idp", "--bin", "mock-idp"], cwd=ROOT, check=True)
+    proc = subprocess.Popen([str(exe), "doc-host"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    info = json.loads(proc.stdout.readline())
+    yield info
+    proc.stdin.close()
+    proc.wait(timeout=10)
