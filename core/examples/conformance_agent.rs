@@ -91,6 +91,16 @@ fn run(op: &Value) -> Result<Value, Error> {
             }
             Value::Array(out)
         }
+        "proxyAuthorize" => {
+            let config = fastmcp_auth::proxy::OAuthProxyConfig::from_json(&op["config"])?;
+            let p = fastmcp_auth::blocking::OAuthProxy::new(config)?;
+            let params = fastmcp_auth::proxy::AuthorizeParams::from_query(s(op, "query"))
+                .map_err(|e| Error::InvalidArgument(e.code))?;
+            match p.authorize(&params) {
+                Ok(r) => json!({"status": r.status}),
+                Err(e) => json!({"error": e.code, "error_description": e.description, "status": e.status}),
+            }
+        }
         other => return Err(Error::InvalidArgument(format!("unknown op {other}"))),
     })
 }

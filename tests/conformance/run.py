@@ -175,6 +175,10 @@ class CAgent:
             if any("\0" in k for k in op["keys"]):
                 return {"error": "not_representable_in_c"}
             return [self.one("disk-read", op["dir"], k) for k in op["keys"]]
+        if kind == "proxyAuthorize":
+            r = self.one("proxy-authorize", json.dumps(op["config"]), op["query"])
+            return r if "status" in r and "error" not in r else {
+                "error": r.get("error"), "error_description": r.get("error_description"), "status": r.get("status")}
         raise ValueError(kind)
 
 
@@ -427,7 +431,67 @@ def matrix(faces):
     return cells
 
 
-def write_matrix(cells, vector_summary):
+# ---- Client ID Metadata Documents -----------------------------------------------------------------------------------
+
+
+def cimd_row(faces):
+    """The HTTPS document host's good and hostile documents (tests/mock-idp/src/doc_host.rs) and the request-side
+    refusals, authorized through each face of ours with one config: every face must give the verdict and error the
+    host names, and all four the same error code. Returns [(case, {face: "ok"|"FAIL"})]."""
+    import urllib.parse
+
+    exe = ROOT / "target" / "debug" / "mock-idp"
+    proc = subprocess.Popen([str(exe), "doc-host"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    rows = []
+    try:
+        info = json.loads(proc.stdout.readline())
+        base = info["base_url"]
+
+        def config(private=True):
+            return {"base_url": "http://127.0.0.1:8000",
+                    "upstream_authorization_endpoint": "http://127.0.0.1:9/authorize",
+                    "upstream_token_endpoint": "http://127.0.0.1:9/token", "upstream_client_id": "c",
+                    "cimd": {"allow_private_networks_for_testing": private,
+                             "extra_root_certificates_pem": [info["ca_pem"]], "fetch_timeout": 2,
+                             "failure_cooldown": 0}}
+
+        def query(name, redirect="http://127.0.0.1:41234/callback"):
+            return urllib.parse.urlencode({"client_id": f"{base}/{name}", "redirect_uri": redirect,
+                                           "response_type": "code", "state": "s",
+                                           "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                                           "code_challenge_method": "S256"})
+
+        cases = [(f"accepted: {n}", config(), query(n), None) for n in info["good"]]
+        cases += [(f"refused: {n}", config(), query(n), frag) for n, frag in info["hostile"]]
+        cases += [("refused: redirect URI not in the document", config(),
+                   query("good.json", "https://attacker.example/cb"), "not registered"),
+                  ("refused: loopback host without the test switch", config(False), query("good.json"),
+                   "non-public address")]
+        ops = [{"op": "proxyAuthorize", "config": c, "query": q} for _, c, q, _ in cases]
+        results = {}
+        for f in OURS:
+            try:
+                results[f] = faces[f].run(ops)
+            except Exception as e:  # noqa: BLE001 - a face that cannot run fails its column
+                check(f"[{f}] cimd runner ran", False, repr(e)[:300])
+                results[f] = [{"error": "runner_failed"}] * len(ops)
+        for i, (label, _, _, fragment) in enumerate(cases):
+            verdict = {}
+            for f in OURS:
+                r = results[f][i]
+                ok = (r.get("status") == 200 and "error" not in r) if fragment is None else \
+                    fragment in (r.get("error_description") or "")
+                verdict[f] = "ok" if check(f"[{f}] cimd {label}", ok, json.dumps(r)[:300]) else "FAIL"
+            codes = {f: results[f][i].get("error") for f in OURS}
+            check(f"cimd {label}: every face gives {codes['rust']}", len(set(codes.values())) == 1, str(codes))
+            rows.append((label, verdict))
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+    return rows
+
+
+def write_matrix(cells, vector_summary, cimd_rows=()):
     lines = ["# Conformance matrix", "",
              "Written by `tests/conformance/run.py` (run by `scripts/test.sh`); do not edit. Rows produce, columns",
              "consume; `ok` means every check of that pair passed, `—` that the format does not apply to the face.",
@@ -455,6 +519,13 @@ def write_matrix(cells, vector_summary):
               "| face | passed | failed |", "|---|---|---|"]
     lines += [f"| {f} | {p} | {n} |" for f, (p, n) in vector_summary.items()]
     lines += ["", "A C string cannot hold NUL, so the NUL-key case does not apply to the C face.", ""]
+    lines += ["## Client ID Metadata Documents", "",
+              "Documents served over HTTPS by the test host (its own CA, trusted through `cimd.extra_root_certificates_pem`),",
+              "authorized through each face with the same config; `ok`: the verdict and error the host names, and the same",
+              "error code from every face. The fastmcp packages are not in this row: both refuse a loopback host outright.", "",
+              "| case | " + " | ".join(OURS) + " |", "|---|" + "---|" * len(OURS)]
+    lines += [f"| {label} | " + " | ".join(v[f] for f in OURS) + " |" for label, v in cimd_rows]
+    lines.append("")
     (HERE / "MATRIX.md").write_text("\n".join(lines))
 
 
@@ -470,7 +541,8 @@ def main():
             check(f"[{f}] vector runner ran", False, repr(e)[:300])
         summary[f] = (passed - b[0], failed - b[1])
     cells = matrix(faces)
-    write_matrix(cells, summary)
+    cimd_rows = cimd_row(faces)
+    write_matrix(cells, summary, cimd_rows)
     print("\nMATRIX.md written" + (f"; failing: {', '.join(failures)}" if failures else ""))
     print(f"conformance: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

@@ -116,6 +116,22 @@ int main(int argc, char **argv) {
     fastmcp_auth_store_free(d);
     return r == FASTMCP_AUTH_RESULT_OK ? print_owned(out, false) : fail(r);
   }
+  if (strcmp(op, "proxy-authorize") == 0 && argc == 4) {
+    /* proxy-authorize <config_json> <query>: {"status": N} or the OAuth error's JSON. */
+    fastmcp_auth_proxy *p = NULL;
+    if ((r = fastmcp_auth_proxy_new(argv[2], NULL, &p)) != FASTMCP_AUTH_RESULT_OK) return fail(r);
+    r = fastmcp_auth_proxy_authorize(p, argv[3], NULL, &out);
+    fastmcp_auth_proxy_free(p);
+    if (r == FASTMCP_AUTH_RESULT_OAUTH_ERROR) {
+      printf("%s\n", fastmcp_auth_last_error());
+      return 0;
+    }
+    if (r != FASTMCP_AUTH_RESULT_OK) return fail(r);
+    const char *st = strstr(out, "\"status\":");
+    printf("{\"status\": %d}\n", st ? atoi(st + 9) : 0);
+    fastmcp_auth_string_free(out);
+    return 0;
+  }
   fprintf(stderr, "usage: agent <op> ... (see tests/conformance/run.py)\n");
   return 2;
 }

@@ -84,6 +84,31 @@ async function run(op) {
         d.destroy();
       }
     }
+    case 'proxyAuthorize': {
+      // The core's snake_case config as the Node face takes it: fastmcp's camelCase names, `enableCimd` and our
+      // camelCase `cimd` options (durations in ms).
+      const camel = (k) => k.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+      const config = {};
+      for (const [k, v] of Object.entries(op.config)) if (k !== 'cimd') config[camel(k)] = v;
+      const c = op.config.cimd ?? {};
+      config.enableCimd = c.enabled !== false;
+      config.cimd = {
+        allowPrivateNetworksForTesting: c.allow_private_networks_for_testing,
+        extraRootCertificates: c.extra_root_certificates_pem,
+        failureCooldownMs: c.failure_cooldown === undefined ? undefined : c.failure_cooldown * 1000,
+        fetchTimeoutMs: c.fetch_timeout === undefined ? undefined : c.fetch_timeout * 1000,
+      };
+      const p = new fa.OAuthProxy(config);
+      try {
+        const r = await p.authorize(Object.fromEntries(new URLSearchParams(op.query)));
+        return { status: r.status };
+      } catch (e) {
+        if (!(e instanceof fa.OAuthProxyError)) throw e;
+        return { error: e.code, error_description: e.description, status: e.statusCode };
+      } finally {
+        p.destroy();
+      }
+    }
     default:
       throw Object.assign(new Error(`unknown op ${op.op}`), { code: 'invalid_argument' });
   }

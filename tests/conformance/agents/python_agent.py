@@ -49,6 +49,14 @@ def run(op):
         out = [d.get(k) for k in op["keys"]]
         d.close()
         return out
+    if kind == "proxyAuthorize":
+        p = fa.OAuthProxy(op["config"])
+        try:
+            return {"status": p.authorize(op["query"])["status"]}
+        except fa.OAuthProxyError as e:
+            return {"error": e.code, "error_description": e.description, "status": e.status_code}
+        finally:
+            p.close()
     raise ValueError(f"unknown op {kind}")
 
 
