@@ -6,8 +6,10 @@
 //! std TCP, a CA made once with openssl and embedded below) so an answer can be any bytes at any pace, and a
 //! "tarpit" that accepts TCP connections and never speaks TLS.
 //!
-//! Tests that demonstrate a weakness assert the safe behaviour and are `#[ignore = "weakness: …"]`, so the file
-//! stays green; run them with `-- --include-ignored` to see them fail.
+//! Written by a red-team pass; the six weaknesses it found (a panic on a multi-byte byte 8 of `client_id`, a
+//! cool-down anyone could start with a 404, one global pool of fetch slots, a stale copy not standing in when the
+//! slots were full, a shared URL client's logins evictable by anonymous requests, invisible characters accepted in
+//! `client_name`) are fixed and their tests below now pass.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -77,7 +79,6 @@ struct RawReq {
     /// `https://localhost:PORT`.
     base: String,
     path: String,
-    head: String,
 }
 
 type Script = Arc<dyn Fn(&RawReq) -> Vec<Step> + Send + Sync>;
@@ -184,8 +185,8 @@ fn serve_raw(
     }
     let head = String::from_utf8_lossy(&head).into_owned();
     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    requests.lock().unwrap().push(head.clone());
-    let req = RawReq { base, path, head };
+    requests.lock().unwrap().push(head);
+    let req = RawReq { base, path };
     for step in script(&req) {
         match step {
             Step::Send(b) => {
@@ -415,30 +416,44 @@ fn serve_dynamic(host: &DocHost, body: impl Into<String>) {
 /// `is_url_client_id` slices `client_id[..8]`: a multi-byte character across byte 8 panics. It runs on every
 /// client id the token, authorize, refresh and revoke endpoints see, before any other check, CIMD on or off.
 #[test]
-#[ignore = "weakness: is_url_client_id panics when byte 8 of client_id is inside a multi-byte UTF-8 character (cimd_document.rs:30)"]
+
 fn a_client_id_with_a_multibyte_character_at_byte_8_does_not_panic() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let mut panicked = Vec::new();
     for id in ["1234567é", "https:/é/x", "abcdefg\u{1F600}"] {
-        let direct = std::panic::catch_unwind(|| cimd_document::is_url_client_id(id));
-        assert!(direct.is_ok(), "is_url_client_id({id:?}) panicked");
+        if catch_unwind(|| cimd_document::is_url_client_id(id)).is_err() {
+            panicked.push(format!("is_url_client_id({id:?})"));
+        }
     }
     for cimd_enabled in [true, false] {
         let p = offline_proxy(&[], |c| c.cimd.enabled = cimd_enabled);
         let v = CodeVerifier::generate(64).unwrap();
         let id = "1234567é";
-        let authorize =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.authorize(&params(id, &v))));
-        assert!(authorize.is_ok(), "authorize panicked (cimd {cimd_enabled})");
-        let token = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| redeem(&p, id, "x", Some(&v))));
-        assert!(token.is_ok(), "token panicked (cimd {cimd_enabled})");
-        let revoke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            p.revoke_request(&RevocationRequest {
-                token: Some("t".into()),
-                client_id: Some(id.into()),
-                ..Default::default()
-            })
-        }));
-        assert!(revoke.is_ok(), "revoke panicked (cimd {cimd_enabled})");
+        if catch_unwind(AssertUnwindSafe(|| p.authorize(&params(id, &v)))).is_err() {
+            panicked.push(format!("authorize (cimd {cimd_enabled})"));
+        }
+        if catch_unwind(AssertUnwindSafe(|| redeem(&p, id, "x", Some(&v)))).is_err() {
+            panicked.push(format!("token (cimd {cimd_enabled})"));
+        }
+        let refresh = TokenRequest {
+            grant_type: Some("refresh_token".into()),
+            refresh_token: Some("x".into()),
+            client_id: Some(id.into()),
+            ..Default::default()
+        };
+        if catch_unwind(AssertUnwindSafe(|| p.token(&refresh))).is_err() {
+            panicked.push(format!("refresh (cimd {cimd_enabled})"));
+        }
+        let revoke = RevocationRequest {
+            token: Some("t".into()),
+            client_id: Some(id.into()),
+            ..Default::default()
+        };
+        if catch_unwind(AssertUnwindSafe(|| p.revoke_request(&revoke))).is_err() {
+            panicked.push(format!("revoke (cimd {cimd_enabled})"));
+        }
     }
+    assert!(panicked.is_empty(), "panicked: {panicked:?}");
 }
 
 proptest::proptest! {
@@ -538,7 +553,7 @@ fn ssrf_spellings_never_reach_a_loopback_listener() {
             matches!(e.code.as_str(), "invalid_client" | "temporarily_unavailable"),
             "{id}: {e:?}"
         );
-        assert_eq!(e.status == 400 || e.status == 503, true, "{id}: {e:?}");
+        assert!(e.status == 400 || e.status == 503, "{id}: {e:?}");
     }
     assert_eq!(
         raw.connections(),
@@ -1009,38 +1024,44 @@ fn cache_control_is_bounded() {
 
 // ==== 5. resource exhaustion ===================================================================================
 
-/// Spawns `n` authorizations of distinct URLs on a tarpit (each holds a fetch slot until the fetch timeout) and
-/// waits until they are all connected.
-fn fill_fetch_slots(p: &Arc<OAuthProxy>, tarpit: &Tarpit, n: usize) -> Vec<std::thread::JoinHandle<()>> {
-    let threads: Vec<_> = (0..n)
-        .map(|i| {
+/// Spawns one authorization per URL (each a slow fetch, holding a fetch slot until the fetch timeout).
+fn spawn_authorizations(p: &Arc<OAuthProxy>, urls: Vec<String>) -> Vec<std::thread::JoinHandle<()>> {
+    urls.into_iter()
+        .map(|id| {
             let p = p.clone();
-            let id = format!("https://127.0.0.1:{}/slow-{i}.json", tarpit.port);
             std::thread::spawn(move || {
                 let v = CodeVerifier::generate(64).unwrap();
                 let _ = p.authorize(&params(&id, &v));
             })
         })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while tarpit.accepted.load(Ordering::SeqCst) < n && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(tarpit.accepted.load(Ordering::SeqCst), n);
-    threads
+        .collect()
 }
 
-/// 64 slow URLs (one attacker, one host, or as many hosts and ports as it likes) hold every fetch slot: every
-/// other URL client not cached is refused meanwhile, process-wide.
+/// Waits until `count()` reaches `n` (5 s at most), then checks it stays there a little.
+fn settle_at(n: usize, count: impl Fn() -> usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while count() < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count(), n);
+}
+
+/// 64 slow URLs of one attacker host hold at most `MAX_FETCHES_PER_HOST` (4) fetch slots; other clients are
+/// served meanwhile. (Many slow hosts can still fill the global 256: a rate limit in front of `/authorize` is the
+/// answer to that.)
 #[test]
-#[ignore = "weakness: MAX_FETCHES_IN_FLIGHT is one global pool; 64 slow attacker URLs lock every other uncached URL client out (cimd.rs:213)"]
 fn slow_attacker_urls_do_not_lock_other_clients_out() {
     let host = DocHost::start();
     let tarpit = Tarpit::start();
     let p = Arc::new(offline_proxy(&[host.ca_pem()], |c| {
         c.cimd.fetch_timeout = Duration::from_secs(4);
     }));
-    let threads = fill_fetch_slots(&p, &tarpit, 64);
+    let urls = (0..64)
+        .map(|i| format!("https://127.0.0.1:{}/slow-{i}.json", tarpit.port))
+        .collect();
+    let threads = spawn_authorizations(&p, urls);
+    settle_at(4, || tarpit.accepted.load(Ordering::SeqCst));
     let v = CodeVerifier::generate(64).unwrap();
     let r = p.authorize(&params(&host.url("good.json"), &v));
     for t in threads {
@@ -1049,13 +1070,10 @@ fn slow_attacker_urls_do_not_lock_other_clients_out() {
     assert_eq!(r.map(|r| r.status).map_err(|e| desc(&e)), Ok(200));
 }
 
-/// With the fetch slots full, a client whose cached copy is stale (but live) is refused, although the module
-/// promises the copy stands in whenever a fetch cannot be made.
+/// With the host's fetch slots full, a client whose cached copy is stale (but live) is served from the copy.
 #[test]
-#[ignore = "weakness: when all fetch slots are busy a stale-but-live cached copy is not used (cimd.rs:226, Role::Busy returns before the stale-copy fallback)"]
 fn a_stale_cached_copy_stands_in_when_the_fetch_slots_are_full() {
     let host = DocHost::start();
-    let tarpit = Tarpit::start();
     let p = Arc::new(offline_proxy(&[host.ca_pem()], |c| {
         c.cimd.fetch_timeout = Duration::from_secs(4);
         c.cimd.min_cache_ttl = 0;
@@ -1065,8 +1083,12 @@ fn a_stale_cached_copy_stands_in_when_the_fetch_slots_are_full() {
     let v = CodeVerifier::generate(64).unwrap();
     assert_eq!(p.authorize(&params(&id, &v)).unwrap().status, 200);
     std::thread::sleep(Duration::from_millis(1100)); // stale now (fresh for 0 s)
-    let threads = fill_fetch_slots(&p, &tarpit, 64);
+    let drips: Vec<String> = (0..4).map(|i| format!("drip-{i}.json")).collect();
+    let threads = spawn_authorizations(&p, drips.iter().map(|d| host.url(d)).collect());
+    settle_at(4, || drips.iter().map(|d| host.fetches(d)).sum());
+    let fetched = host.fetches("dynamic.json");
     let r = p.authorize(&params(&id, &v));
+    assert_eq!(host.fetches("dynamic.json"), fetched, "no slot was free for it");
     for t in threads {
         t.join().unwrap();
     }
@@ -1077,7 +1099,7 @@ fn a_stale_cached_copy_stands_in_when_the_fetch_slots_are_full() {
 /// host's perfectly healthy answer) locks every other document of that host out for `failure_cooldown`, and one
 /// request per cool-down keeps it so (a permanent outage for first-time users of, say, vscode.dev's client).
 #[test]
-#[ignore = "weakness: a 4xx/invalid-document answer puts the whole host:port in cool-down; anyone can lock out a legitimate host's clients (cimd.rs:161, record() on every error)"]
+
 fn a_missing_document_named_by_anyone_does_not_lock_out_the_host() {
     let host = DocHost::start();
     let p = offline_proxy(&[host.ca_pem()], |c| {
@@ -1098,7 +1120,7 @@ fn a_missing_document_named_by_anyone_does_not_lock_out_the_host() {
 /// VS Code, every Claude), so anyone who sends `max_transactions_per_client` anonymous authorizations naming it
 /// evicts the logins other users have in progress.
 #[test]
-#[ignore = "weakness: the per-client transaction cap evicts other users' in-progress logins of a shared URL client (authorize.rs:108, provider.rs:329)"]
+
 fn anonymous_authorizations_do_not_evict_other_users_logins_of_a_url_client() {
     let host = DocHost::start();
     let p = offline_proxy(&[host.ca_pem()], |_| {});
@@ -1245,7 +1267,8 @@ fn hostile_redirect_uris_in_a_document_never_receive_a_redirect() {
             &["https://127.0.0.1/callback"],
             Some("https://127.0.0.1:8443/callback"),
         ),
-        (&["http://127.0.0.1/%2e%2e/callback"], None),
+        // (`http://127.0.0.1/%2e%2e/callback` is accepted: parsed, matched and delivered as `/callback` on the same
+        // loopback host, consistently, so nothing is gained.)
         (&["http://127.0.0.1//evil.example/callback"], None),
         (&["http://127.0.0.1\\@evil.example/callback"], None),
     ];
@@ -1310,7 +1333,7 @@ fn html_in_client_name_and_url_is_escaped_on_the_consent_page() {
 /// (ARABIC LETTER MARK) is a bidi mark like the refused U+200E/U+200F; tag characters, Hangul fillers and
 /// interlinear annotation marks are invisible like the refused U+200B.
 #[test]
-#[ignore = "weakness: displayable_name misses bidi mark U+061C and invisible characters (tags U+E0000.., Hangul fillers, U+FFF9..FFFB, U+180E) (register.rs:25)"]
+
 fn client_names_with_other_invisible_or_bidi_characters_are_refused() {
     let host = DocHost::start();
     let p = offline_proxy(&[host.ca_pem()], |c| c.cimd.min_cache_ttl = 0);
@@ -1385,15 +1408,20 @@ fn a_url_client_cannot_use_another_clients_grant_or_skip_pkce() {
         "invalid_grant"
     );
 
-    // Another client redeeming A's code.
-    let code = login_code(&p, &idp, &a, &va);
+    // Another client redeeming A's code (with A's verifier, as a thief who has both would).
     for other in [&b, &registered] {
+        let code = login_code(&p, &idp, &a, &va);
         let e = redeem(&p, other, &code, Some(&va)).unwrap_err();
         assert_eq!(e.code, "invalid_grant", "{other}: {e:?}");
     }
-    // A non-canonical spelling of A is not A.
+    // A non-canonical spelling of A is not A (refused before the code is looked at).
+    let code = login_code(&p, &idp, &a, &va);
     let e = redeem(&p, &a.replace("localhost", "LOCALHOST"), &code, Some(&va)).unwrap_err();
     assert_eq!(e.code, "invalid_client");
+    assert!(
+        redeem(&p, &a, &code, Some(&va)).is_ok(),
+        "the code survived the refused spelling"
+    );
 
     let code = login_code(&p, &idp, &a, &va);
     let t = redeem(&p, &a, &code, Some(&va)).unwrap();
@@ -1482,4 +1510,74 @@ fn a_withdrawn_document_stops_refresh() {
         })
         .unwrap_err();
     assert_eq!(e.code, "invalid_client", "{e:?}");
+}
+
+/// A leader whose request is dropped mid-fetch (a client that hangs up) does not leave the requests waiting on it
+/// without an answer: one of them leads the next fetch.
+#[test]
+fn a_cancelled_leader_does_not_strand_its_followers() {
+    let raw = RawHost::start(|r| {
+        let mut steps = vec![Step::Sleep(Duration::from_millis(400))];
+        steps.extend(json_answer(&mirrored_document(r)));
+        steps
+    });
+    let p = offline_proxy(&[RAW_CA_PEM], |c| c.cimd.fetch_timeout = Duration::from_secs(3));
+    let inner = p.as_async().clone();
+    let id = raw.url("slow.json");
+    let (leader_cancelled, follower) = fastmcp_auth::runtime::block_on(async move {
+        let v = CodeVerifier::generate(64).unwrap();
+        let a = params(&id, &v);
+        let leader = tokio::time::timeout(Duration::from_millis(100), inner.authorize(&a));
+        let follower = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            inner.authorize(&a).await
+        };
+        let (l, f) = tokio::join!(leader, follower);
+        (l.is_err(), f.map(|r| r.status).map_err(|e| desc(&e)))
+    })
+    .unwrap();
+    assert!(leader_cancelled);
+    assert_eq!(follower, Ok(200));
+    assert_eq!(
+        raw.requests().len(),
+        2,
+        "the follower fetched again after the leader was dropped"
+    );
+}
+
+/// The fetch carries no credentials: no cookie (even one the host set), no Authorization, nothing from the
+/// client's request; it asks for JSON and names itself.
+#[test]
+fn the_fetch_carries_no_cookies_or_credentials() {
+    let raw = RawHost::start(|r| {
+        vec![Step::Send(answer(
+            "200 OK",
+            &[
+                ("Content-Type", "application/json"),
+                ("Set-Cookie", "sid=secret; Path=/"),
+                ("Cache-Control", "max-age=0"),
+            ],
+            mirrored_document(r).to_string().as_bytes(),
+        ))]
+    });
+    let p = offline_proxy(&[RAW_CA_PEM], |c| c.cimd.min_cache_ttl = 0);
+    let v = CodeVerifier::generate(64).unwrap();
+    let mut a = params(&raw.url("cookie.json"), &v);
+    a.cookie = Some("__Host-session=victim".into());
+    for _ in 0..2 {
+        assert_eq!(p.authorize(&a).unwrap().status, 200);
+    }
+    let reqs = raw.requests();
+    assert_eq!(reqs.len(), 2);
+    for h in reqs {
+        let l = h.to_ascii_lowercase();
+        assert!(
+            !l.contains("\r\ncookie:") && !l.contains("authorization:") && !l.contains("victim"),
+            "{h}"
+        );
+        assert!(
+            l.contains("accept: application/json") && l.contains("user-agent: fastmcp-auth/"),
+            "{h}"
+        );
+    }
 }

@@ -105,13 +105,15 @@ impl OAuthProxy {
             .map(|r| self.resource_policy.check(r))
             .transpose()?;
         let tx_id = random_id();
-        if let Some(oldest) = self.reserve_transaction_slot(&client.client_id, &tx_id) {
+        let browser = browser_binding::browser_id(p.cookie.as_deref(), self.secure_cookies())
+            .unwrap_or_else(browser_binding::new_browser_id);
+        let browser_hash = browser_binding::digest(&browser);
+        let slot = self.transaction_slot_key(&client.client_id, Some(&browser_hash));
+        if let Some(oldest) = self.reserve_transaction_slot(&slot, &tx_id) {
             tracing::info!(client = %client.client_id, "open-transaction cap reached; the oldest one was given up");
             self.store.delete(&format!("transaction:{oldest}")).await?;
         }
 
-        let browser = browser_binding::browser_id(p.cookie.as_deref(), self.secure_cookies())
-            .unwrap_or_else(browser_binding::new_browser_id);
         let csrf = self.config.consent_required.then(random_id);
         let proxy_verifier = CodeVerifier::generate(64)?;
         let tx = Transaction {
@@ -127,7 +129,7 @@ impl OAuthProxy {
             proxy_code_verifier: proxy_verifier.as_str().to_owned(),
             scope,
             state: p.state.clone().unwrap_or_default(),
-            browser_binding_hash: Some(browser_binding::digest(&browser)),
+            browser_binding_hash: Some(browser_hash),
             csrf_token_hash: csrf.as_deref().map(browser_binding::digest),
             resource,
         };
@@ -139,7 +141,7 @@ impl OAuthProxy {
             )
             .await;
         if let Err(e) = saved {
-            self.release_transaction_slot(&tx.client_id, &tx.id);
+            self.release_transaction_slot(&tx);
             return Err(e);
         }
         let mut response = match &csrf {

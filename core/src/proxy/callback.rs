@@ -26,7 +26,7 @@ impl OAuthProxy {
             Some(t) if !is_past(&t.expires_at) => t,
             _ => return Err(OAuthError::invalid_request("Invalid or expired state")),
         };
-        self.release_transaction_slot(&tx.client_id, &tx.id);
+        self.release_transaction_slot(&tx);
         let browser = browser_binding::browser_id(p.cookie.as_deref(), self.secure_cookies());
         if !browser_binding::verify(browser.as_deref(), tx.browser_binding_hash.as_deref()) {
             tracing::warn!(

@@ -9,9 +9,12 @@
 //!   until it expires; when the host answers with a 4xx or an invalid document the copy is deleted (the owner has
 //!   withdrawn or changed it). Nothing that failed a check is cached.
 //! - One fetch per URL at a time: concurrent requests for a URL not cached wait for the one fetch in flight
-//!   (a watch channel; no lock is held across the network), and at most [`MAX_FETCHES_IN_FLIGHT`] distinct URLs
-//!   are fetched at once (more: `temporarily_unavailable`).
-//! - After a failed fetch, the host (and port) is in cool-down for `failure_cooldown`: fetches from it fail at once.
+//!   (a watch channel; no lock is held across the network); at most [`MAX_FETCHES_PER_HOST`] URLs of one host and
+//!   [`MAX_FETCHES_IN_FLIGHT`] in all are fetched at once (more: the live cached copy if there is one, else
+//!   `temporarily_unavailable`).
+//! - After a host could not be reached (DNS, connection, TLS, timeout), it (host and port) is in cool-down for
+//!   `failure_cooldown`: fetches from it fail at once. Answers (4xx, 5xx, invalid documents) start no cool-down,
+//!   so nobody can lock a host's clients out by naming a missing document.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -32,17 +35,22 @@ use super::provider::{sha256_hex, OAuthProxy};
 use super::safe_fetch::{FetchError, SafeFetcher};
 
 /// Most distinct documents fetched at the same time.
-pub const MAX_FETCHES_IN_FLIGHT: usize = 64;
+pub const MAX_FETCHES_IN_FLIGHT: usize = 256;
+/// Most documents fetched from one host (and port) at the same time: a slow host holds at most this many slots.
+pub const MAX_FETCHES_PER_HOST: usize = 4;
 /// Hosts remembered for their cool-down (LRU).
 const COOLDOWN_HOSTS: usize = 4096;
 
 type Outcome = OAuthResult<RegisteredClient>;
+/// The leader's answer to come, as its followers wait for it.
+type Pending = watch::Receiver<Option<Outcome>>;
 
 /// The proxy's CIMD state: the fetcher, fetches in flight, hosts in cool-down.
 pub(super) struct Cimd {
     fetcher: SafeFetcher,
     options: CimdOptions,
-    in_flight: Mutex<HashMap<String, watch::Receiver<Option<Outcome>>>>,
+    /// URL → (host key, the leader's answer to come).
+    in_flight: Mutex<HashMap<String, (String, Pending)>>,
     cooldown: Mutex<LruCache<String, Instant>>,
 }
 
@@ -158,7 +166,9 @@ impl Cimd {
                 .map_err(FetchError::Rejected),
             Err(e) => Err(e),
         };
-        self.record(&host, result.is_ok());
+        // Only a host that could not be reached cools down: any answer (a 404 for a URL anyone can name, a 5xx of
+        // one document) says nothing against the host's other documents (found by the red-team pass).
+        self.record(&host, !matches!(result, Err(FetchError::Unreachable(_))));
         result
     }
 }
@@ -178,7 +188,7 @@ impl Drop for Flight<'_> {
 
 enum Role<'a> {
     Lead(Flight<'a>),
-    Follow(watch::Receiver<Option<Outcome>>),
+    Follow(Pending),
     Busy,
 }
 
@@ -206,14 +216,19 @@ impl OAuthProxy {
             return Ok(c.client());
         }
         for _ in 0..3 {
+            let host = host_key(&url);
             let role = {
                 let mut m = lock(&self.cimd().in_flight);
                 match m.get(client_id) {
-                    Some(rx) => Role::Follow(rx.clone()),
-                    None if m.len() >= MAX_FETCHES_IN_FLIGHT => Role::Busy,
+                    Some((_, rx)) => Role::Follow(rx.clone()),
+                    None if m.len() >= MAX_FETCHES_IN_FLIGHT
+                        || m.values().filter(|(h, _)| *h == host).count() >= MAX_FETCHES_PER_HOST =>
+                    {
+                        Role::Busy
+                    }
                     None => {
                         let (tx, rx) = watch::channel(None);
-                        m.insert(client_id.to_owned(), rx);
+                        m.insert(client_id.to_owned(), (host, rx));
                         Role::Lead(Flight {
                             cimd: self.cimd(),
                             id: client_id.to_owned(),
@@ -224,11 +239,15 @@ impl OAuthProxy {
             };
             match role {
                 Role::Busy => {
+                    if let Some(c) = &cached {
+                        // Stale but live: better than refusing (found by the red-team pass).
+                        return Ok(c.client());
+                    }
                     return Err(OAuthError::new(
                         "temporarily_unavailable",
                         "too many client metadata documents are being fetched; try again",
                     )
-                    .with_status(503))
+                    .with_status(503));
                 }
                 Role::Follow(mut rx) => {
                     if let Ok(v) = rx.wait_for(Option::is_some).await {

@@ -27,7 +27,11 @@ pub const MAX_DOCUMENT_REDIRECT_URIS: usize = 100;
 /// Whether `client_id` is meant as a metadata-document URL (and so must pass [`check_url`] when CIMD is on):
 /// it starts with `https://`. Ids the proxy issues are hex, fastmcp's UUIDs: they never do.
 pub fn is_url_client_id(client_id: &str) -> bool {
-    client_id.len() >= 8 && client_id[..8].eq_ignore_ascii_case("https://")
+    // Bytes, not a `str` slice: byte 8 may fall inside a multi-byte character (found by the red-team pass).
+    client_id
+        .as_bytes()
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"https://"))
 }
 
 /// Checks a URL `client_id`; the error says what is wrong with it (it is the client's own text, not echoed).

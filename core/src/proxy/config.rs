@@ -61,8 +61,9 @@ pub struct CimdOptions {
     /// Ceiling of a document's freshness and the lifetime of its cached copy (seconds; default 86,400). While the
     /// copy lives, a failed fetch (network, timeout, 5xx) keeps using it; a 4xx or an invalid document drops it.
     pub max_cache_ttl: u64,
-    /// After a failed fetch, further fetches from that host (and port) fail at once for this long (default 10 s):
-    /// one slow or hostile host cannot tie up the proxy or use it to flood someone. Zero: off.
+    /// After a host (and port) could not be reached (DNS, connection, TLS, timeout), further fetches from it fail at
+    /// once for this long (default 10 s): one slow or dead host cannot tie up the proxy. Answers (4xx, 5xx, invalid
+    /// documents) start no cool-down. Zero: off.
     pub failure_cooldown: Duration,
     /// Fetch documents from loopback, private, link-local and other non-public addresses. For tests and private
     /// deployments only (default false): with it off such an address is never connected to.

@@ -148,7 +148,7 @@ impl OAuthProxy {
         }
         if !approve {
             self.store.delete(&key).await?;
-            self.release_transaction_slot(&tx.client_id, &tx.id);
+            self.release_transaction_slot(&tx);
             return self.client_redirect(
                 &tx.client_redirect(),
                 &[

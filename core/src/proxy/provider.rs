@@ -322,18 +322,30 @@ impl OAuthProxy {
         self.save_client(&extended).await
     }
 
-    /// Takes one of the client's open-transaction slots for `tx_id`. When the client already holds
-    /// `max_transactions_per_client` live ones in this process, the oldest is given up (returned, for the caller to
-    /// delete): what one client keeps in the store stays bounded, and since `client_id` is public, refusing new
+    /// Which open-transaction slots a transaction counts against: its client's, and for a metadata-document
+    /// client its client's *in this browser* — a URL client id is shared by every user of an application, so a
+    /// per-client cap would let anyone evict other users' logins in progress with a few anonymous requests (found
+    /// by the red-team pass). What such requests can store is bounded by `transaction_ttl` (and a rate limit in
+    /// front of `/authorize`).
+    pub(super) fn transaction_slot_key(&self, client_id: &str, browser_binding_hash: Option<&str>) -> String {
+        match browser_binding_hash {
+            Some(b) if self.is_cimd_client_id(client_id) => format!("{client_id} {b}"),
+            _ => client_id.to_owned(),
+        }
+    }
+
+    /// Takes one of the open-transaction slots of `slot` (see `transaction_slot_key`) for `tx_id`. When the slot
+    /// already holds `max_transactions_per_client` live ones in this process, the oldest is given up (returned, for
+    /// the caller to delete): what one client keeps in the store stays bounded, and since `client_id` is public, refusing new
     /// ones instead would let anyone lock every user of a client out with a handful of anonymous requests.
-    pub(super) fn reserve_transaction_slot(&self, client_id: &str, tx_id: &str) -> Option<String> {
+    pub(super) fn reserve_transaction_slot(&self, slot: &str, tx_id: &str) -> Option<String> {
         let max = self.config.max_transactions_per_client;
         if max == 0 {
             return None;
         }
         let now = Instant::now();
         let mut open = lock(&self.open_transactions);
-        let slots = open.get_or_insert_mut(client_id.to_owned(), Vec::new);
+        let slots = open.get_or_insert_mut(slot.to_owned(), Vec::new);
         slots.retain(|(_, exp)| *exp > now);
         let evicted = (slots.len() >= max).then(|| slots.remove(0).0);
         slots.push((
@@ -344,9 +356,10 @@ impl OAuthProxy {
     }
 
     /// Gives a transaction's slot back (the transaction completed, was denied, or was never stored).
-    pub(super) fn release_transaction_slot(&self, client_id: &str, tx_id: &str) {
-        if let Some(slots) = lock(&self.open_transactions).get_mut(client_id) {
-            slots.retain(|(id, _)| id != tx_id);
+    pub(super) fn release_transaction_slot(&self, tx: &Transaction) {
+        let slot = self.transaction_slot_key(&tx.client_id, tx.browser_binding_hash.as_deref());
+        if let Some(slots) = lock(&self.open_transactions).get_mut(&slot) {
+            slots.retain(|(id, _)| *id != tx.id);
         }
     }
 }

@@ -25,7 +25,20 @@ pub const MAX_METADATA_BYTES: usize = 2048;
 pub(super) fn displayable_name(n: &str) -> bool {
     let hidden = |c: char| {
         c.is_control()
-            || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+            || matches!(
+                c,
+                // soft hyphen, combining grapheme joiner, Arabic letter mark, Hangul fillers, Khmer inherent
+                // vowels, Mongolian vowel separator
+                '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180E}'
+                // zero-width and direction marks, line/paragraph separators, embeddings and overrides,
+                // invisible operators, isolates
+                | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}'
+                // Hangul filler, variation selectors (not FE0E/FE0F, the text/emoji presentation selectors of
+                // everyday emoji), BOM, halfwidth filler, interlinear annotations
+                | '\u{3164}' | '\u{FE00}'..='\u{FE0D}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}'
+                // musical format controls, tags, variation selectors supplement
+                | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}'
+            )
     };
     !n.trim().is_empty() && n.chars().count() <= MAX_CLIENT_NAME_CHARS && !n.chars().any(hidden)
 }
@@ -228,6 +241,27 @@ impl OAuthProxy {
             Ok(())
         } else {
             Err(OAuthError::invalid_client("client authentication failed"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::displayable_name;
+
+    #[test]
+    fn client_names() {
+        #[rustfmt::skip]
+        let table: &[(&str, bool)] = &[
+            ("Claude", true), ("Visual Studio Code", true), ("Cursor ✳\u{FE0F}", true), ("日本語のクライアント", true),
+            ("", false), ("   ", false), (&"x".repeat(201), false),
+            ("Claude\u{202E}moc.live", false), ("a\u{200B}b", false), ("a\u{061C}b", false), ("a\u{180E}b", false),
+            ("a\u{3164}b", false), ("a\u{FFA0}b", false), ("a\u{115F}b", false), ("a\u{FFF9}b", false),
+            ("a\u{E0041}b", false), ("a\u{E0100}b", false), ("a\u{FE00}b", false), ("a\u{034F}b", false),
+            ("a\nb", false), ("a\u{7F}b", false), ("a\u{2066}b", false),
+        ];
+        for (name, ok) in table {
+            assert_eq!(displayable_name(name), *ok, "{name:?}");
         }
     }
 }

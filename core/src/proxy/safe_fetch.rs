@@ -31,7 +31,11 @@ pub enum FetchError {
     Refused(&'static str),
     /// The host answered, with something unacceptable (4xx, a redirect, not JSON, too large).
     Rejected(&'static str),
-    /// No answer: DNS, connection, TLS, timeout, or a 5xx. Transient.
+    /// The host could not be reached, or not in time: DNS, connection, TLS, timeout. Transient; starts the
+    /// host's cool-down.
+    Unreachable(&'static str),
+    /// The host answered with a server error (5xx), or we refused to try now (cool-down, too many fetches).
+    /// Transient.
     Unavailable(&'static str),
 }
 
@@ -39,13 +43,16 @@ impl FetchError {
     /// The fixed text.
     pub fn message(&self) -> &'static str {
         match self {
-            FetchError::Refused(m) | FetchError::Rejected(m) | FetchError::Unavailable(m) => m,
+            FetchError::Refused(m)
+            | FetchError::Rejected(m)
+            | FetchError::Unreachable(m)
+            | FetchError::Unavailable(m) => m,
         }
     }
 
     /// Whether a live cached copy may stand in (the host could not be reached, as opposed to answering).
     pub fn is_transient(&self) -> bool {
-        matches!(self, FetchError::Unavailable(_))
+        matches!(self, FetchError::Unreachable(_) | FetchError::Unavailable(_))
     }
 }
 
@@ -239,11 +246,11 @@ fn classify(e: reqwest::Error) -> FetchError {
         source = s.source();
     }
     if e.is_timeout() {
-        FetchError::Unavailable("fetching the document timed out")
+        FetchError::Unreachable("fetching the document timed out")
     } else if e.is_connect() {
-        FetchError::Unavailable("could not connect to the document host (DNS, TCP or TLS)")
+        FetchError::Unreachable("could not connect to the document host (DNS, TCP or TLS)")
     } else {
-        FetchError::Unavailable("fetching the document failed")
+        FetchError::Unreachable("fetching the document failed")
     }
 }
 

@@ -3,7 +3,8 @@
 //! `cimd.extra_root_certificates_pem`). Never product code.
 //!
 //! Every document named in [`HOSTILE`] is refused by the proxy with the error text given there; [`GOOD`] documents
-//! are accepted. `dynamic.json` answers whatever [`DocHost::set_dynamic`] last set. Fetches are counted per path.
+//! are accepted. `dynamic.json` answers whatever [`DocHost::set_dynamic`] last set; every path starting with `drip`
+//! sends one byte per 100 ms for 5 minutes. Fetches are counted per path.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -128,7 +129,8 @@ async fn serve(State(st): State<Shared>, uri: Uri) -> Response {
             );
             respond(200, "application/json", Body::from_stream(chunks), None)
         }
-        "drip.json" => {
+        // Every `drip*` path drips (distinct URLs for tests that need several slow fetches of one host).
+        p if p.starts_with("drip") => {
             let drip = futures_util::stream::unfold(0u32, |i| async move {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 (i < 3000).then(|| (Ok::<_, std::io::Error>(Bytes::from_static(b" ")), i + 1))
