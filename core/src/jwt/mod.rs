@@ -16,7 +16,7 @@ use sha2::Sha256;
 
 use crate::error::{Error, Result, TokenError};
 
-mod payload;
+pub(crate) mod payload;
 
 use payload::{parse_checked_claims, parse_object, ClaimLookup, ClaimRef};
 

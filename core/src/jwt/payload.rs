@@ -14,7 +14,8 @@ pub(super) fn parse_object(bytes: &[u8]) -> Result<Claims> {
     Ok(v.0)
 }
 
-pub(super) struct NoDupObject(Claims);
+/// A JSON object whose member names are all distinct (also used for Client ID Metadata Documents).
+pub(crate) struct NoDupObject(Claims);
 
 impl<'de> serde::Deserialize<'de> for NoDupObject {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {

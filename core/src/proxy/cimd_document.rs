@@ -20,6 +20,7 @@ use url::Url;
 
 use super::provider::MAX_CLIENT_ID_BYTES;
 use super::register::{displayable_name, MAX_METADATA_BYTES};
+use crate::jwt::payload::NoDupObject;
 
 /// Most redirect URIs one document may list.
 pub const MAX_DOCUMENT_REDIRECT_URIS: usize = 100;
@@ -84,6 +85,10 @@ pub fn parse(client_id: &str, body: &[u8]) -> Result<ClientDocument, &'static st
     let m = v
         .as_object()
         .ok_or("client metadata document is not a JSON object")?;
+    // Two `client_id` (or `redirect_uris`) members: parsers disagree on which wins; refuse rather than pick.
+    if serde_json::from_slice::<NoDupObject>(body).is_err() {
+        return Err("client metadata document has a duplicate member");
+    }
     // §4.1: the document's client_id is exactly the URL it was fetched from.
     match m.get("client_id") {
         Some(Value::String(id)) if id == client_id => {}
@@ -279,6 +284,7 @@ mod tests {
             ("nesting 10,000 deep", deep.into_bytes(), Err("not valid JSON")),
             ("duplicate-free trailing garbage", [doc(json!({})), b"x".to_vec()].concat(), Err("not valid JSON")),
             ("invalid UTF-8", b"{\"client_id\": \"\xff\"}".to_vec(), Err("not valid JSON")),
+            ("two client_id members", format!("{{\"client_id\":\"https://evil.example/m\",\"redirect_uris\":[\"http://127.0.0.1/cb\"],\"client_id\":\"{ID}\"}}").into_bytes(), Err("duplicate member")),
         ];
         for (name, body, want) in table {
             match (parse(ID, &body), want) {
