@@ -145,6 +145,10 @@ impl OAuthProxy {
     pub fn register_client(&self, request: &Value) -> OAuthResult<Value> {
         blocking(self.inner.register_client(request))
     }
+    /// See [`proxy::OAuthProxy::register_client_from`].
+    pub fn register_client_from(&self, request: &Value, remote_addr: Option<&str>) -> OAuthResult<Value> {
+        blocking(self.inner.register_client_from(request, remote_addr))
+    }
     /// See [`proxy::OAuthProxy::authorize`].
     pub fn authorize(&self, p: &AuthorizeParams) -> OAuthResult<HttpResponse> {
         blocking(self.inner.authorize(p))

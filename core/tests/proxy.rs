@@ -122,6 +122,7 @@ fn authorize(p: &OAuthProxy, idp: &MockIdp, c: &Client) -> (String, String) {
         code_challenge_method: Some("S256".into()),
         cookie: None,
         resource: None,
+        remote_addr: None,
     };
     let page = p.authorize(&params).unwrap();
     let upstream = if p.as_async().config().consent_required {
@@ -279,7 +280,10 @@ fn restart_with_disk_store_keeps_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_tasks_redeem_one_code_async() {
     let idp = Arc::new(MockIdp::start());
-    let p = Arc::new(fastmcp_auth::OAuthProxy::new(config(&idp)).unwrap());
+    // 49 refused redemptions would trip the token endpoint's rate limit (tested in rate_limits.rs): off here.
+    let mut c = config(&idp);
+    c.rate_limits.enabled = false;
+    let p = Arc::new(fastmcp_auth::OAuthProxy::new(c).unwrap());
     // Walk the browser part with the blocking facade on a plain thread (never inside the runtime).
     let (bp, idp2) = (OAuthProxy::from_async(p.clone()), idp.clone());
     let (c, code, verifier) = std::thread::spawn(move || {
@@ -308,7 +312,8 @@ async fn fifty_tasks_redeem_one_code_async() {
 #[test]
 fn fifty_threads_redeem_one_code() {
     let idp = MockIdp::start();
-    let p = proxy(&idp, |_| {});
+    // 49 refused redemptions would trip the token endpoint's rate limit (tested in rate_limits.rs): off here.
+    let p = proxy(&idp, |c| c.rate_limits.enabled = false);
     let c = register(&p);
     let (code, verifier) = authorize(&p, &idp, &c);
     let barrier = Arc::new(std::sync::Barrier::new(50));
@@ -337,7 +342,10 @@ fn fifty_threads_redeem_one_code() {
 fn fifty_threads_refresh_one_token_outside_grace() {
     let idp = MockIdp::start();
     idp.configure(|s| s.delay = Duration::from_millis(30));
-    let p = proxy(&idp, |c| c.refresh_grace_window = Duration::ZERO);
+    let p = proxy(&idp, |c| {
+        c.refresh_grace_window = Duration::ZERO;
+        c.rate_limits.enabled = false; // 49 refused refreshes would trip the rate limit
+    });
     let (c, t) = login(&p, &idp);
     let rt = t.refresh_token.unwrap();
     let barrier = Arc::new(std::sync::Barrier::new(50));
@@ -1820,6 +1828,7 @@ fn registration_flood_is_bounded() {
     let p = proxy(&idp, |c| {
         c.client_cache_size = 50;
         c.unused_client_ttl = 1;
+        c.rate_limits.enabled = false; // what a flood past the limits costs (the limits: rate_limits.rs)
     });
     let ids: Vec<Client> = (0..2_000).map(|_| register(&p)).collect();
     assert!(p.as_async().cached_clients() <= 50);

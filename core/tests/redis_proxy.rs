@@ -211,6 +211,7 @@ fn start_flow(p: &OAuthProxy) -> (String, String, String, String, String) {
             action: Some("approve".into()),
             csrf_token: Some(hidden("csrf_token")),
             cookie: Some(cookie.clone()),
+            remote_addr: None,
         })
         .unwrap();
     let cb = browser_login(up.location().unwrap()).unwrap();

@@ -83,6 +83,7 @@ pub fn run(dir: &Path) -> Result<(), String> {
             scope: None,
             cookie: None,
             resource: None,
+            remote_addr: Some("127.0.0.1".into()),
         })
         .map_err(e)?;
     // The demo plays one browser: it keeps the cookie jar the proxy binds the authorization to.
@@ -109,6 +110,7 @@ pub fn run(dir: &Path) -> Result<(), String> {
             action: Some("approve".into()),
             csrf_token: Some(hidden("csrf_token")?),
             cookie: jar.clone(),
+            remote_addr: Some("127.0.0.1".into()),
         })
         .map_err(e)?;
     let upstream_url = up.location().ok_or("no redirect to upstream")?.to_owned();

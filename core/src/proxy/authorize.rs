@@ -15,6 +15,7 @@ use super::error::{OAuthError, OAuthResult};
 use super::http::{AuthorizeParams, HttpResponse, MAX_STATE_BYTES};
 use super::model::*;
 use super::provider::{random_id, OAuthProxy};
+use super::rate_limit::Endpoint;
 use super::redirect_policy;
 use super::scope_policy;
 use crate::pkce::{self, ChallengeMethod, CodeVerifier};
@@ -30,6 +31,14 @@ impl OAuthProxy {
     /// [`browser_binding`]), and answers with the consent page or a 302 to upstream, with the browser-binding
     /// cookie. `p.cookie` is the request's `Cookie` header.
     pub async fn authorize(&self, p: &AuthorizeParams) -> OAuthResult<HttpResponse> {
+        // Before anything is looked up or fetched (a metadata document): a plain 429.
+        self.rate_limit(
+            Endpoint::Authorize,
+            p.remote_addr.as_deref(),
+            p.client_id.as_deref(),
+            false,
+        )
+        .await?;
         let client_id = p
             .client_id
             .as_deref()

@@ -7,6 +7,7 @@ use super::error::{OAuthError, OAuthResult};
 use super::http::{CallbackParams, HttpResponse};
 use super::model::*;
 use super::provider::{random_id, OAuthProxy};
+use super::rate_limit::Endpoint;
 use super::upstream::Grant;
 
 impl OAuthProxy {
@@ -15,6 +16,8 @@ impl OAuthProxy {
     /// redirects to the client with a fresh single-use code of ours. A browser other than the one that started
     /// the authorization gets a 403 page; the transaction is then dead and nothing reaches the client.
     pub async fn handle_callback(&self, p: &CallbackParams) -> OAuthResult<HttpResponse> {
+        self.rate_limit(Endpoint::Callback, p.remote_addr.as_deref(), None, false)
+            .await?;
         let state = p
             .state
             .as_deref()

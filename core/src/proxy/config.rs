@@ -10,6 +10,7 @@ use crate::store::Store;
 use serde_json::{json, Value};
 
 use super::claims::ClaimsPassthrough;
+use super::rate_limit::RateLimits;
 
 /// Longest lifetime of anything the proxy issues or stores (10 years, in seconds): configured TTLs above it are
 /// refused, lifetimes from upstream are clamped to it (every time computation stays far from overflow).
@@ -263,6 +264,8 @@ pub struct OAuthProxyConfig {
     pub custom_claims_passthrough: Option<ClaimsPassthrough>,
     /// Client ID Metadata Documents (URL client ids); see [`CimdOptions`].
     pub cimd: CimdOptions,
+    /// Rate limits of the endpoints (429 with `Retry-After`); see [`RateLimits`].
+    pub rate_limits: RateLimits,
 }
 
 impl std::fmt::Debug for OAuthProxyConfig {
@@ -340,6 +343,7 @@ impl OAuthProxyConfig {
             provider_name: None,
             custom_claims_passthrough: None,
             cimd: CimdOptions::default(),
+            rate_limits: RateLimits::default(),
         }
     }
 
@@ -508,6 +512,7 @@ impl OAuthProxyConfig {
             "provider_name",
             "custom_claims_passthrough",
             "cimd",
+            "rate_limits",
         ];
         if let Some(k) = m.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(Error::InvalidArgument(format!("unknown config member `{k}`")));
@@ -594,6 +599,9 @@ impl OAuthProxyConfig {
         if let Some(x) = m.get("cimd") {
             c.cimd = CimdOptions::from_json(x)?;
         }
+        if let Some(x) = m.get("rate_limits") {
+            c.rate_limits = RateLimits::from_json(x)?;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -653,6 +661,7 @@ impl OAuthProxyConfig {
         };
         url("base_url", &self.base_url)?;
         self.cimd.validate()?;
+        self.rate_limits.validate()?;
         url(
             "upstream_authorization_endpoint",
             &self.upstream_authorization_endpoint,

@@ -8,6 +8,7 @@ use super::error::{OAuthError, OAuthResult};
 use super::http::{escape_html, ConsentParams, HttpResponse};
 use super::model::*;
 use super::provider::OAuthProxy;
+use super::rate_limit::Endpoint;
 
 impl OAuthProxy {
     fn provider_name(&self) -> String {
@@ -109,6 +110,8 @@ impl OAuthProxy {
     /// its `csrf_token` and the browser-binding cookie (`p.cookie`) must both match the transaction, else the answer
     /// is a 403 page and nothing changes.
     pub async fn handle_consent(&self, p: &ConsentParams) -> OAuthResult<HttpResponse> {
+        self.rate_limit(Endpoint::Consent, p.remote_addr.as_deref(), None, false)
+            .await?;
         let id = p
             .transaction_id
             .as_deref()

@@ -13,6 +13,8 @@ pub struct OAuthError {
     pub description: Option<String>,
     /// HTTP status to answer with.
     pub status: u16,
+    /// Seconds the client should wait before trying again: the `Retry-After` header of a 429 (rate limits).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -22,7 +24,21 @@ impl OAuthError {
             code: code.to_owned(),
             description: Some(description.into()),
             status: 400,
+            retry_after: None,
         }
+    }
+
+    /// Same error with a `Retry-After` (seconds).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    /// The HTTP headers this error's answer carries besides the JSON body: `Retry-After` when set.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        self.retry_after
+            .map(|s| vec![("Retry-After".to_owned(), s.to_string())])
+            .unwrap_or_default()
     }
 
     /// Same error with another status.

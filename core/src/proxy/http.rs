@@ -184,6 +184,8 @@ pub struct AuthorizeParams {
     pub resource: Option<String>,
     /// The request's `Cookie` header (the browser binding, see the proxy's `browser_binding` module).
     pub cookie: Option<String>,
+    /// The caller's address as the host sees it (rate limits); `None` when the host does not say.
+    pub remote_addr: Option<String>,
 }
 
 impl AuthorizeParams {
@@ -192,6 +194,7 @@ impl AuthorizeParams {
         let p = parse_form(query.as_bytes())?;
         Ok(AuthorizeParams {
             cookie: None,
+            remote_addr: None,
             resource: single(&p, "resource")?,
             client_id: single(&p, "client_id")?,
             redirect_uri: single(&p, "redirect_uri")?,
@@ -217,6 +220,8 @@ pub struct CallbackParams {
     pub error_description: Option<String>,
     /// The request's `Cookie` header: it must carry the browser binding of the transaction.
     pub cookie: Option<String>,
+    /// The caller's address as the host sees it (rate limits); `None` when the host does not say.
+    pub remote_addr: Option<String>,
 }
 
 impl CallbackParams {
@@ -225,6 +230,7 @@ impl CallbackParams {
         let p = parse_form(query.as_bytes())?;
         Ok(CallbackParams {
             cookie: None,
+            remote_addr: None,
             code: single(&p, "code")?,
             state: single(&p, "state")?,
             error: single(&p, "error")?,
@@ -244,6 +250,8 @@ pub struct ConsentParams {
     pub csrf_token: Option<String>,
     /// The request's `Cookie` header: it must carry the browser binding of the transaction.
     pub cookie: Option<String>,
+    /// The caller's address as the host sees it (rate limits); `None` when the host does not say.
+    pub remote_addr: Option<String>,
 }
 
 impl ConsentParams {
@@ -255,6 +263,7 @@ impl ConsentParams {
             action: single(&p, "action")?,
             csrf_token: single(&p, "csrf_token")?,
             cookie: None,
+            remote_addr: None,
         })
     }
 }
@@ -272,9 +281,9 @@ macro_rules! redacted_debug {
         }
     };
 }
-redacted_debug!(AuthorizeParams { client_id, redirect_uri, response_type, state, scope, code_challenge_method, resource } { code_challenge, cookie });
-redacted_debug!(CallbackParams { state, error, error_description } { code, cookie });
-redacted_debug!(ConsentParams { transaction_id, action } { csrf_token, cookie });
+redacted_debug!(AuthorizeParams { client_id, redirect_uri, response_type, state, scope, code_challenge_method, resource, remote_addr } { code_challenge, cookie });
+redacted_debug!(CallbackParams { state, error, error_description, remote_addr } { code, cookie });
+redacted_debug!(ConsentParams { transaction_id, action, remote_addr } { csrf_token, cookie });
 impl std::fmt::Debug for TokenResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenResponse")
@@ -290,7 +299,27 @@ impl std::fmt::Debug for TokenResponse {
             .finish()
     }
 }
-redacted_debug!(TokenRequest { grant_type, redirect_uri, scope, resource, client_id } { code, code_verifier, refresh_token, client_secret });
+redacted_debug!(TokenRequest { grant_type, redirect_uri, scope, resource, client_id, remote_addr } { code, code_verifier, refresh_token, client_secret });
+
+macro_rules! with_remote_addr {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// The same request with the caller's address (the socket's peer, or what a trusted reverse proxy
+            /// forwarded): rate limits then count per address. At most 256 bytes are kept.
+            pub fn with_remote_addr(mut self, addr: Option<&str>) -> Self {
+                self.remote_addr = addr.filter(|a| !a.is_empty() && a.len() <= 256).map(str::to_owned);
+                self
+            }
+        }
+    )*};
+}
+with_remote_addr!(
+    AuthorizeParams,
+    CallbackParams,
+    ConsentParams,
+    TokenRequest,
+    RevocationRequest
+);
 
 macro_rules! with_cookie {
     ($($t:ty),*) => {$(
@@ -327,6 +356,8 @@ pub struct TokenRequest {
     pub client_id: Option<String>,
     /// `client_secret`.
     pub client_secret: Option<String>,
+    /// The caller's address as the host sees it (rate limits); `None` when the host does not say.
+    pub remote_addr: Option<String>,
 }
 
 impl TokenRequest {
@@ -344,6 +375,7 @@ impl TokenRequest {
             resource: single(&p, "resource")?,
             client_id: single(&p, "client_id")?,
             client_secret: single(&p, "client_secret")?,
+            remote_addr: None,
         };
         merge_basic(authorization, &mut r.client_id, &mut r.client_secret)?;
         Ok(r)
@@ -412,9 +444,11 @@ pub struct RevocationRequest {
     pub client_id: Option<String>,
     /// `client_secret`.
     pub client_secret: Option<String>,
+    /// The caller's address as the host sees it (rate limits); `None` when the host does not say.
+    pub remote_addr: Option<String>,
 }
 
-redacted_debug!(RevocationRequest { token_type_hint, client_id } { token, client_secret });
+redacted_debug!(RevocationRequest { token_type_hint, client_id, remote_addr } { token, client_secret });
 
 impl RevocationRequest {
     /// Parses the form body and an optional `Authorization: Basic …` header. Credentials in both places are an
@@ -426,6 +460,7 @@ impl RevocationRequest {
             token_type_hint: single(&p, "token_type_hint")?,
             client_id: single(&p, "client_id")?,
             client_secret: single(&p, "client_secret")?,
+            remote_addr: None,
         };
         merge_basic(authorization, &mut r.client_id, &mut r.client_secret)?;
         Ok(r)
@@ -518,6 +553,7 @@ mod tests {
             action: Some("approve".into()),
             csrf_token: Some("csrf-secret".into()),
             cookie: Some("fastmcp_auth_browser=cookie-secret".into()),
+            remote_addr: None,
         };
         let cb = CallbackParams {
             code: Some("code-secret".into()),

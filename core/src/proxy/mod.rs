@@ -24,6 +24,7 @@ mod http;
 mod metadata;
 mod model;
 mod provider;
+pub mod rate_limit;
 pub mod redirect_policy;
 mod refresh;
 mod register;
@@ -46,4 +47,5 @@ pub use http::{
 };
 pub use model::{RegisteredClient, TokenMapping, Transaction, UpstreamTokens};
 pub use provider::OAuthProxy;
+pub use rate_limit::{Limit, RateLimits};
 pub use resource_server::BearerCheck;

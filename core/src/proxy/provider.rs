@@ -20,6 +20,7 @@ use super::cimd_document;
 use super::config::OAuthProxyConfig;
 use super::error::OAuthResult;
 use super::model::*;
+use super::rate_limit::{Caller, Endpoint, Limiter};
 use super::redirect_policy::RedirectPolicy;
 use super::resource::ResourcePolicy;
 use super::upstream::Upstream;
@@ -63,6 +64,8 @@ pub struct OAuthProxy {
     open_transactions: Mutex<LruCache<String, Vec<(String, Instant)>>>,
     /// Client ID Metadata Documents, when enabled (`config.cimd.enabled`).
     pub(super) cimd: Option<Cimd>,
+    /// The endpoints' rate limits (see [`rate_limit`](super::rate_limit)).
+    limiter: Limiter,
 }
 
 impl std::fmt::Debug for OAuthProxy {
@@ -138,6 +141,7 @@ impl OAuthProxy {
         )?;
         let cache = NonZeroUsize::new(config.client_cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
         let cimd = config.cimd.enabled.then(|| Cimd::new(&config.cimd)).transpose()?;
+        let limiter = Limiter::new(&config.rate_limits);
         Ok(OAuthProxy {
             config,
             store,
@@ -151,6 +155,7 @@ impl OAuthProxy {
             clients: Mutex::new(LruCache::new(cache)),
             open_transactions: Mutex::new(LruCache::new(cache)),
             cimd,
+            limiter,
         })
     }
 
@@ -188,6 +193,25 @@ impl OAuthProxy {
         if let Some(s) = &self.own_store {
             s.close();
         }
+    }
+
+    /// Counts a request at `endpoint` against its rate limits (`failed`: it costs `failure_cost`); over them, the
+    /// 429 error with `Retry-After`. `client_id` is the one the request names, unchecked.
+    pub(super) async fn rate_limit(
+        &self,
+        endpoint: Endpoint,
+        remote_addr: Option<&str>,
+        client_id: Option<&str>,
+        failed: bool,
+    ) -> OAuthResult<()> {
+        let caller = Caller {
+            remote_addr,
+            client_id,
+            url_client: client_id.is_some_and(|c| self.is_cimd_client_id(c)),
+        };
+        self.limiter
+            .check(self.store.as_ref(), endpoint, &caller, failed)
+            .await
     }
 
     // ---- storage helpers ------------------------------------------------------------------------------------

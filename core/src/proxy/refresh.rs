@@ -19,6 +19,10 @@ impl OAuthProxy {
     /// Refreshes: in swap mode our refresh token is rotated (see the module docs for the grace window and
     /// replay revocation); in passthrough mode the request goes to upstream as is.
     pub async fn exchange_refresh_token(&self, req: &TokenRequest) -> OAuthResult<TokenResponse> {
+        self.token_rate_limited(req, self.refresh(req)).await
+    }
+
+    async fn refresh(&self, req: &TokenRequest) -> OAuthResult<TokenResponse> {
         if req.grant_type.as_deref() != Some("refresh_token") {
             return Err(OAuthError::new(
                 "unsupported_grant_type",

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::error::{OAuthError, OAuthResult};
 use super::model::*;
 use super::provider::{random_id, sha256_hex, OAuthProxy};
+use super::rate_limit::Endpoint;
 use super::scope_policy;
 use crate::pkce::constant_time_eq;
 
@@ -54,6 +55,18 @@ impl OAuthProxy {
     /// `token_endpoint_auth_method: "none"`) and persists the registration, so every instance sharing the store
     /// knows the client.
     pub async fn register_client(&self, request: &Value) -> OAuthResult<Value> {
+        self.register_client_from(request, None).await
+    }
+
+    /// [`register_client`](Self::register_client) with the caller's address (rate limits count per address;
+    /// without one, every registration counts against one shared limit).
+    pub async fn register_client_from(
+        &self,
+        request: &Value,
+        remote_addr: Option<&str>,
+    ) -> OAuthResult<Value> {
+        self.rate_limit(Endpoint::Register, remote_addr, None, false)
+            .await?;
         let req = request
             .as_object()
             .ok_or_else(|| OAuthError::new("invalid_client_metadata", "body must be a JSON object"))?;

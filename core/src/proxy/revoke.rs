@@ -6,6 +6,7 @@ use super::error::{OAuthError, OAuthResult};
 use super::http::RevocationRequest;
 use super::model::*;
 use super::provider::OAuthProxy;
+use super::rate_limit::Endpoint;
 use crate::jwt::TokenUse;
 
 impl OAuthProxy {
@@ -50,6 +51,39 @@ impl OAuthProxy {
     /// RFC 7009 revocation of one of our tokens. Revoking a refresh token revokes its whole grant; an access
     /// token only itself. Unknown or invalid tokens are not an error (RFC 7009 §2.2).
     pub async fn revoke(&self, token: &str, client_id: &str, client_secret: Option<&str>) -> OAuthResult<()> {
+        self.revoke_rate_limited(
+            None,
+            client_id,
+            self.revoke_unlimited(token, client_id, client_secret),
+        )
+        .await
+    }
+
+    /// Runs a revocation under the revocation endpoint's rate limit; a failed client authentication costs
+    /// `failure_cost` more.
+    async fn revoke_rate_limited(
+        &self,
+        addr: Option<&str>,
+        client_id: &str,
+        run: impl std::future::Future<Output = OAuthResult<()>>,
+    ) -> OAuthResult<()> {
+        self.rate_limit(Endpoint::Revoke, addr, Some(client_id), false)
+            .await?;
+        let r = run.await;
+        if r.as_ref().is_err_and(|e| e.code == "invalid_client") {
+            let _ = self
+                .rate_limit(Endpoint::Revoke, addr, Some(client_id), true)
+                .await;
+        }
+        r
+    }
+
+    async fn revoke_unlimited(
+        &self,
+        token: &str,
+        client_id: &str,
+        client_secret: Option<&str>,
+    ) -> OAuthResult<()> {
         self.authenticated_client(client_id, client_secret).await?;
         let Some(issuer) = &self.issuer else { return Ok(()) };
         let claims = match issuer
@@ -85,6 +119,8 @@ impl OAuthProxy {
             .token
             .as_deref()
             .ok_or_else(|| OAuthError::invalid_request("Missing token"))?;
-        self.revoke(token, client_id, r.client_secret.as_deref()).await
+        let run = self.revoke_unlimited(token, client_id, r.client_secret.as_deref());
+        self.revoke_rate_limited(r.remote_addr.as_deref(), client_id, run)
+            .await
     }
 }

@@ -6,6 +6,7 @@ use super::error::{OAuthError, OAuthResult};
 use super::http::{TokenRequest, TokenResponse};
 use super::model::*;
 use super::provider::{random_id, OAuthProxy};
+use super::rate_limit::Endpoint;
 use super::resource::same_resource;
 use super::scope_policy;
 use crate::jwt::{IssueOptions, JwtIssuer, TokenUse, MAX_TOKEN_BYTES};
@@ -29,6 +30,29 @@ impl OAuthProxy {
     /// client authentication for confidential clients, PKCE in constant time; answers with our JWTs (swap) or
     /// the upstream tokens (passthrough).
     pub async fn exchange_authorization_code(&self, req: &TokenRequest) -> OAuthResult<TokenResponse> {
+        self.token_rate_limited(req, self.redeem_code(req)).await
+    }
+
+    /// Runs a token request under the token endpoint's rate limit; a refused client authentication or grant (a
+    /// wrong secret, a guessed code, a failed PKCE check) then costs `failure_cost` more.
+    pub(super) async fn token_rate_limited<T>(
+        &self,
+        req: &TokenRequest,
+        run: impl std::future::Future<Output = OAuthResult<T>>,
+    ) -> OAuthResult<T> {
+        let (addr, client) = (req.remote_addr.as_deref(), req.client_id.as_deref());
+        self.rate_limit(Endpoint::Token, addr, client, false).await?;
+        let r = run.await;
+        if r.as_ref()
+            .is_err_and(|e| matches!(e.code.as_str(), "invalid_client" | "invalid_grant"))
+        {
+            // Counted, not answered: this request's own answer is the failure itself.
+            let _ = self.rate_limit(Endpoint::Token, addr, client, true).await;
+        }
+        r
+    }
+
+    async fn redeem_code(&self, req: &TokenRequest) -> OAuthResult<TokenResponse> {
         if req.grant_type.as_deref() != Some("authorization_code") {
             return Err(OAuthError::new(
                 "unsupported_grant_type",

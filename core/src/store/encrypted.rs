@@ -246,6 +246,16 @@ impl Store for EncryptedStore {
     fn as_sync(&self) -> Option<&dyn SyncStore> {
         self.inner.as_sync().map(|_| self as &dyn SyncStore)
     }
+    /// Counters hold no secret (the proxy hashes their keys): the inner store's shared limits, unencrypted.
+    async fn rate_limit(
+        &self,
+        key: &str,
+        period: Duration,
+        burst: u32,
+        cost: u32,
+    ) -> Result<Option<super::RateLimitAnswer>> {
+        self.live()?.rate_limit(key, period, burst, cost).await
+    }
     /// Closes this wrapper (later operations fail with `Closed`); the inner store stays open and its owner's.
     fn close(&self) {
         self.closed.store(true, std::sync::atomic::Ordering::Release);

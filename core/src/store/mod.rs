@@ -56,8 +56,33 @@ pub trait Store: Send + Sync + 'static {
     fn as_sync(&self) -> Option<&dyn SyncStore> {
         None
     }
+    /// One step of a rate limit shared by every process using this store (GCRA): `cost` cells against the bucket
+    /// `key`, which gains one cell per `period` and holds at most `burst`. `Ok(None)` (the default): this store
+    /// cannot share limits, and the caller limits per process instead. RedisStore shares them (an atomic script).
+    async fn rate_limit(
+        &self,
+        key: &str,
+        period: Duration,
+        burst: u32,
+        cost: u32,
+    ) -> Result<Option<RateLimitAnswer>> {
+        let _ = (key, period, burst, cost);
+        Ok(None)
+    }
     /// Stops background work (sweeps, connections). Later operations fail with [`Error::Closed`].
     fn close(&self) {}
+}
+
+/// What one step of a shared rate limit answered ([`Store::rate_limit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimitAnswer {
+    /// Within the limit (and counted).
+    Allowed,
+    /// Over the limit (not counted): try again after this long.
+    Limited {
+        /// How long until the request would conform.
+        retry_after: Duration,
+    },
 }
 
 /// The same operations, synchronous: implemented by stores that never wait on the network.
@@ -157,6 +182,15 @@ impl<T: Store + ?Sized> Store for Arc<T> {
     }
     fn as_sync(&self) -> Option<&dyn SyncStore> {
         (**self).as_sync()
+    }
+    async fn rate_limit(
+        &self,
+        key: &str,
+        period: Duration,
+        burst: u32,
+        cost: u32,
+    ) -> Result<Option<RateLimitAnswer>> {
+        (**self).rate_limit(key, period, burst, cost).await
     }
     fn close(&self) {
         (**self).close()

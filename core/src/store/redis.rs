@@ -234,6 +234,49 @@ impl Store for RedisStore {
         self.scan().await
     }
 
+    /// GCRA in one atomic script on the server's clock, so every replica shares the bucket: the key holds the
+    /// bucket's "theoretical arrival time" (ms) and expires when the bucket is full again.
+    async fn rate_limit(
+        &self,
+        key: &str,
+        period: Duration,
+        burst: u32,
+        cost: u32,
+    ) -> Result<Option<super::RateLimitAnswer>> {
+        const GCRA: &str = r"
+            local t = redis.call('TIME')
+            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            local period, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+            local stored = redis.call('GET', KEYS[1])
+            local tat = stored and tonumber(stored) or now
+            if tat < now then tat = now end
+            local new_tat = tat + period * cost
+            local allow_at = new_tat - period * burst
+            if allow_at > now then return allow_at - now end
+            redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, new_tat - now))
+            return -1";
+        let k = self.key(key)?;
+        let mut conn = self.conn.clone();
+        let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
+        let wait_ms: i64 = redis::cmd("EVAL")
+            .arg(GCRA)
+            .arg(1)
+            .arg(&k)
+            .arg(period_ms)
+            .arg(burst)
+            .arg(cost)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_err("rate_limit", e))?;
+        Ok(Some(if wait_ms < 0 {
+            super::RateLimitAnswer::Allowed
+        } else {
+            super::RateLimitAnswer::Limited {
+                retry_after: Duration::from_millis(wait_ms.max(1) as u64),
+            }
+        }))
+    }
+
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
     }
