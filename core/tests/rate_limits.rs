@@ -2,7 +2,7 @@
 //! traffic beside them untouched, failures costing extra, and one limit shared by two processes on one real Redis.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use fastmcp_auth::blocking::OAuthProxy;
 use fastmcp_auth::proxy::{
