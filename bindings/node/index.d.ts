@@ -166,8 +166,12 @@ export declare class OAuthProxyError extends Error {
   code: string;
   description?: string;
   statusCode: number;
-  constructor(code: string, description?: string, statusCode?: number);
+  /** Seconds to wait (a 429 from the rate limits); sent as `Retry-After`. */
+  retryAfter?: number;
+  constructor(code: string, description?: string, statusCode?: number, retryAfter?: number);
   toJSON(): OAuthError;
+  /** `{ 'Retry-After': … }` when `retryAfter` is set, else `{}`. */
+  headers(): Record<string, string>;
   toResponse(): Response;
 }
 
@@ -187,6 +191,36 @@ export interface CustomClaimsPassthroughConfig {
   fromIdToken?: boolean;
   /** Longest string / serialised value copied, in UTF-16 units (default 2000). */
   maxClaimValueSize?: number;
+}
+
+/** One endpoint's rate limit: `perMinute` requests sustained, up to `burst` at once, per key. */
+export interface RateLimit {
+  perMinute: number;
+  burst: number;
+}
+
+/**
+ * Rate limits (`OAuthProxyConfig.rateLimits`), per caller address (as `mount` sees it) and per client id (a URL
+ * client id only by address). Over a limit: `OAuthProxyError` with `statusCode` 429 and `retryAfter` (seconds),
+ * answered as HTTP 429 with `Retry-After`. `false` turns one endpoint (or, at the top, all) off.
+ */
+export interface RateLimitsOptions {
+  /** Default true. */
+  enabled?: boolean;
+  /** Default { perMinute: 30, burst: 30 } (without an address, all registrations share it). */
+  register?: RateLimit | false;
+  /** Default { perMinute: 120, burst: 60 }. */
+  authorize?: RateLimit | false;
+  /** Default { perMinute: 60, burst: 30 }, per address only. */
+  consent?: RateLimit | false;
+  /** Default { perMinute: 60, burst: 30 }, per address only. */
+  callback?: RateLimit | false;
+  /** Default { perMinute: 300, burst: 100 }. */
+  token?: RateLimit | false;
+  /** Default { perMinute: 120, burst: 60 }. */
+  revoke?: RateLimit | false;
+  /** Requests a failed client authentication or refused grant counts as. Default 5. */
+  failureCost?: number;
 }
 
 /** Client ID Metadata Document options (`OAuthProxyConfig.cimd`). */
@@ -232,6 +266,8 @@ export interface OAuthProxyConfig {
   enableCimd?: boolean;
   /** Options of `enableCimd` (fastmcp-auth's own; fastmcp has none). */
   cimd?: CimdOptions;
+  /** Rate limits of the endpoints (fastmcp-auth's own), or `false` for none. */
+  rateLimits?: RateLimitsOptions | boolean;
   enableTokenSwap?: boolean;
   encryptionKey?: false | string;
   extraAuthorizationParams?: Record<string, string>;
@@ -351,7 +387,17 @@ export declare class OAuthProxy {
    * `/oauth/authorize`, POST `/oauth/consent`, GET the callback, POST `/oauth/register`, `/oauth/token`,
    * `/oauth/revoke`, GET `/.well-known/oauth-authorization-server`. Returns `server`.
    */
-  mount<S extends { getApp(): unknown }>(server: S, options?: { resource?: string }): S;
+  mount<S extends { getApp(): unknown }>(
+    server: S,
+    options?: {
+      resource?: string;
+      /**
+       * The caller's address for the rate limits. Default: the socket's peer. Behind a reverse proxy, return the
+       * address it forwarded (only from a proxy you trust).
+       */
+      remoteAddress?: (request: Request, context: unknown) => string | undefined;
+    },
+  ): S;
   /** Extra: RFC 9728 protected resource metadata of `resource`, camelCase (for FastMCP's `oauth.protectedResource`). */
   protectedResourceMetadata(resource: string): {
     authorizationServers: string[];

@@ -34,11 +34,13 @@ class FastMCPAuthError extends Error {
 
 /** fastmcp's OAuthProxyError: an OAuth error code, description and HTTP status. */
 class OAuthProxyError extends Error {
-  constructor(code, description, statusCode = 400) {
+  /** `retryAfter` (extra): seconds to wait, on a 429 from the rate limits; sent as `Retry-After`. */
+  constructor(code, description, statusCode = 400, retryAfter = undefined) {
     super(code);
     this.code = code;
     this.description = description;
     this.statusCode = statusCode;
+    if (retryAfter !== undefined && retryAfter !== null) this.retryAfter = retryAfter;
     this.name = 'OAuthProxyError';
   }
 
@@ -46,9 +48,14 @@ class OAuthProxyError extends Error {
     return { error: this.code, error_description: this.description };
   }
 
+  /** The headers of this error's answer besides `Content-Type`: `Retry-After` on a 429. */
+  headers() {
+    return this.retryAfter === undefined ? {} : { 'Retry-After': String(this.retryAfter) };
+  }
+
   toResponse() {
     return new Response(JSON.stringify(this.toJSON()), {
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...this.headers() },
       status: this.statusCode,
     });
   }
@@ -66,7 +73,7 @@ function lift(e) {
     return e;
   }
   if (body.oauth) {
-    return new OAuthProxyError(body.code, body.description ?? undefined, body.status);
+    return new OAuthProxyError(body.code, body.description ?? undefined, body.status, body.retry_after ?? undefined);
   }
   return new FastMCPAuthError(body.code, body.message);
 }
@@ -506,6 +513,23 @@ function coreConfig(config) {
       // Nothing to sign: the browser-binding cookie is a random id whose SHA-256 is stored with the transaction.
       case 'consentSigningKey':
         break;
+      // Rate limits (ours): { enabled, failureCost, register | authorize | consent | callback | token | revoke:
+      // false or { perMinute, burst } }.
+      case 'rateLimits':
+        out.rate_limits =
+          v !== null && typeof v === 'object' && !Array.isArray(v)
+            ? Object.fromEntries(
+                Object.entries(v)
+                  .filter(([, x]) => x !== undefined)
+                  .map(([n, x]) => [
+                    snake(n),
+                    x !== null && typeof x === 'object' && !Array.isArray(x)
+                      ? Object.fromEntries(Object.entries(x).map(([m, y]) => [snake(m), y]))
+                      : x,
+                  ]),
+              )
+            : v;
+        break;
       // Client ID Metadata Documents: mapped above (cimdConfig).
       case 'enableCimd':
       case 'cimd':
@@ -610,7 +634,7 @@ function jsonResponse(value, status = 200) {
 /** An error of ours as the JSON answer RFC 6749 §5.2 describes; anything else is a 500 that reveals nothing. */
 function errorResponse(e) {
   if (e instanceof OAuthProxyError) {
-    const headers = { ...NO_STORE };
+    const headers = { ...NO_STORE, ...e.headers() };
     if (e.statusCode === 401) headers['WWW-Authenticate'] = 'Basic realm="oauth"';
     return new Response(JSON.stringify(e.toJSON()), { headers, status: e.statusCode });
   }
@@ -694,9 +718,9 @@ class OAuthProxy {
     return this.#authorizeQuery(form(params ?? {}), cookieOf(request));
   }
 
-  async #authorizeQuery(query, cookie) {
+  async #authorizeQuery(query, cookie, remoteAddress) {
     const n = await this.#proxy();
-    return toResponse(await callNative(() => n.authorize(query, cookie)).then(undefined, rethrow));
+    return toResponse(await callNative(() => n.authorize(query, cookie, remoteAddress)).then(undefined, rethrow));
   }
 
   /** The consent form's POST (a Request, with the browser's `Cookie` header). */
@@ -733,29 +757,46 @@ class OAuthProxy {
     const base = new URL(meta.issuer);
     const prefix = base.pathname.replace(/\/+$/, '');
     const callbackPath = new URL(this.#callbackUrl).pathname;
+    // The caller's address for the rate limits: the socket's peer (FastMCP serves with @hono/node-server), or what
+    // `options.remoteAddress(request, context)` says (behind a reverse proxy: its forwarded address).
+    const addressOf =
+      typeof options.remoteAddress === 'function'
+        ? (c) => options.remoteAddress(c.req.raw, c) ?? undefined
+        : (c) => c.env?.incoming?.socket?.remoteAddress ?? undefined;
     const guard = (handler) => async (c) => {
       try {
-        return await handler(c.req.raw);
+        const addr = addressOf(c);
+        return await handler(c.req.raw, typeof addr === 'string' ? addr : undefined);
       } catch (e) {
         return errorResponse(lift(e));
       }
     };
     const tooLarge = () =>
       jsonResponse({ error: 'invalid_request', error_description: `request body larger than ${MAX_BODY_BYTES} bytes` }, 413);
-    app.get(`${prefix}/oauth/authorize`, guard((req) => this.#authorizeQuery(new URL(req.url).search.slice(1), cookieOf(req))));
+    app.get(
+      `${prefix}/oauth/authorize`,
+      guard((req, addr) => this.#authorizeQuery(new URL(req.url).search.slice(1), cookieOf(req), addr)),
+    );
     app.post(
       `${prefix}/oauth/consent`,
-      guard(async (req) => {
+      guard(async (req, addr) => {
         const body = await readBody(req);
         if (body === null) return tooLarge();
         const n = await this.#proxy();
-        return toResponse(await callNative(() => n.handleConsent(body, cookieOf(req))).then(undefined, rethrow));
+        return toResponse(await callNative(() => n.handleConsent(body, cookieOf(req), addr)).then(undefined, rethrow));
       }),
     );
-    app.get(callbackPath, guard((req) => this.handleCallback(req)));
+    app.get(
+      callbackPath,
+      guard(async (req, addr) => {
+        const n = await this.#proxy();
+        const query = new URL(req.url).search.slice(1);
+        return toResponse(await callNative(() => n.handleCallback(query, cookieOf(req), addr)).then(undefined, rethrow));
+      }),
+    );
     app.post(
       `${prefix}/oauth/register`,
-      guard(async (req) => {
+      guard(async (req, addr) => {
         const body = await readBody(req);
         if (body === null) return tooLarge();
         let request;
@@ -765,7 +806,9 @@ class OAuthProxy {
           return jsonResponse({ error: 'invalid_client_metadata', error_description: 'body must be JSON' }, 400);
         }
         try {
-          return jsonResponse(await this.registerClient(request), 201);
+          const n = await this.#proxy();
+          const client = await callNative(() => n.registerClient(JSON.stringify(request ?? {}), addr)).then(undefined, rethrow);
+          return jsonResponse(JSON.parse(client), 201);
         } catch (e) {
           // JSON nested deeper than the engine's stack (or than the core reads): the client's mistake.
           if (e instanceof RangeError) {
@@ -777,19 +820,22 @@ class OAuthProxy {
     );
     app.post(
       `${prefix}/oauth/token`,
-      guard(async (req) => {
+      guard(async (req, addr) => {
         const body = await readBody(req);
         if (body === null) return tooLarge();
-        return jsonResponse(await this.token(body, req.headers.get('authorization') ?? undefined));
+        const n = await this.#proxy();
+        const auth = req.headers.get('authorization') ?? undefined;
+        return jsonResponse(JSON.parse(await callNative(() => n.token('any', body, auth, addr)).then(undefined, rethrow)));
       }),
     );
     app.post(
       `${prefix}/oauth/revoke`,
-      guard(async (req) => {
+      guard(async (req, addr) => {
         const body = await readBody(req);
         if (body === null) return tooLarge();
         const n = await this.#proxy();
-        await callNative(() => n.revokeRequest(body, req.headers.get('authorization') ?? undefined)).then(undefined, rethrow);
+        const auth = req.headers.get('authorization') ?? undefined;
+        await callNative(() => n.revokeRequest(body, auth, addr)).then(undefined, rethrow);
         return new Response(null, { headers: { 'Cache-Control': 'no-store' }, status: 200 });
       }),
     );

@@ -231,6 +231,10 @@ fn redis_proxy(url: &str) -> OAuthProxy {
         per_minute: 1,
         burst: 10,
     });
+    c.rate_limits.token = Some(Limit {
+        per_minute: 1,
+        burst: 10,
+    });
     OAuthProxy::new(c).unwrap()
 }
 
@@ -266,6 +270,19 @@ fn two_processes_on_one_redis_share_one_limit() {
     // Both now see the bucket empty; another address is untouched.
     assert_eq!(register_flood(&p, Some("198.51.100.7"), 3), 0);
     assert_eq!(register_flood(&p, Some("203.0.113.9"), 3), 3);
+    // Failures cost extra in the shared bucket too (the script's partial charge): 1 + 5, then 1 + the 3 left.
+    let guess = TokenRequest {
+        grant_type: Some("authorization_code".into()),
+        code: Some("guessed".into()),
+        client_id: Some("c1".into()),
+        remote_addr: Some("192.0.2.1".into()),
+        ..Default::default()
+    };
+    let codes: Vec<String> = (0..4).map(|_| p.token(&guess).unwrap_err().code).collect();
+    assert_eq!(
+        codes,
+        ["invalid_client", "invalid_client", "slow_down", "slow_down"]
+    );
     // The counters' keys are hashes: neither the address nor a client id is in Redis.
     let keys = fastmcp_auth::blocking::Store::from_async(p.as_async().store().clone())
         .keys()

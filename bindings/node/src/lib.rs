@@ -41,6 +41,7 @@ fn core_err(e: Error) -> napi::Error {
 fn oauth_err(e: OAuthError) -> napi::Error {
     let body = serde_json::json!({
         "oauth": true, "code": e.code, "description": e.description, "status": e.status,
+        "retry_after": e.retry_after,
     });
     napi::Error::from_reason(body.to_string())
 }
@@ -790,10 +791,15 @@ impl NativeProxy {
 
     /// RFC 7591 registration: request JSON in, client JSON out.
     #[napi(ts_return_type = "Promise<string>")]
-    pub fn register_client<'e>(&self, env: &'e Env, request: String) -> napi::Result<Object<'e>> {
+    pub fn register_client<'e>(
+        &self,
+        env: &'e Env,
+        request: String,
+        remote_addr: Option<String>,
+    ) -> napi::Result<Object<'e>> {
         let req = parse_json(&request, "the registration request")?;
         self.spawn(env, |p| async move {
-            p.register_client(&req)
+            p.register_client_from(&req, remote_addr.as_deref())
                 .await
                 .map(|v| v.to_string())
                 .map_err(oauth_err)
@@ -807,10 +813,12 @@ impl NativeProxy {
         env: &'e Env,
         query: String,
         cookie: Option<String>,
+        remote_addr: Option<String>,
     ) -> napi::Result<Object<'e>> {
         let q = AuthorizeParams::from_query(&query)
             .map_err(oauth_err)?
-            .with_cookie(cookie.as_deref());
+            .with_cookie(cookie.as_deref())
+            .with_remote_addr(remote_addr.as_deref());
         self.spawn(env, |p| async move { response_text(p.authorize(&q).await) })
     }
 
@@ -821,10 +829,12 @@ impl NativeProxy {
         env: &'e Env,
         form: String,
         cookie: Option<String>,
+        remote_addr: Option<String>,
     ) -> napi::Result<Object<'e>> {
         let c = ConsentParams::from_form(form.as_bytes())
             .map_err(oauth_err)?
-            .with_cookie(cookie.as_deref());
+            .with_cookie(cookie.as_deref())
+            .with_remote_addr(remote_addr.as_deref());
         self.spawn(env, |p| async move { response_text(p.handle_consent(&c).await) })
     }
 
@@ -835,10 +845,12 @@ impl NativeProxy {
         env: &'e Env,
         query: String,
         cookie: Option<String>,
+        remote_addr: Option<String>,
     ) -> napi::Result<Object<'e>> {
         let c = CallbackParams::from_query(&query)
             .map_err(oauth_err)?
-            .with_cookie(cookie.as_deref());
+            .with_cookie(cookie.as_deref())
+            .with_remote_addr(remote_addr.as_deref());
         self.spawn(env, |p| async move { response_text(p.handle_callback(&c).await) })
     }
 
@@ -850,8 +862,11 @@ impl NativeProxy {
         grant: String,
         form: String,
         authorization: Option<String>,
+        remote_addr: Option<String>,
     ) -> napi::Result<Object<'e>> {
-        let r = TokenRequest::from_form(form.as_bytes(), authorization.as_deref()).map_err(oauth_err)?;
+        let r = TokenRequest::from_form(form.as_bytes(), authorization.as_deref())
+            .map_err(oauth_err)?
+            .with_remote_addr(remote_addr.as_deref());
         match grant.as_str() {
             "any" => self.spawn(env, |p| async move { token_text(p.token(&r).await) }),
             "authorization_code" => self.spawn(env, |p| async move {
@@ -924,8 +939,11 @@ impl NativeProxy {
         env: &'e Env,
         form: String,
         authorization: Option<String>,
+        remote_addr: Option<String>,
     ) -> napi::Result<Object<'e>> {
-        let r = RevocationRequest::from_form(form.as_bytes(), authorization.as_deref()).map_err(oauth_err)?;
+        let r = RevocationRequest::from_form(form.as_bytes(), authorization.as_deref())
+            .map_err(oauth_err)?
+            .with_remote_addr(remote_addr.as_deref());
         spawn_on_runtime(env, {
             let p = self.inner.as_async().clone();
             async move {

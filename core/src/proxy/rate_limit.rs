@@ -304,7 +304,8 @@ impl Limiter {
         }
     }
 
-    /// Counts a request of `caller` at `endpoint` (`failed`: it costs `failure_cost`). Refused: the 429 error.
+    /// Counts a request of `caller` at `endpoint`. Over the limit: the 429 error. `failed`: the request was
+    /// answered and refused on its merits; it costs `failure_cost` more cells, as many as are left (never a 429).
     pub(super) async fn check(
         &self,
         store: &dyn Store,
@@ -320,11 +321,17 @@ impl Limiter {
         for key in caller.keys(endpoint) {
             let key = sha256_hex(&key);
             let shared = store
-                .rate_limit(&format!("ratelimit:{key}"), limit.period(), limit.burst, cost)
+                .rate_limit(
+                    &format!("ratelimit:{key}"),
+                    limit.period(),
+                    limit.burst,
+                    cost,
+                    failed,
+                )
                 .await;
             let answer = match shared {
                 Ok(Some(a)) => a,
-                Ok(None) => self.local(local, limit, &key, cost),
+                Ok(None) => self.local(local, limit, &key, cost, failed),
                 Err(e) => {
                     tracing::warn!(error = %e, "rate limit store failed; request let through");
                     RateLimitAnswer::Allowed
@@ -340,15 +347,26 @@ impl Limiter {
         Err(refusal(endpoint, wait))
     }
 
-    fn local(&self, l: &Keyed, limit: &Limit, key: &str, cost: u32) -> RateLimitAnswer {
+    fn local(&self, l: &Keyed, limit: &Limit, key: &str, cost: u32, partial: bool) -> RateLimitAnswer {
         // Keys indistinguishable from fresh ones are dropped now and then, so a flood of distinct keys (addresses,
         // client ids) does not stay in memory.
         if self.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
             l.retain_recent();
             l.shrink_to_fit();
         }
+        let key = key.to_owned();
+        if partial {
+            // A penalty takes what the bucket still has, cell by cell (governor refuses a batch that does not fit
+            // whole, and a refused batch counts nothing).
+            for _ in 0..cost {
+                if l.check_key(&key).is_err() {
+                    break;
+                }
+            }
+            return RateLimitAnswer::Allowed;
+        }
         let n = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
-        match l.check_key_n(&key.to_owned(), n) {
+        match l.check_key_n(&key, n) {
             Ok(Ok(())) => RateLimitAnswer::Allowed,
             Ok(Err(not_until)) => RateLimitAnswer::Limited {
                 retry_after: not_until.wait_time_from(DefaultClock::default().now()),
@@ -453,9 +471,10 @@ mod tests {
             l.check(&store, Endpoint::Revoke, &c, false).await.unwrap();
             tokio::time::sleep(Duration::from_millis(120)).await;
             l.check(&store, Endpoint::Token, &c, false).await.unwrap();
-            // A failure costs 5: more than the burst of 3 can ever hold, so it is refused outright.
+            // A failure costs 5 more: the bucket of 3 is emptied, so the next request waits.
             tokio::time::sleep(Duration::from_millis(400)).await;
-            let e = l.check(&store, Endpoint::Token, &other, true).await.unwrap_err();
+            l.check(&store, Endpoint::Token, &other, true).await.unwrap();
+            let e = l.check(&store, Endpoint::Token, &other, false).await.unwrap_err();
             assert_eq!(e.retry_after, Some(1));
         });
         store.close();

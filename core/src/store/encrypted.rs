@@ -253,8 +253,9 @@ impl Store for EncryptedStore {
         period: Duration,
         burst: u32,
         cost: u32,
+        partial: bool,
     ) -> Result<Option<super::RateLimitAnswer>> {
-        self.live()?.rate_limit(key, period, burst, cost).await
+        self.live()?.rate_limit(key, period, burst, cost, partial).await
     }
     /// Closes this wrapper (later operations fail with `Closed`); the inner store stays open and its owner's.
     fn close(&self) {

@@ -57,16 +57,19 @@ pub trait Store: Send + Sync + 'static {
         None
     }
     /// One step of a rate limit shared by every process using this store (GCRA): `cost` cells against the bucket
-    /// `key`, which gains one cell per `period` and holds at most `burst`. `Ok(None)` (the default): this store
-    /// cannot share limits, and the caller limits per process instead. RedisStore shares them (an atomic script).
+    /// `key`, which gains one cell per `period` and holds at most `burst`. With `partial`, as many of the cells as
+    /// the bucket still has are taken and the answer is always `Allowed` (a penalty, never a refusal). `Ok(None)`
+    /// (the default): this store cannot share limits, and the caller limits per process instead. RedisStore shares
+    /// them (an atomic script).
     async fn rate_limit(
         &self,
         key: &str,
         period: Duration,
         burst: u32,
         cost: u32,
+        partial: bool,
     ) -> Result<Option<RateLimitAnswer>> {
-        let _ = (key, period, burst, cost);
+        let _ = (key, period, burst, cost, partial);
         Ok(None)
     }
     /// Stops background work (sweeps, connections). Later operations fail with [`Error::Closed`].
@@ -189,8 +192,9 @@ impl<T: Store + ?Sized> Store for Arc<T> {
         period: Duration,
         burst: u32,
         cost: u32,
+        partial: bool,
     ) -> Result<Option<RateLimitAnswer>> {
-        (**self).rate_limit(key, period, burst, cost).await
+        (**self).rate_limit(key, period, burst, cost, partial).await
     }
     fn close(&self) {
         (**self).close()

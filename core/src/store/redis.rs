@@ -242,17 +242,23 @@ impl Store for RedisStore {
         period: Duration,
         burst: u32,
         cost: u32,
+        partial: bool,
     ) -> Result<Option<super::RateLimitAnswer>> {
         const GCRA: &str = r"
             local t = redis.call('TIME')
             local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
             local period, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+            local partial = ARGV[4] == '1'
             local stored = redis.call('GET', KEYS[1])
             local tat = stored and tonumber(stored) or now
             if tat < now then tat = now end
             local new_tat = tat + period * cost
             local allow_at = new_tat - period * burst
-            if allow_at > now then return allow_at - now end
+            if allow_at > now then
+                if not partial then return allow_at - now end
+                new_tat = now + period * burst
+                if new_tat < tat then new_tat = tat end
+            end
             redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, new_tat - now))
             return -1";
         let k = self.key(key)?;
@@ -265,6 +271,7 @@ impl Store for RedisStore {
             .arg(period_ms)
             .arg(burst)
             .arg(cost)
+            .arg(if partial { "1" } else { "0" })
             .query_async(&mut conn)
             .await
             .map_err(|e| redis_err("rate_limit", e))?;
