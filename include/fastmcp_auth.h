@@ -82,7 +82,8 @@ enum fastmcp_auth_result
    */
   FASTMCP_AUTH_RESULT_CALLBACK_FAILED = 305,
   /*
-   An OAuth error: `fastmcp_auth_last_error()` is the JSON `{"error", "error_description", "status"}`.
+   An OAuth error: `fastmcp_auth_last_error()` is the JSON `{"error", "error_description", "status"}`, with
+   `"retry_after"` (seconds, for a `Retry-After` header) on a 429 from the rate limits.
    */
   FASTMCP_AUTH_RESULT_OAUTH_ERROR = 400,
   /*

@@ -38,7 +38,8 @@ pub enum fastmcp_auth_result {
     Closed = 304,
     /// A callback of a callback store returned non-zero.
     CallbackFailed = 305,
-    /// An OAuth error: `fastmcp_auth_last_error()` is the JSON `{"error", "error_description", "status"}`.
+    /// An OAuth error: `fastmcp_auth_last_error()` is the JSON `{"error", "error_description", "status"}`, with
+    /// `"retry_after"` (seconds, for a `Retry-After` header) on a 429 from the rate limits.
     OauthError = 400,
     /// A blocking call was made from inside an async runtime.
     BlockingInAsync = 900,
@@ -140,10 +141,14 @@ pub(crate) fn from_core(e: Error) -> fastmcp_auth_result {
     fail(code, e.to_string())
 }
 
-/// Maps an OAuth error: the last error becomes its JSON with the HTTP status.
+/// Maps an OAuth error: the last error becomes its JSON with the HTTP status (and `retry_after`, seconds, on a
+/// 429 from the rate limits: send it as `Retry-After`).
 pub(crate) fn from_oauth(e: fastmcp_auth_core::OAuthError) -> fastmcp_auth_result {
     let mut j = e.to_json();
     j["status"] = e.status.into();
+    if let Some(s) = e.retry_after {
+        j["retry_after"] = s.into();
+    }
     fail(fastmcp_auth_result::OauthError, j.to_string())
 }
 

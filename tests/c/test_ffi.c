@@ -576,6 +576,28 @@ static void test_proxy(const char *idp) {
   fastmcp_auth_store_free(mem);
 }
 
+/* Rate limits through the C calls (which take no caller address: registrations share one limit): 429 with
+ * "retry_after" in the last error's JSON. */
+static void test_rate_limits(void) {
+  fastmcp_auth_proxy *p = NULL;
+  RC(fastmcp_auth_proxy_new("{\"base_url\":\"http://127.0.0.1:8000\",\"upstream_authorization_endpoint\":\"http://127.0.0.1:9/a\","
+                            "\"upstream_token_endpoint\":\"http://127.0.0.1:9/t\",\"upstream_client_id\":\"c\","
+                            "\"rate_limits\":{\"register\":{\"per_minute\":60,\"burst\":2}}}",
+                            NULL, &p),
+     OK, "rate-limited proxy new");
+  char *reg = NULL;
+  const char *request = "{\"redirect_uris\":[\"http://127.0.0.1:33418/cb\"],\"token_endpoint_auth_method\":\"none\"}";
+  for (int i = 0; i < 2; i++) {
+    RC(fastmcp_auth_proxy_register_client(p, request, &reg), OK, "registration within the limit");
+    fastmcp_auth_string_free(reg);
+  }
+  RC(fastmcp_auth_proxy_register_client(p, request, &reg), FASTMCP_AUTH_RESULT_OAUTH_ERROR, "registration over the limit");
+  const char *e = fastmcp_auth_last_error();
+  CHECK(contains(e, "\"status\":429") && contains(e, "\"retry_after\":") && contains(e, "temporarily_unavailable"),
+        "429 with retry_after");
+  fastmcp_auth_proxy_free(p);
+}
+
 /* `text` as the inside of a JSON string (the CA's PEM has newlines). The caller frees. */
 static char *json_escape(const char *text) {
   size_t n = strlen(text);
@@ -687,6 +709,7 @@ int main(void) {
   test_jwt();
   test_stores(getenv("REDIS_URL"));
   test_threads();
+  test_rate_limits();
   const char *idp = getenv("IDP_URL");
   if (idp) test_proxy(idp);
   else CHECK(0, "IDP_URL not set: the proxy flow needs the mock identity provider");

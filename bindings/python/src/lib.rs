@@ -58,7 +58,7 @@ fn oauth_err(e: OAuthError) -> PyErr {
     Python::attach(|py| {
         let made = errors(py)
             .and_then(|m| m.getattr("OAuthProxyError"))
-            .and_then(|cls| cls.call1((e.code.clone(), e.description.clone(), e.status)));
+            .and_then(|cls| cls.call1((e.code.clone(), e.description.clone(), e.status, e.retry_after)));
         match made {
             Ok(obj) => PyErr::from_value(obj),
             Err(err) => err,
@@ -565,96 +565,122 @@ impl PyOAuthProxy {
         Ok(PyOAuthProxy { inner })
     }
 
-    /// RFC 7591 registration.
+    /// RFC 7591 registration. `remote_addr`: the caller's address, for the rate limits.
+    #[pyo3(signature = (request, remote_addr=None))]
     fn register_client<'py>(
         &self,
         py: Python<'py>,
         request: &Bound<'py, PyAny>,
+        remote_addr: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let req = to_json(request)?;
-        let r = detached(py, oauth_panic, || self.inner.register_client(&req)).map_err(oauth_err)?;
+        let r = detached(py, oauth_panic, || {
+            self.inner.register_client_from(&req, remote_addr)
+        })
+        .map_err(oauth_err)?;
         from_json(py, &r)
     }
 
     /// The authorization endpoint: the query string and the request's `Cookie` header in, `{"status", "headers",
     /// "body"}` out (send every header, `Set-Cookie` included: it binds the authorization to this browser).
-    #[pyo3(signature = (query, cookie=None))]
+    #[pyo3(signature = (query, cookie=None, remote_addr=None))]
     fn authorize<'py>(
         &self,
         py: Python<'py>,
         query: &str,
         cookie: Option<&str>,
+        remote_addr: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let p = AuthorizeParams::from_query(query)
             .map_err(oauth_err)?
-            .with_cookie(cookie);
+            .with_cookie(cookie)
+            .with_remote_addr(remote_addr);
         let r = detached(py, oauth_panic, || self.inner.authorize(&p)).map_err(oauth_err)?;
         from_json(py, &r.to_json())
     }
 
     /// The consent form (urlencoded body) and the request's `Cookie` header → HTTP response dict (403 page when the
     /// POST is not from the consent page in the browser that started the authorization).
-    #[pyo3(signature = (form, cookie=None))]
+    #[pyo3(signature = (form, cookie=None, remote_addr=None))]
     fn handle_consent<'py>(
         &self,
         py: Python<'py>,
         form: &[u8],
         cookie: Option<&str>,
+        remote_addr: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let p = ConsentParams::from_form(form)
             .map_err(oauth_err)?
-            .with_cookie(cookie);
+            .with_cookie(cookie)
+            .with_remote_addr(remote_addr);
         let r = detached(py, oauth_panic, || self.inner.handle_consent(&p)).map_err(oauth_err)?;
         from_json(py, &r.to_json())
     }
 
     /// The upstream callback (query string) and the request's `Cookie` header → HTTP response dict (403 page when
     /// this is not the browser that started the authorization).
-    #[pyo3(signature = (query, cookie=None))]
+    #[pyo3(signature = (query, cookie=None, remote_addr=None))]
     fn handle_callback<'py>(
         &self,
         py: Python<'py>,
         query: &str,
         cookie: Option<&str>,
+        remote_addr: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let p = CallbackParams::from_query(query)
             .map_err(oauth_err)?
-            .with_cookie(cookie);
+            .with_cookie(cookie)
+            .with_remote_addr(remote_addr);
         let r = detached(py, oauth_panic, || self.inner.handle_callback(&p)).map_err(oauth_err)?;
         from_json(py, &r.to_json())
     }
 
     /// The token endpoint (any grant): urlencoded body and optional Authorization header → token dict.
-    #[pyo3(signature = (form, authorization=None))]
+    #[pyo3(signature = (form, authorization=None, remote_addr=None))]
     fn token<'py>(
         &self,
         py: Python<'py>,
         form: &[u8],
         authorization: Option<&str>,
+        remote_addr: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.token_with(py, form, authorization, CoreProxy::token)
+        self.token_with(py, form, authorization, remote_addr, CoreProxy::token)
     }
 
     /// The authorization_code grant only (same arguments as `token`).
-    #[pyo3(signature = (form, authorization=None))]
+    #[pyo3(signature = (form, authorization=None, remote_addr=None))]
     fn exchange_authorization_code<'py>(
         &self,
         py: Python<'py>,
         form: &[u8],
         authorization: Option<&str>,
+        remote_addr: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.token_with(py, form, authorization, CoreProxy::exchange_authorization_code)
+        self.token_with(
+            py,
+            form,
+            authorization,
+            remote_addr,
+            CoreProxy::exchange_authorization_code,
+        )
     }
 
     /// The refresh_token grant only (same arguments as `token`).
-    #[pyo3(signature = (form, authorization=None))]
+    #[pyo3(signature = (form, authorization=None, remote_addr=None))]
     fn exchange_refresh_token<'py>(
         &self,
         py: Python<'py>,
         form: &[u8],
         authorization: Option<&str>,
+        remote_addr: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.token_with(py, form, authorization, CoreProxy::exchange_refresh_token)
+        self.token_with(
+            py,
+            form,
+            authorization,
+            remote_addr,
+            CoreProxy::exchange_refresh_token,
+        )
     }
 
     /// The upstream tokens behind one of our access tokens, or None.
@@ -667,18 +693,23 @@ impl PyOAuthProxy {
     }
 
     /// RFC 7009 revocation by the token's client.
-    #[pyo3(signature = (token, client_id, client_secret=None))]
+    #[pyo3(signature = (token, client_id, client_secret=None, remote_addr=None))]
     fn revoke(
         &self,
         py: Python<'_>,
         token: &str,
         client_id: &str,
         client_secret: Option<&str>,
+        remote_addr: Option<&str>,
     ) -> PyResult<()> {
-        detached(py, oauth_panic, || {
-            self.inner.revoke(token, client_id, client_secret)
-        })
-        .map_err(oauth_err)
+        let r = fastmcp_auth::proxy::RevocationRequest {
+            token: Some(token.to_owned()),
+            client_id: Some(client_id.to_owned()),
+            client_secret: client_secret.map(str::to_owned),
+            ..Default::default()
+        }
+        .with_remote_addr(remote_addr);
+        detached(py, oauth_panic, || self.inner.revoke_request(&r)).map_err(oauth_err)
     }
 
     /// RFC 9728 protected resource metadata of `resource` (the MCP endpoint URL).
@@ -726,12 +757,15 @@ impl PyOAuthProxy {
         py: Python<'py>,
         form: &[u8],
         authorization: Option<&str>,
+        remote_addr: Option<&str>,
         grant: fn(
             &CoreProxy,
             &TokenRequest,
         ) -> fastmcp_auth::proxy::OAuthResult<fastmcp_auth::proxy::TokenResponse>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let req = TokenRequest::from_form(form, authorization).map_err(oauth_err)?;
+        let req = TokenRequest::from_form(form, authorization)
+            .map_err(oauth_err)?
+            .with_remote_addr(remote_addr);
         let r = detached(py, oauth_panic, || grant(&self.inner, &req)).map_err(oauth_err)?;
         from_json(py, &r.to_json())
     }

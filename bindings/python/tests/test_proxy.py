@@ -297,3 +297,31 @@ def test_closing_the_proxy_leaves_the_callers_store_open(idp, tmp_path):
     enc.close()
     assert store.get("still") == {"open": True}
     store.close()
+
+
+def test_rate_limits_answer_429_with_retry_after(idp, tmp_path):
+    p = make_proxy(idp, tmp_path, rate_limits={"register": {"per_minute": 60, "burst": 3}, "failure_cost": 5,
+                                               "token": {"per_minute": 60, "burst": 10}})
+    reg = {"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}
+    for _ in range(3):
+        p.register_client(reg, remote_addr="198.51.100.7")
+    with pytest.raises(fa.OAuthProxyError) as e:
+        p.register_client(reg, remote_addr="198.51.100.7")
+    assert (e.value.code, e.value.status_code) == ("temporarily_unavailable", 429)
+    assert e.value.retry_after is not None and 1 <= e.value.retry_after <= 60
+    assert e.value.headers() == {"Retry-After": str(e.value.retry_after)}
+    # Another address is served.
+    cid = p.register_client(reg, remote_addr="203.0.113.9")["client_id"]
+    guess = urllib.parse.urlencode({"grant_type": "authorization_code", "code": "guessed", "client_id": cid,
+                                    "code_verifier": "v" * 43}).encode()
+    codes = []
+    for _ in range(4):
+        try:
+            p.token(guess, remote_addr="198.51.100.7")
+        except fa.OAuthProxyError as err:
+            codes.append((err.code, err.status_code))
+    # Each refused guess costs 1 + 5 of the burst of 10: the third is refused before it is looked at.
+    assert codes[:2] == [("invalid_grant", 400)] * 2 and codes[2:] == [("slow_down", 429)] * 2
+    with pytest.raises(ValueError, match="rate_limits.tokn"):
+        make_proxy(idp, tmp_path / "other", rate_limits={"tokn": False})
+    p.close()

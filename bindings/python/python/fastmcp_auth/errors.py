@@ -46,13 +46,21 @@ class InvalidTokenError(_TokenBase):  # type: ignore[misc,valid-type]
 
 
 class OAuthProxyError(Exception):
-    """An OAuth error of the proxy, as fastmcp's: ``code`` (RFC 6749), ``description``, ``status_code``."""
+    """An OAuth error of the proxy, as fastmcp's: ``code`` (RFC 6749), ``description``, ``status_code``; and ours,
+    ``retry_after``: seconds to wait on a 429 from the rate limits (send it as ``Retry-After``, see ``headers()``)."""
 
-    def __init__(self, code: str, description: Optional[str] = None, status_code: int = 400) -> None:
+    def __init__(
+        self, code: str, description: Optional[str] = None, status_code: int = 400, retry_after: Optional[int] = None
+    ) -> None:
         super().__init__(code)
         self.code = code
         self.description = description
         self.status_code = status_code
+        self.retry_after = retry_after
+
+    def headers(self) -> Dict[str, str]:
+        """The answer's headers besides ``Content-Type``: ``{"Retry-After": "<seconds>"}`` on a 429, else ``{}``."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
     def to_dict(self) -> Dict[str, Any]:
         """``{"error": code, "error_description": description}`` (the token endpoint's JSON body)."""
