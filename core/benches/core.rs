@@ -128,5 +128,59 @@ fn sweep(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, jwt, disk, sweep);
+/// The rate limiter's cost per request in memory (governor, per-process): an allowed request counted against an
+/// address and a client id among 1,000 of each, and a refused one.
+fn rate_limit(c: &mut Criterion) {
+    use fastmcp_auth::proxy::{Caller, Endpoint, Limit, Limiter, RateLimits};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = fastmcp_auth::store::MemoryStore::new();
+    let roomy = Limiter::new(&RateLimits {
+        token: Some(Limit {
+            per_minute: 6_000_000,
+            burst: 1_000_000,
+        }),
+        ..Default::default()
+    });
+    let addrs: Vec<String> = (0..1000)
+        .map(|i| format!("198.51.{}.{}", i / 256, i % 256))
+        .collect();
+    let clients: Vec<String> = (0..1000).map(|i| format!("client-{i:04}")).collect();
+    let mut i = 0usize;
+    c.bench_function("rate_limit/allowed (address + client id)", |b| {
+        b.iter(|| {
+            i = (i + 1) % 1000;
+            let caller = Caller {
+                remote_addr: Some(&addrs[i]),
+                client_id: Some(&clients[i]),
+                url_client: false,
+            };
+            rt.block_on(roomy.check(&store, Endpoint::Token, &caller, false))
+                .unwrap();
+        })
+    });
+    let tight = Limiter::new(&RateLimits {
+        token: Some(Limit {
+            per_minute: 1,
+            burst: 1,
+        }),
+        ..Default::default()
+    });
+    let caller = Caller {
+        remote_addr: Some("203.0.113.9"),
+        client_id: Some("client"),
+        url_client: false,
+    };
+    let _ = rt.block_on(tight.check(&store, Endpoint::Token, &caller, false));
+    c.bench_function("rate_limit/refused (429)", |b| {
+        b.iter(|| {
+            rt.block_on(tight.check(&store, Endpoint::Token, &caller, false))
+                .unwrap_err()
+        })
+    });
+}
+
+criterion_group!(benches, jwt, disk, sweep, rate_limit);
 criterion_main!(benches);

@@ -47,5 +47,5 @@ pub use http::{
 };
 pub use model::{RegisteredClient, TokenMapping, Transaction, UpstreamTokens};
 pub use provider::OAuthProxy;
-pub use rate_limit::{Limit, RateLimits};
+pub use rate_limit::{Caller, Endpoint, Limit, Limiter, RateLimits};
 pub use resource_server::BearerCheck;

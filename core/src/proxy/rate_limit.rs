@@ -20,10 +20,10 @@
 //! §3.5's code for "too fast"), `temporarily_unavailable` elsewhere (RFC 6749 §4.1.2.1).
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
 
@@ -279,15 +279,19 @@ impl Caller<'_> {
 
 type Keyed = DefaultKeyedRateLimiter<String>;
 
-/// The per-process limiters (one per endpoint with a limit), used when the store cannot share limits.
-pub(super) struct Limiter {
+/// The limiter of a proxy: one GCRA bucket set per endpoint with a limit, counted in the store when it can share
+/// them ([`Store::rate_limit`]) and in this process otherwise. Public for benchmarks and custom endpoints.
+pub struct Limiter {
     limits: RateLimits,
     local: Vec<(Endpoint, Limit, Keyed)>,
     checks: AtomicU64,
+    /// The store answered that it cannot share limits (a limiter is used with one store).
+    store_is_local: AtomicBool,
 }
 
 impl Limiter {
-    pub(super) fn new(limits: &RateLimits) -> Limiter {
+    /// A limiter for `limits`.
+    pub fn new(limits: &RateLimits) -> Limiter {
         let local = ENDPOINTS
             .iter()
             .filter_map(|&e| {
@@ -301,12 +305,13 @@ impl Limiter {
             limits: limits.clone(),
             local,
             checks: AtomicU64::new(0),
+            store_is_local: AtomicBool::new(false),
         }
     }
 
-    /// Counts a request of `caller` at `endpoint`. Over the limit: the 429 error. `failed`: the request was
+    /// Counts a request of `caller` at `endpoint` (always with the same `store`). Over the limit: the 429 error. `failed`: the request was
     /// answered and refused on its merits; it costs `failure_cost` more cells, as many as are left (never a 429).
-    pub(super) async fn check(
+    pub async fn check(
         &self,
         store: &dyn Store,
         endpoint: Endpoint,
@@ -319,22 +324,25 @@ impl Limiter {
         let cost = if failed { self.limits.failure_cost } else { 1 };
         let mut wait = Duration::ZERO;
         for key in caller.keys(endpoint) {
-            let key = sha256_hex(&key);
-            let shared = store
-                .rate_limit(
-                    &format!("ratelimit:{key}"),
-                    limit.period(),
-                    limit.burst,
-                    cost,
-                    failed,
-                )
-                .await;
-            let answer = match shared {
-                Ok(Some(a)) => a,
-                Ok(None) => self.local(local, limit, &key, cost, failed),
-                Err(e) => {
-                    tracing::warn!(error = %e, "rate limit store failed; request let through");
-                    RateLimitAnswer::Allowed
+            // Once the store has said it cannot share limits, it is not asked again (and nothing is hashed: the
+            // in-memory keys never leave the process).
+            let answer = if self.store_is_local.load(Ordering::Relaxed) {
+                self.local(local, limit, &key, cost, failed)
+            } else {
+                let hashed = format!("ratelimit:{}", sha256_hex(&key));
+                match store
+                    .rate_limit(&hashed, limit.period(), limit.burst, cost, failed)
+                    .await
+                {
+                    Ok(Some(a)) => a,
+                    Ok(None) => {
+                        self.store_is_local.store(true, Ordering::Relaxed);
+                        self.local(local, limit, &key, cost, failed)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "rate limit store failed; request let through");
+                        RateLimitAnswer::Allowed
+                    }
                 }
             };
             if let RateLimitAnswer::Limited { retry_after } = answer {
@@ -369,7 +377,7 @@ impl Limiter {
         match l.check_key_n(&key, n) {
             Ok(Ok(())) => RateLimitAnswer::Allowed,
             Ok(Err(not_until)) => RateLimitAnswer::Limited {
-                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+                retry_after: not_until.wait_time_from(l.clock().now()),
             },
             // More cells than the burst: never conforms; wait as long as the cost takes to replenish.
             Err(_) => RateLimitAnswer::Limited {
