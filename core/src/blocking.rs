@@ -145,6 +145,10 @@ impl OAuthProxy {
     pub fn register_client(&self, request: &Value) -> OAuthResult<Value> {
         blocking(self.inner.register_client(request))
     }
+    /// See [`proxy::OAuthProxy::health`].
+    pub fn health(&self, timeout: std::time::Duration) -> OAuthResult<proxy::Health> {
+        blocking(async { Ok(self.inner.health(timeout).await) })
+    }
     /// See [`proxy::OAuthProxy::register_client_from`].
     pub fn register_client_from(&self, request: &Value, remote_addr: Option<&str>) -> OAuthResult<Value> {
         blocking(self.inner.register_client_from(request, remote_addr))

@@ -266,6 +266,9 @@ pub struct OAuthProxyConfig {
     pub cimd: CimdOptions,
     /// Rate limits of the endpoints (429 with `Retry-After`); see [`RateLimits`].
     pub rate_limits: RateLimits,
+    /// Refuse to start on any production finding ([`production_findings`](Self::production_findings): a missing or
+    /// weak key, plain http to a non-loopback host) instead of logging it as a warning. Default false.
+    pub strict: bool,
 }
 
 impl std::fmt::Debug for OAuthProxyConfig {
@@ -344,6 +347,7 @@ impl OAuthProxyConfig {
             custom_claims_passthrough: None,
             cimd: CimdOptions::default(),
             rate_limits: RateLimits::default(),
+            strict: false,
         }
     }
 
@@ -513,6 +517,7 @@ impl OAuthProxyConfig {
             "custom_claims_passthrough",
             "cimd",
             "rate_limits",
+            "strict",
         ];
         if let Some(k) = m.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(Error::InvalidArgument(format!("unknown config member `{k}`")));
@@ -555,6 +560,7 @@ impl OAuthProxyConfig {
             require_pkce: b,
             consent_required: b,
             forward_pkce: b,
+            strict: b,
         );
         match m.get("extra_authorization_params") {
             None | Some(Value::Null) => {}
@@ -647,6 +653,50 @@ impl OAuthProxyConfig {
             "scopes_supported": scopes,
             "bearer_methods_supported": ["header"],
         })
+    }
+
+    /// What the production checklist (MCP authorization, "Security Best Practices") finds wrong with this
+    /// configuration, one sentence each, naming the option and never its value (see
+    /// [`secret_policy`](super::secret_policy)): keys not set (state would not survive a restart) or weak, and
+    /// plain `http` to a non-loopback host. The proxy logs each as a warning, or refuses to start with `strict`.
+    pub fn production_findings(&self) -> Vec<String> {
+        use super::secret_policy::{is_insecure_url, key_weakness};
+        let mut out = Vec::new();
+        if self.enable_token_swap {
+            match &self.jwt_signing_key {
+                None => out.push("jwt_signing_key is not set: a random key is used and issued tokens die with this process".to_owned()),
+                Some(k) => out.extend(key_weakness(k).map(|w| format!("jwt_signing_key is weak: {w}"))),
+            }
+        }
+        if !self.encryption_disabled {
+            match &self.encryption_key {
+                None => out.push("encryption_key is not set: a random key is used and stored tokens are unreadable after a restart".to_owned()),
+                Some(k) => out.extend(key_weakness(k).map(|w| format!("encryption_key is weak: {w}"))),
+            }
+        }
+        for (name, keys) in [
+            ("previous_jwt_signing_keys", &self.previous_jwt_signing_keys),
+            ("previous_encryption_keys", &self.previous_encryption_keys),
+        ] {
+            for (i, k) in keys.iter().enumerate() {
+                out.extend(key_weakness(k).map(|w| format!("{name}[{i}] is weak: {w}")));
+            }
+        }
+        for (name, url) in [
+            ("base_url", &self.base_url),
+            (
+                "upstream_authorization_endpoint",
+                &self.upstream_authorization_endpoint,
+            ),
+            ("upstream_token_endpoint", &self.upstream_token_endpoint),
+        ] {
+            if is_insecure_url(url) {
+                out.push(format!(
+                    "{name} is plain http to a non-loopback host: serve it over https"
+                ));
+            }
+        }
+        out
     }
 
     /// Checks every field; the message names the field, never a secret.

@@ -20,6 +20,7 @@ mod claims;
 mod config;
 mod consent;
 mod error;
+mod health;
 mod http;
 mod metadata;
 mod model;
@@ -33,6 +34,7 @@ mod resource_server;
 mod revoke;
 pub mod safe_fetch;
 pub mod scope_policy;
+pub mod secret_policy;
 mod token;
 mod upstream;
 
@@ -41,6 +43,7 @@ pub use config::{
     default_redirect_patterns, CimdOptions, OAuthProxyConfig, UpstreamAuthMethod, MAX_LIFETIME_SECS,
 };
 pub use error::{OAuthError, OAuthResult};
+pub use health::Health;
 pub use http::{
     escape_html, parse_form, AuthorizeParams, CallbackParams, ConsentParams, HttpResponse, RevocationRequest,
     TokenRequest, TokenResponse,

@@ -66,6 +66,8 @@ pub struct OAuthProxy {
     pub(super) cimd: Option<Cimd>,
     /// The endpoints' rate limits (see [`rate_limit`](super::rate_limit)).
     limiter: Limiter,
+    /// What the production checklist found at construction (logged as warnings).
+    findings: Vec<String>,
 }
 
 impl std::fmt::Debug for OAuthProxy {
@@ -80,6 +82,19 @@ impl OAuthProxy {
     /// Validates `config` and builds the proxy (derives the storage key, which takes ~50 ms of scrypt).
     pub fn new(mut config: OAuthProxyConfig) -> crate::Result<Self> {
         config.validate()?;
+        // The production checklist: each finding a warning, or with `strict` a refusal to start. (Over plain http a
+        // neighbour — another subdomain, a network attacker — can also plant the browser-binding cookie; only https
+        // gives it the `__Host-` prefix and `Secure`.)
+        let findings = config.production_findings();
+        if config.strict && !findings.is_empty() {
+            return Err(crate::Error::InvalidArgument(format!(
+                "strict: {}",
+                findings.join("; ")
+            )));
+        }
+        for f in &findings {
+            tracing::warn!("OAuthProxy: {f}");
+        }
         let given = config.token_storage.take();
         let own_store: Option<Arc<dyn Store>> = given
             .is_none()
@@ -88,12 +103,10 @@ impl OAuthProxy {
         let store: Arc<dyn Store> = if config.encryption_disabled {
             base
         } else {
-            let key = config.encryption_key.clone().unwrap_or_else(|| {
-                tracing::warn!(
-                    "OAuthProxy: no encryption_key; stored tokens will not be readable after a restart"
-                );
-                crate::keys::generate_key()
-            });
+            let key = config
+                .encryption_key
+                .clone()
+                .unwrap_or_else(crate::keys::generate_key);
             let prev: Vec<&str> = config
                 .previous_encryption_keys
                 .iter()
@@ -103,10 +116,10 @@ impl OAuthProxy {
         };
         let resource_policy = ResourcePolicy::new(&config.base_url, &config.accepted_resources)?;
         let issuer = if config.enable_token_swap {
-            let key = config.jwt_signing_key.clone().unwrap_or_else(|| {
-                tracing::warn!("OAuthProxy: no jwt_signing_key; issued tokens die with this process");
-                crate::keys::generate_key()
-            });
+            let key = config
+                .jwt_signing_key
+                .clone()
+                .unwrap_or_else(crate::keys::generate_key);
             let audiences = resource_policy.clone();
             let mut i = JwtIssuer::new(&config.base_url, &config.base_url, key.as_bytes())?
                 .with_accepted_audiences(Arc::new(move |aud: &str| audiences.accepts(aud)))
@@ -121,20 +134,7 @@ impl OAuthProxy {
         };
         let upstream = Upstream::new(&config)?;
         let redirect_uri = format!("{}{}", config.base_url, config.redirect_path);
-        let base = url::Url::parse(&config.base_url).ok();
-        let https = base.as_ref().is_some_and(|u| u.scheme() == "https");
-        if let Some(u) = &base {
-            let loopback = u
-                .host()
-                .is_some_and(|h| super::redirect_policy::is_loopback_host(&h));
-            if u.scheme() == "http" && !loopback {
-                // Over plain http a neighbour (another subdomain, a network attacker) can plant the browser-binding
-                // cookie; only https gives it the `__Host-` prefix and `Secure`.
-                tracing::warn!(
-                    "OAuthProxy: base_url is plain http on a non-loopback host; serve it over https"
-                );
-            }
-        }
+        let https = url::Url::parse(&config.base_url).is_ok_and(|u| u.scheme() == "https");
         let redirect_policy = RedirectPolicy::new(
             &config.allowed_redirect_uri_patterns,
             config.allow_http_redirect_uris,
@@ -156,7 +156,14 @@ impl OAuthProxy {
             open_transactions: Mutex::new(LruCache::new(cache)),
             cimd,
             limiter,
+            findings,
         })
+    }
+
+    /// What the production checklist found in the configuration at construction, one sentence each naming the
+    /// option (never a value); empty when nothing. See [`OAuthProxyConfig::production_findings`].
+    pub fn config_warnings(&self) -> &[String] {
+        &self.findings
     }
 
     /// The configuration.
