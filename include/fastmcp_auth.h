@@ -398,6 +398,24 @@ fastmcp_auth_result fastmcp_auth_proxy_metadata(const fastmcp_auth_proxy *proxy,
                                                 char **metadata_json_out);
 
 /*
+ Readiness: one write/read/delete round trip of a probe entry through the proxy's store within `timeout_ms`
+ milliseconds (0: 2,000). Out: `{"ok", "store" ("ok" or what failed), "latency_ms", "warnings"}` (`warnings`:
+ the production checklist's findings, as `fastmcp_auth_proxy_config_warnings`). `OK` whether or not the store
+ is healthy; an error only for bad arguments.
+ */
+fastmcp_auth_result fastmcp_auth_proxy_health(const fastmcp_auth_proxy *proxy,
+                                              uint64_t timeout_ms,
+                                              char **health_json_out);
+
+/*
+ What the production checklist found in the configuration at construction (a weak or missing key, plain http to a
+ non-loopback host), as a JSON array of sentences naming the option, never its value; `[]` when nothing. A
+ config with `"strict": true` refuses to build instead.
+ */
+fastmcp_auth_result fastmcp_auth_proxy_config_warnings(const fastmcp_auth_proxy *proxy,
+                                                       char **warnings_json_out);
+
+/*
  RFC 9728 protected resource metadata of `resource` (the MCP endpoint URL, e.g. `https://mcp.example.com/mcp`):
  `{"resource", "authorization_servers", "scopes_supported", "bearer_methods_supported"}` (never
  `offline_access`). Serve it at `/.well-known/oauth-protected-resource<path of resource>`.

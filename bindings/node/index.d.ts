@@ -266,6 +266,8 @@ export interface OAuthProxyConfig {
   enableCimd?: boolean;
   /** Options of `enableCimd` (fastmcp-auth's own; fastmcp has none). */
   cimd?: CimdOptions;
+  /** Refuse to start on a weak or missing key, or plain http to a non-loopback host (default false: warnings). */
+  strict?: boolean;
   /** Rate limits of the endpoints (fastmcp-auth's own), or `false` for none. */
   rateLimits?: RateLimitsOptions | boolean;
   enableTokenSwap?: boolean;
@@ -387,6 +389,10 @@ export declare class OAuthProxy {
    * `/oauth/authorize`, POST `/oauth/consent`, GET the callback, POST `/oauth/register`, `/oauth/token`,
    * `/oauth/revoke`, GET `/.well-known/oauth-authorization-server`. Returns `server`.
    */
+  /** Readiness: one storage round trip within `timeoutMs` (default 2000). Never rejects for an unhealthy store. */
+  health(options?: { timeoutMs?: number }): Promise<{ ok: boolean; store: string; latencyMs: number; warnings: string[] }>;
+  /** The production checklist's findings at construction (option names, never values); `strict: true` refuses instead. */
+  configWarnings(): string[];
   mount<S extends { getApp(): unknown }>(
     server: S,
     options?: {

@@ -935,6 +935,25 @@ class OAuthProxy {
     return out;
   }
 
+  /**
+   * Extra: readiness for a probe — one write/read/delete round trip through the storage within `timeoutMs`
+   * (default 2000). Resolves to `{ ok, store: 'ok' | what failed, latencyMs, warnings }`; never rejects for an
+   * unhealthy store.
+   */
+  async health({ timeoutMs = 2000 } = {}) {
+    const n = await this.#proxy();
+    const h = JSON.parse(await callNative(() => n.health(Number(timeoutMs))).then(undefined, rethrow));
+    return { latencyMs: h.latency_ms, ok: h.ok, store: h.store, warnings: h.warnings };
+  }
+
+  /**
+   * Extra: what the production checklist found in the config at construction (a weak or missing key, plain http
+   * to a non-loopback host): sentences naming the option, never its value. `strict: true` refuses to start instead.
+   */
+  configWarnings() {
+    return this.#n ? JSON.parse(this.#n.configWarnings()) : [];
+  }
+
   /** Resolves once the proxy's storage is open. */
   ready() {
     return this.#opening.then(() => undefined);

@@ -256,6 +256,46 @@ pub extern "C" fn fastmcp_auth_proxy_metadata(
     })
 }
 
+/// Readiness: one write/read/delete round trip of a probe entry through the proxy's store within `timeout_ms`
+/// milliseconds (0: 2,000). Out: `{"ok", "store" ("ok" or what failed), "latency_ms", "warnings"}` (`warnings`:
+/// the production checklist's findings, as `fastmcp_auth_proxy_config_warnings`). `OK` whether or not the store
+/// is healthy; an error only for bad arguments.
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_health(
+    proxy: *const fastmcp_auth_proxy,
+    timeout_ms: u64,
+    health_json_out: *mut *mut c_char,
+) -> fastmcp_auth_result {
+    boundary(|| {
+        out_ptr(health_json_out, "health_json_out")?;
+        let ms = if timeout_ms == 0 {
+            2000
+        } else {
+            timeout_ms.min(3_600_000)
+        };
+        let h = proxy_of(proxy)?
+            .health(std::time::Duration::from_millis(ms))
+            .map_err(from_oauth)?;
+        put_string(health_json_out, Some(h.to_json().to_string()))
+    })
+}
+
+/// What the production checklist found in the configuration at construction (a weak or missing key, plain http to a
+/// non-loopback host), as a JSON array of sentences naming the option, never its value; `[]` when nothing. A
+/// config with `"strict": true` refuses to build instead.
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_config_warnings(
+    proxy: *const fastmcp_auth_proxy,
+    warnings_json_out: *mut *mut c_char,
+) -> fastmcp_auth_result {
+    boundary(|| {
+        out_ptr(warnings_json_out, "warnings_json_out")?;
+        let w = serde_json::to_string(proxy_of(proxy)?.as_async().config_warnings())
+            .unwrap_or_else(|_| "[]".into());
+        put_string(warnings_json_out, Some(w))
+    })
+}
+
 /// RFC 9728 protected resource metadata of `resource` (the MCP endpoint URL, e.g. `https://mcp.example.com/mcp`):
 /// `{"resource", "authorization_servers", "scopes_supported", "bearer_methods_supported"}` (never
 /// `offline_access`). Serve it at `/.well-known/oauth-protected-resource<path of resource>`.

@@ -595,7 +595,22 @@ static void test_rate_limits(void) {
   const char *e = fastmcp_auth_last_error();
   CHECK(contains(e, "\"status\":429") && contains(e, "\"retry_after\":") && contains(e, "temporarily_unavailable"),
         "429 with retry_after");
+  /* Readiness and the production checklist (this config sets no keys: two findings, named, no values). */
+  char *health = NULL, *warnings = NULL;
+  RC(fastmcp_auth_proxy_health(p, 1000, &health), OK, "health");
+  CHECK(contains(health, "\"ok\":true") && contains(health, "\"store\":\"ok\""), "store healthy");
+  RC(fastmcp_auth_proxy_config_warnings(p, &warnings), OK, "config warnings");
+  CHECK(contains(warnings, "jwt_signing_key is not set") && contains(warnings, "encryption_key is not set"), "findings named");
+  fastmcp_auth_string_free(health), fastmcp_auth_string_free(warnings);
+  RC(fastmcp_auth_proxy_health(NULL, 0, &health), FASTMCP_AUTH_RESULT_NULL_PARAMETER, "health of NULL");
   fastmcp_auth_proxy_free(p);
+  fastmcp_auth_proxy *strict = NULL;
+  RC(fastmcp_auth_proxy_new("{\"base_url\":\"http://mcp.example.com\",\"upstream_authorization_endpoint\":\"https://i.example/a\","
+                            "\"upstream_token_endpoint\":\"https://i.example/t\",\"upstream_client_id\":\"c\",\"strict\":true}",
+                            NULL, &strict),
+     FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "strict refuses");
+  CHECK(contains(fastmcp_auth_last_error(), "strict: ") && contains(fastmcp_auth_last_error(), "base_url is plain http"),
+        "strict names the findings");
 }
 
 /* `text` as the inside of a JSON string (the CA's PEM has newlines). The caller frees. */

@@ -953,6 +953,27 @@ impl NativeProxy {
         })
     }
 
+    /// Readiness: `{"ok","store","latency_ms","warnings"}` (JSON text) after one store round trip within
+    /// `timeout_ms`.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn health<'e>(&self, env: &'e Env, timeout_ms: f64) -> napi::Result<Object<'e>> {
+        if !(timeout_ms.is_finite() && timeout_ms > 0.0 && timeout_ms <= 3_600_000.0) {
+            return Err(arg_err(
+                "timeoutMs must be a number of milliseconds in (0, 3600000]",
+            ));
+        }
+        let timeout = std::time::Duration::from_secs_f64(timeout_ms / 1000.0);
+        self.spawn(env, move |p| async move {
+            Ok(p.health(timeout).await.to_json().to_string())
+        })
+    }
+
+    /// The production checklist's findings at construction (JSON array text).
+    #[napi]
+    pub fn config_warnings(&self) -> String {
+        serde_json::to_string(self.inner.as_async().config_warnings()).unwrap_or_else(|_| "[]".into())
+    }
+
     /// Stops background work of the proxy's store.
     #[napi]
     pub fn close(&self) {

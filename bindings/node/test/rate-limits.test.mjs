@@ -93,3 +93,18 @@ test('rateLimits options are checked', () => {
   assert.throws(() => make({ token: { perMinute: 0, burst: 1 } }), /rate_limits\.token\.per_minute/);
   assert.throws(() => make({ token: { perMinute: 5 } }), /rate_limits\.token\.burst/);
 });
+
+test('health, configWarnings and strict', async () => {
+  const p = new OAuthProxy({ ...upstreamConfig(idp.url), baseUrl: 'http://127.0.0.1:8000' });
+  const h = await p.health({ timeoutMs: 1000 });
+  assert.equal(h.ok, true);
+  assert.equal(h.store, 'ok');
+  assert.ok(h.latencyMs >= 0);
+  assert.deepEqual(h.warnings, p.configWarnings());
+  await assert.rejects(p.health({ timeoutMs: -1 }), /timeoutMs/);
+  p.destroy();
+  assert.throws(
+    () => new OAuthProxy({ ...upstreamConfig(idp.url), baseUrl: 'http://mcp.example.com', strict: true }),
+    /strict: .*base_url is plain http/,
+  );
+});

@@ -745,6 +745,25 @@ impl PyOAuthProxy {
         from_json(py, &self.inner.authorization_server_metadata())
     }
 
+    /// Readiness: one write/read/delete round trip through the store within `timeout` seconds →
+    /// `{"ok", "store", "latency_ms", "warnings"}` (never raises for an unhealthy store).
+    #[pyo3(signature = (timeout=2.0))]
+    fn health<'py>(&self, py: Python<'py>, timeout: f64) -> PyResult<Bound<'py, PyAny>> {
+        if !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0) {
+            return Err(PyValueError::new_err(
+                "timeout must be a number of seconds in (0, 3600]",
+            ));
+        }
+        let d = std::time::Duration::from_secs_f64(timeout);
+        let h = detached(py, oauth_panic, || self.inner.health(d)).map_err(oauth_err)?;
+        from_json(py, &h.to_json())
+    }
+
+    /// The production checklist's findings at construction (option names, never values).
+    fn config_warnings(&self) -> Vec<String> {
+        self.inner.as_async().config_warnings().to_vec()
+    }
+
     /// Stops background work of the store.
     fn close(&self) {
         self.inner.close()

@@ -325,3 +325,22 @@ def test_rate_limits_answer_429_with_retry_after(idp, tmp_path):
     with pytest.raises(ValueError, match="rate_limits.tokn"):
         make_proxy(idp, tmp_path / "other", rate_limits={"tokn": False})
     p.close()
+
+
+def test_health_warnings_and_strict(idp, tmp_path):
+    p = make_proxy(idp, tmp_path)  # keys "py-jwt-key" / "py-enc-key": short
+    h = p.health()
+    assert h["ok"] is True and h["store"] == "ok" and h["latency_ms"] >= 0
+    warnings = p.config_warnings()
+    assert "jwt_signing_key is weak: shorter than 32 bytes" in warnings
+    assert not any("py-jwt-key" in w for w in warnings), "never the value"
+    assert h["warnings"] == warnings
+    with pytest.raises(ValueError, match="timeout"):
+        p.health(timeout=0)
+    p.close()
+    with pytest.raises(ValueError, match="strict: .*jwt_signing_key is weak"):
+        make_proxy(idp, tmp_path / "strict", strict=True)
+    strong = make_proxy(idp, tmp_path / "strong", strict=True, jwt_signing_key="kQ3v9Zt2Lr8WmX1pYc7HsN4bJd6Fg0Ae",
+                        encryption_key="s8K2-x_V9qP4mZ7tR1wY6nB3cF5hJ0gL2dA8eU4iO")
+    assert strong.config_warnings() == []
+    strong.close()
