@@ -96,8 +96,7 @@ impl OAuthProxy {
             .forward_pkce
             .then_some(tx.proxy_code_verifier.as_str());
         let exchanged = self
-            .upstream
-            .token(
+            .upstream_token(
                 Grant::AuthorizationCode {
                     code,
                     redirect_uri: &self.redirect_uri,

@@ -274,7 +274,16 @@ impl OAuthProxy {
     /// Fetches the document, stores or drops the cached copy, and decides what a failure means.
     async fn cimd_refresh(&self, url: &Url, key: &str, cached: Option<CachedDocument>) -> Outcome {
         let client_id = url.as_str();
-        match self.cimd().fetch(url).await {
+        let fetched = self.cimd().fetch(url).await;
+        let outcome = match &fetched {
+            Ok(_) => "ok",
+            Err(FetchError::Refused(_)) => "refused",
+            Err(FetchError::Rejected(_)) => "rejected",
+            Err(FetchError::Unreachable(_)) => "unreachable",
+            Err(FetchError::Unavailable(_)) => "unavailable",
+        };
+        super::metrics::Metrics::count(&self.metrics.cimd_fetches, "outcome", outcome);
+        match fetched {
             Ok((doc, fresh)) => {
                 let now = unix_now();
                 let entry = CachedDocument {

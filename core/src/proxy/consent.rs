@@ -6,6 +6,7 @@ use url::Url;
 use super::browser_binding;
 use super::error::{OAuthError, OAuthResult};
 use super::http::{escape_html, ConsentParams, HttpResponse};
+use super::metrics::Metrics;
 use super::model::*;
 use super::provider::OAuthProxy;
 use super::rate_limit::Endpoint;
@@ -131,6 +132,7 @@ impl OAuthProxy {
         let same_browser = browser_binding::verify(browser.as_deref(), tx.browser_binding_hash.as_deref());
         let same_page = browser_binding::verify(p.csrf_token.as_deref(), tx.csrf_token_hash.as_deref());
         if !(same_browser && same_page) {
+            Metrics::count(&self.metrics.consent, "outcome", "binding_failed");
             tracing::warn!(
                 client = %tx.client_id,
                 cookie = same_browser,
@@ -149,6 +151,11 @@ impl OAuthProxy {
                 "Transaction callback URL is not registered",
             ));
         }
+        Metrics::count(
+            &self.metrics.consent,
+            "outcome",
+            if approve { "approved" } else { "denied" },
+        );
         if !approve {
             self.store.delete(&key).await?;
             self.release_transaction_slot(&tx);

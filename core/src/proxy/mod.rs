@@ -23,6 +23,7 @@ mod error;
 mod health;
 mod http;
 mod metadata;
+mod metrics;
 mod model;
 mod provider;
 pub mod rate_limit;

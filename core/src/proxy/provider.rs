@@ -19,6 +19,7 @@ use super::cimd::Cimd;
 use super::cimd_document;
 use super::config::OAuthProxyConfig;
 use super::error::OAuthResult;
+use super::metrics::{MeteredStore, Metrics};
 use super::model::*;
 use super::rate_limit::{Caller, Endpoint, Limiter};
 use super::redirect_policy::RedirectPolicy;
@@ -68,6 +69,8 @@ pub struct OAuthProxy {
     limiter: Limiter,
     /// What the production checklist found at construction (logged as warnings).
     findings: Vec<String>,
+    /// Counters and histograms (see [`metrics`](super::metrics)).
+    pub(super) metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for OAuthProxy {
@@ -114,6 +117,11 @@ impl OAuthProxy {
                 .collect();
             Arc::new(EncryptedStore::new(base, &key, &prev)?)
         };
+        let metrics = Arc::new(Metrics::new());
+        let store: Arc<dyn Store> = Arc::new(MeteredStore {
+            inner: store,
+            metrics: metrics.clone(),
+        });
         let resource_policy = ResourcePolicy::new(&config.base_url, &config.accepted_resources)?;
         let issuer = if config.enable_token_swap {
             let key = config
@@ -157,6 +165,7 @@ impl OAuthProxy {
             cimd,
             limiter,
             findings,
+            metrics,
         })
     }
 
@@ -164,6 +173,12 @@ impl OAuthProxy {
     /// option (never a value); empty when nothing. See [`OAuthProxyConfig::production_findings`].
     pub fn config_warnings(&self) -> &[String] {
         &self.findings
+    }
+
+    /// The proxy's metrics in the Prometheus text exposition format (see [`metrics`](super::metrics) for the list;
+    /// no label carries a token, secret, user, client id or address). Serve it at `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.text()
     }
 
     /// The configuration.
@@ -216,9 +231,35 @@ impl OAuthProxy {
             client_id,
             url_client: client_id.is_some_and(|c| self.is_cimd_client_id(c)),
         };
-        self.limiter
+        let r = self
+            .limiter
             .check(self.store.as_ref(), endpoint, &caller, failed)
-            .await
+            .await;
+        if r.is_err() {
+            Metrics::count(&self.metrics.rate_limited, "endpoint", endpoint.name());
+        }
+        r
+    }
+
+    /// A request to upstream's token endpoint, counted and timed (see [`metrics`](super::metrics)).
+    pub(super) async fn upstream_token(
+        &self,
+        grant: super::upstream::Grant<'_>,
+        fallback_scope: &[String],
+    ) -> OAuthResult<UpstreamTokens> {
+        let kind = match grant {
+            super::upstream::Grant::AuthorizationCode { .. } => "authorization_code",
+            super::upstream::Grant::RefreshToken { .. } => "refresh_token",
+        };
+        let started = Instant::now();
+        let r = self.upstream.token(grant, fallback_scope).await;
+        let outcome = match &r {
+            Ok(_) => "ok",
+            Err(e) if e.is_transient() => "failed",
+            Err(_) => "refused",
+        };
+        self.metrics.upstream_call(kind, outcome, started.elapsed());
+        r
     }
 
     // ---- storage helpers ------------------------------------------------------------------------------------

@@ -116,7 +116,8 @@ const ENDPOINTS: [Endpoint; 6] = [
 ];
 
 impl Endpoint {
-    fn name(self) -> &'static str {
+    /// The endpoint's name (`register`, `authorize`, …), as in the config and the metrics.
+    pub fn name(self) -> &'static str {
         match self {
             Endpoint::Register => "register",
             Endpoint::Authorize => "authorize",

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::error::{OAuthError, OAuthResult};
 use super::http::{TokenRequest, TokenResponse};
+use super::metrics::Metrics;
 use super::model::*;
 use super::provider::OAuthProxy;
 use super::resource::same_resource;
@@ -40,8 +41,7 @@ impl OAuthProxy {
         // (The client's registered scope is enforced at authorize; a refresh can only narrow what that gave.)
         let Some(issuer) = &self.issuer else {
             let up = self
-                .upstream
-                .token(
+                .upstream_token(
                     Grant::RefreshToken {
                         refresh_token: token,
                         scope: req.scope.as_deref(),
@@ -155,8 +155,10 @@ impl OAuthProxy {
                 Some(r) => {
                     let age = Duration::from_millis(now_ms().saturating_sub(r.at_ms));
                     if age <= grace && !grace.is_zero() {
+                        Metrics::count(&self.metrics.refresh, "outcome", "grace_reuse");
                         return self.grace_response(&r).await;
                     }
+                    Metrics::count(&self.metrics.refresh, "outcome", "replay_revoked");
                     tracing::warn!(client = %r.client_id, "refresh token replay detected; revoking the grant");
                     self.revoke_grant(&r.upstream_token_key, r.successor_jti.as_deref())
                         .await?;
@@ -217,8 +219,7 @@ impl OAuthProxy {
                 .map(<[String]>::to_vec)
                 .unwrap_or_else(|| old.scope.clone());
             let fresh = self
-                .upstream
-                .token(
+                .upstream_token(
                     Grant::RefreshToken {
                         refresh_token: &rt,
                         scope: scope.as_deref(),

@@ -67,6 +67,14 @@ impl OAuthProxy {
     ) -> OAuthResult<Value> {
         self.rate_limit(Endpoint::Register, remote_addr, None, false)
             .await?;
+        let r = self.register(request).await;
+        if r.is_ok() {
+            self.metrics.registrations.inc();
+        }
+        r
+    }
+
+    async fn register(&self, request: &Value) -> OAuthResult<Value> {
         let req = request
             .as_object()
             .ok_or_else(|| OAuthError::new("invalid_client_metadata", "body must be a JSON object"))?;

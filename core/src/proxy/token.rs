@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use super::error::{OAuthError, OAuthResult};
 use super::http::{TokenRequest, TokenResponse};
+use super::metrics::Metrics;
 use super::model::*;
 use super::provider::{random_id, OAuthProxy};
 use super::rate_limit::Endpoint;
@@ -43,6 +44,7 @@ impl OAuthProxy {
         let (addr, client) = (req.remote_addr.as_deref(), req.client_id.as_deref());
         self.rate_limit(Endpoint::Token, addr, client, false).await?;
         let r = run.await;
+        self.count_token_outcome(req, r.as_ref().err());
         if r.as_ref()
             .is_err_and(|e| matches!(e.code.as_str(), "invalid_client" | "invalid_grant"))
         {
@@ -50,6 +52,38 @@ impl OAuthProxy {
             let _ = self.rate_limit(Endpoint::Token, addr, client, true).await;
         }
         r
+    }
+
+    /// The metrics of a token request's outcome (grace reuses and replays are counted where they happen).
+    fn count_token_outcome(&self, req: &TokenRequest, error: Option<&OAuthError>) {
+        let m = &self.metrics;
+        let grant = match req.grant_type.as_deref() {
+            Some("authorization_code") => "authorization_code",
+            Some("refresh_token") => "refresh_token",
+            _ => return,
+        };
+        let Some(e) = error else {
+            Metrics::count(&m.tokens_issued, "grant", grant);
+            if grant == "authorization_code" {
+                Metrics::count(&m.codes, "outcome", "redeemed");
+            } else {
+                Metrics::count(&m.refresh, "outcome", "rotated");
+            }
+            return;
+        };
+        let d = e.description.as_deref().unwrap_or("");
+        if grant == "authorization_code" && e.code == "invalid_grant" {
+            let outcome = if d.contains("already used") {
+                "replayed"
+            } else if d.contains("expired") {
+                "expired"
+            } else {
+                "refused"
+            };
+            Metrics::count(&m.codes, "outcome", outcome);
+        } else if grant == "refresh_token" && e.code == "invalid_grant" && !d.contains("reuse detected") {
+            Metrics::count(&m.refresh, "outcome", "refused");
+        }
     }
 
     async fn redeem_code(&self, req: &TokenRequest) -> OAuthResult<TokenResponse> {

@@ -1,0 +1,221 @@
+//! The proxy's Prometheus metrics (the production checklist's "monitor"): what an operator pages on, as text
+//! exposition (`OAuthProxy::metrics_text`, one registry per proxy). No label ever carries a token, a secret, a
+//! user, a client id or an address: label values are fixed words from the code, so cardinality is bounded.
+//!
+//! | metric | labels |
+//! |---|---|
+//! | `fastmcp_auth_tokens_issued_total` | `grant` (`authorization_code`, `refresh_token`) |
+//! | `fastmcp_auth_codes_total` | `outcome` (`redeemed`, `replayed`, `expired`, `refused`) |
+//! | `fastmcp_auth_refresh_total` | `outcome` (`rotated`, `grace_reuse`, `replay_revoked`, `refused`) |
+//! | `fastmcp_auth_upstream_requests_total`, `fastmcp_auth_upstream_request_duration_seconds` | `grant`, `outcome` (`ok`, `refused`, `failed`) / `grant` |
+//! | `fastmcp_auth_store_operations_total`, `fastmcp_auth_store_operation_duration_seconds` | `op`, `outcome` (`ok`, `error`) / `op` |
+//! | `fastmcp_auth_rate_limited_total` | `endpoint` |
+//! | `fastmcp_auth_consent_total` | `outcome` (`approved`, `denied`, `binding_failed`) |
+//! | `fastmcp_auth_registrations_total` | — |
+//! | `fastmcp_auth_client_metadata_fetches_total` | `outcome` (`ok`, `refused`, `rejected`, `unreachable`, `unavailable`) |
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use serde_json::Value;
+
+use crate::store::{RateLimitAnswer, Store, SyncStore};
+
+type L1 = [(&'static str, &'static str); 1];
+type L2 = [(&'static str, &'static str); 2];
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn seconds_histogram() -> Histogram {
+    // 0.5 ms … ~16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// The proxy's counters and histograms.
+pub(super) struct Metrics {
+    registry: Registry,
+    pub tokens_issued: Family<L1, Counter>,
+    pub codes: Family<L1, Counter>,
+    pub refresh: Family<L1, Counter>,
+    pub upstream: Family<L2, Counter>,
+    pub upstream_seconds: Histograms<L1>,
+    pub store_ops: Family<L2, Counter>,
+    pub store_seconds: Histograms<L1>,
+    pub rate_limited: Family<L1, Counter>,
+    pub consent: Family<L1, Counter>,
+    pub registrations: Counter,
+    pub cimd_fetches: Family<L1, Counter>,
+}
+
+impl Metrics {
+    pub(super) fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("fastmcp_auth");
+        let m = Metrics {
+            registry: Registry::default(),
+            tokens_issued: Family::default(),
+            codes: Family::default(),
+            refresh: Family::default(),
+            upstream: Family::default(),
+            upstream_seconds: Family::new_with_constructor(seconds_histogram as fn() -> Histogram),
+            store_ops: Family::default(),
+            store_seconds: Family::new_with_constructor(seconds_histogram as fn() -> Histogram),
+            rate_limited: Family::default(),
+            consent: Family::default(),
+            registrations: Counter::default(),
+            cimd_fetches: Family::default(),
+        };
+        registry.register(
+            "tokens_issued",
+            "Tokens issued to clients, by grant",
+            m.tokens_issued.clone(),
+        );
+        registry.register(
+            "codes",
+            "Authorization codes presented, by outcome",
+            m.codes.clone(),
+        );
+        registry.register(
+            "refresh",
+            "Refresh token presentations, by outcome",
+            m.refresh.clone(),
+        );
+        registry.register(
+            "upstream_requests",
+            "Requests to the upstream token endpoint",
+            m.upstream.clone(),
+        );
+        registry.register(
+            "upstream_request_duration_seconds",
+            "Latency of upstream token requests",
+            m.upstream_seconds.clone(),
+        );
+        registry.register(
+            "store_operations",
+            "Storage operations, by operation and outcome",
+            m.store_ops.clone(),
+        );
+        registry.register(
+            "store_operation_duration_seconds",
+            "Latency of storage operations",
+            m.store_seconds.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit (429)",
+            m.rate_limited.clone(),
+        );
+        registry.register("consent", "Consent form outcomes", m.consent.clone());
+        registry.register(
+            "registrations",
+            "Dynamic client registrations",
+            m.registrations.clone(),
+        );
+        registry.register(
+            "client_metadata_fetches",
+            "Client ID Metadata Document fetches, by outcome",
+            m.cimd_fetches.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition (OpenMetrics text, `# EOF` at the end).
+    pub(super) fn text(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    pub(super) fn count(family: &Family<L1, Counter>, key: &'static str, value: &'static str) {
+        family.get_or_create(&[(key, value)]).inc();
+    }
+
+    pub(super) fn upstream_call(&self, grant: &'static str, outcome: &'static str, took: Duration) {
+        self.upstream
+            .get_or_create(&[("grant", grant), ("outcome", outcome)])
+            .inc();
+        self.upstream_seconds
+            .get_or_create(&[("grant", grant)])
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// The proxy's store, counted and timed per operation.
+pub(super) struct MeteredStore {
+    pub inner: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl MeteredStore {
+    fn record<T>(&self, op: &'static str, started: Instant, r: &crate::Result<T>) {
+        let outcome = if r.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .store_ops
+            .get_or_create(&[("op", op), ("outcome", outcome)])
+            .inc();
+        self.metrics
+            .store_seconds
+            .get_or_create(&[("op", op)])
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MeteredStore {
+    async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> crate::Result<()> {
+        let t = Instant::now();
+        let r = self.inner.save(key, value, ttl).await;
+        self.record("save", t, &r);
+        r
+    }
+    async fn get(&self, key: &str) -> crate::Result<Option<Value>> {
+        let t = Instant::now();
+        let r = self.inner.get(key).await;
+        self.record("get", t, &r);
+        r
+    }
+    async fn delete(&self, key: &str) -> crate::Result<bool> {
+        let t = Instant::now();
+        let r = self.inner.delete(key).await;
+        self.record("delete", t, &r);
+        r
+    }
+    async fn take(&self, key: &str) -> crate::Result<Option<Value>> {
+        let t = Instant::now();
+        let r = self.inner.take(key).await;
+        self.record("take", t, &r);
+        r
+    }
+    async fn cleanup(&self) -> crate::Result<u64> {
+        let t = Instant::now();
+        let r = self.inner.cleanup().await;
+        self.record("cleanup", t, &r);
+        r
+    }
+    async fn size(&self) -> crate::Result<u64> {
+        self.inner.size().await
+    }
+    async fn keys(&self) -> crate::Result<Vec<String>> {
+        self.inner.keys().await
+    }
+    fn as_sync(&self) -> Option<&dyn SyncStore> {
+        None
+    }
+    async fn rate_limit(
+        &self,
+        key: &str,
+        period: Duration,
+        burst: u32,
+        cost: u32,
+        partial: bool,
+    ) -> crate::Result<Option<RateLimitAnswer>> {
+        self.inner.rate_limit(key, period, burst, cost, partial).await
+    }
+    fn close(&self) {
+        self.inner.close()
+    }
+}
