@@ -408,6 +408,14 @@ fastmcp_auth_result fastmcp_auth_proxy_health(const fastmcp_auth_proxy *proxy,
                                               char **health_json_out);
 
 /*
+ The proxy's metrics in the Prometheus text exposition format (serve it at `/metrics` with `Content-Type:
+ application/openmetrics-text; version=1.0.0; charset=utf-8`). No label carries a token, secret, client id or
+ address.
+ */
+fastmcp_auth_result fastmcp_auth_proxy_metrics(const fastmcp_auth_proxy *proxy,
+                                               char **metrics_text_out);
+
+/*
  What the production checklist found in the configuration at construction (a weak or missing key, plain http to a
  non-loopback host), as a JSON array of sentences naming the option, never its value; `[]` when nothing. A
  config with `"strict": true` refuses to build instead.

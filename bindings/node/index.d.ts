@@ -391,6 +391,8 @@ export declare class OAuthProxy {
    */
   /** Readiness: one storage round trip within `timeoutMs` (default 2000). Never rejects for an unhealthy store. */
   health(options?: { timeoutMs?: number }): Promise<{ ok: boolean; store: string; latencyMs: number; warnings: string[] }>;
+  /** The proxy's metrics, Prometheus text exposition (no label carries a token, secret, client id or address). */
+  metrics(): string;
   /** The production checklist's findings at construction (option names, never values); `strict: true` refuses instead. */
   configWarnings(): string[];
   mount<S extends { getApp(): unknown }>(
@@ -402,6 +404,8 @@ export declare class OAuthProxy {
        * address it forwarded (only from a proxy you trust).
        */
       remoteAddress?: (request: Request, context: unknown) => string | undefined;
+      /** Serve `metrics()` at this path (e.g. '/metrics'); unauthenticated: expose it only where operators reach. */
+      metricsPath?: string;
     },
   ): S;
   /** Extra: RFC 9728 protected resource metadata of `resource`, camelCase (for FastMCP's `oauth.protectedResource`). */

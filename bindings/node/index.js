@@ -849,6 +849,17 @@ class OAuthProxy {
       app.get(`/.well-known/oauth-protected-resource${path}`, prm);
       if (path) app.get('/.well-known/oauth-protected-resource', prm);
     }
+    if (options.metricsPath) {
+      app.get(
+        String(options.metricsPath),
+        guard(
+          async () =>
+            new Response((await this.#proxy()).metrics(), {
+              headers: { 'Content-Type': 'application/openmetrics-text; version=1.0.0; charset=utf-8' },
+            }),
+        ),
+      );
+    }
     app.get(`/.well-known/oauth-authorization-server${prefix}`, metadata);
     if (prefix) app.get(`${prefix}/.well-known/oauth-authorization-server`, metadata);
     return server;
@@ -944,6 +955,14 @@ class OAuthProxy {
     const n = await this.#proxy();
     const h = JSON.parse(await callNative(() => n.health(Number(timeoutMs))).then(undefined, rethrow));
     return { latencyMs: h.latency_ms, ok: h.ok, store: h.store, warnings: h.warnings };
+  }
+
+  /**
+   * Extra: the proxy's metrics in the Prometheus text exposition format (no label carries a token, secret,
+   * client id or address). `mount(server, { metricsPath: '/metrics' })` serves it.
+   */
+  metrics() {
+    return this.#n ? this.#n.metrics() : '';
   }
 
   /**

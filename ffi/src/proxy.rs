@@ -280,6 +280,20 @@ pub extern "C" fn fastmcp_auth_proxy_health(
     })
 }
 
+/// The proxy's metrics in the Prometheus text exposition format (serve it at `/metrics` with `Content-Type:
+/// application/openmetrics-text; version=1.0.0; charset=utf-8`). No label carries a token, secret, client id or
+/// address.
+#[no_mangle]
+pub extern "C" fn fastmcp_auth_proxy_metrics(
+    proxy: *const fastmcp_auth_proxy,
+    metrics_text_out: *mut *mut c_char,
+) -> fastmcp_auth_result {
+    boundary(|| {
+        out_ptr(metrics_text_out, "metrics_text_out")?;
+        put_string(metrics_text_out, Some(proxy_of(proxy)?.as_async().metrics_text()))
+    })
+}
+
 /// What the production checklist found in the configuration at construction (a weak or missing key, plain http to a
 /// non-loopback host), as a JSON array of sentences naming the option, never its value; `[]` when nothing. A
 /// config with `"strict": true` refuses to build instead.

@@ -603,6 +603,11 @@ static void test_rate_limits(void) {
   CHECK(contains(warnings, "jwt_signing_key is not set") && contains(warnings, "encryption_key is not set"), "findings named");
   fastmcp_auth_string_free(health), fastmcp_auth_string_free(warnings);
   RC(fastmcp_auth_proxy_health(NULL, 0, &health), FASTMCP_AUTH_RESULT_NULL_PARAMETER, "health of NULL");
+  char *metrics = NULL;
+  RC(fastmcp_auth_proxy_metrics(p, &metrics), OK, "metrics");
+  CHECK(contains(metrics, "fastmcp_auth_registrations_total 2") && contains(metrics, "fastmcp_auth_rate_limited_total{endpoint=\"register\"} 1"),
+        "metrics count the registrations and the refusal");
+  fastmcp_auth_string_free(metrics);
   fastmcp_auth_proxy_free(p);
   fastmcp_auth_proxy *strict = NULL;
   RC(fastmcp_auth_proxy_new("{\"base_url\":\"http://mcp.example.com\",\"upstream_authorization_endpoint\":\"https://i.example/a\","

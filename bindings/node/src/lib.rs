@@ -968,6 +968,12 @@ impl NativeProxy {
         })
     }
 
+    /// The Prometheus text exposition of the proxy's metrics.
+    #[napi]
+    pub fn metrics(&self) -> String {
+        self.inner.as_async().metrics_text()
+    }
+
     /// The production checklist's findings at construction (JSON array text).
     #[napi]
     pub fn config_warnings(&self) -> String {

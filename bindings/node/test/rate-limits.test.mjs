@@ -22,7 +22,10 @@ async function serve(rateLimits) {
   const base = `http://127.0.0.1:${port}`;
   const proxy = new OAuthProxy({ ...upstreamConfig(idp.url), baseUrl: base, rateLimits });
   const server = new FastMCP({ name: 'rate-limit-test', version: '1.0.0' });
-  proxy.mount(server, { remoteAddress: (request) => request.headers.get('x-test-addr') ?? undefined });
+  proxy.mount(server, {
+    metricsPath: '/metrics',
+    remoteAddress: (request) => request.headers.get('x-test-addr') ?? undefined,
+  });
   await server.start({ httpStream: { host: '127.0.0.1', port }, transportType: 'httpStream' });
   return { base, proxy, stop: () => server.stop() };
 }
@@ -50,6 +53,13 @@ test('a registration flood gets 429 with Retry-After; another address registers 
       error_description: 'too many requests; try again later',
     });
     assert.equal((await register(base, '203.0.113.9')).status, 201);
+    // The refusals are in the metrics the mount serves; no address is.
+    const m = await fetch(`${base}/metrics`);
+    assert.match(m.headers.get('content-type'), /openmetrics-text/);
+    const text = await m.text();
+    assert.match(text, /fastmcp_auth_rate_limited_total\{endpoint="register"\} \d+/);
+    assert.match(text, /fastmcp_auth_registrations_total [67]/);
+    assert.ok(!text.includes('198.51.100.7'));
   } finally {
     await stop();
   }

@@ -759,6 +759,12 @@ impl PyOAuthProxy {
         from_json(py, &h.to_json())
     }
 
+    /// The proxy's metrics in the Prometheus text exposition format (no label carries a token, secret, client id or
+    /// address).
+    fn metrics_text(&self) -> String {
+        self.inner.as_async().metrics_text()
+    }
+
     /// The production checklist's findings at construction (option names, never values).
     fn config_warnings(&self) -> Vec<String> {
         self.inner.as_async().config_warnings().to_vec()

@@ -322,6 +322,10 @@ def test_rate_limits_answer_429_with_retry_after(idp, tmp_path):
             codes.append((err.code, err.status_code))
     # Each refused guess costs 1 + 5 of the burst of 10: the third is refused before it is looked at.
     assert codes[:2] == [("invalid_grant", 400)] * 2 and codes[2:] == [("slow_down", 429)] * 2
+    text = p.metrics_text()
+    assert 'fastmcp_auth_rate_limited_total{endpoint="register"} 1' in text
+    assert 'fastmcp_auth_codes_total{outcome="unknown_or_expired"} 2' in text
+    assert "198.51.100.7" not in text and cid not in text
     with pytest.raises(ValueError, match="rate_limits.tokn"):
         make_proxy(idp, tmp_path / "other", rate_limits={"tokn": False})
     p.close()

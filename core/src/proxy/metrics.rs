@@ -5,7 +5,7 @@
 //! | metric | labels |
 //! |---|---|
 //! | `fastmcp_auth_tokens_issued_total` | `grant` (`authorization_code`, `refresh_token`) |
-//! | `fastmcp_auth_codes_total` | `outcome` (`redeemed`, `replayed`, `expired`, `refused`) |
+//! | `fastmcp_auth_codes_total` | `outcome` (`redeemed`, `replayed`, `unknown_or_expired`, `refused`: PKCE or client mismatch) |
 //! | `fastmcp_auth_refresh_total` | `outcome` (`rotated`, `grace_reuse`, `replay_revoked`, `refused`) |
 //! | `fastmcp_auth_upstream_requests_total`, `fastmcp_auth_upstream_request_duration_seconds` | `grant`, `outcome` (`ok`, `refused`, `failed`) / `grant` |
 //! | `fastmcp_auth_store_operations_total`, `fastmcp_auth_store_operation_duration_seconds` | `op`, `outcome` (`ok`, `error`) / `op` |

@@ -73,10 +73,11 @@ impl OAuthProxy {
         };
         let d = e.description.as_deref().unwrap_or("");
         if grant == "authorization_code" && e.code == "invalid_grant" {
+            // An expired code is gone from the store like one never issued: the two are one outcome.
             let outcome = if d.contains("already used") {
                 "replayed"
-            } else if d.contains("expired") {
-                "expired"
+            } else if d.contains("Invalid or expired") {
+                "unknown_or_expired"
             } else {
                 "refused"
             };
