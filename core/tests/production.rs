@@ -61,6 +61,11 @@ fn findings_name_the_option_never_the_value() {
             .to_vec();
         assert!(warnings.iter().any(|w| w.contains(want)), "{name}: {warnings:?}");
         c.strict = true;
+        if want.starts_with("previous_") {
+            // A weak key being rotated away: a warning, never a refusal.
+            OAuthProxy::new(c.clone()).unwrap();
+            continue;
+        }
         let e = OAuthProxy::new(c.clone()).unwrap_err().to_string();
         assert!(
             e.starts_with("invalid argument: strict: ") || e.contains("strict: "),

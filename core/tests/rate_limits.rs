@@ -113,11 +113,21 @@ fn bad_token_requests_are_cut_and_cost_extra_while_others_are_served() {
     // Another client from another address is served.
     let e = p.token(&guess(&victim, "203.0.113.9")).unwrap_err();
     assert_eq!(e.code, "invalid_grant");
-    // The same attacker from a fresh address is still limited by its client id.
+    // The attacker named its own client id; naming the victim's instead would not lock the victim out either: with
+    // an address, the address is the only key (a client id is merely named by the request).
+    for _ in 0..50 {
+        let _ = p.token(&guess(&victim, "198.51.100.7"));
+    }
     assert_eq!(
-        p.token(&guess(&attacker, "192.0.2.55")).unwrap_err().code,
-        "slow_down"
+        p.token(&guess(&victim, "192.0.2.55")).unwrap_err().code,
+        "invalid_grant"
     );
+    // Without an address (a host that passes none), the named client id is the key.
+    let mut no_addr = guess(&attacker, "");
+    no_addr.remote_addr = None;
+    let codes: Vec<String> = (0..5).map(|_| p.token(&no_addr).unwrap_err().code).collect();
+    assert_eq!(codes[..4], ["invalid_grant"; 4]);
+    assert_eq!(codes[4], "slow_down");
 }
 
 #[test]

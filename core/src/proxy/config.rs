@@ -679,7 +679,13 @@ impl OAuthProxyConfig {
             ("previous_encryption_keys", &self.previous_encryption_keys),
         ] {
             for (i, k) in keys.iter().enumerate() {
-                out.extend(key_weakness(k).map(|w| format!("{name}[{i}] is weak: {w}")));
+                // A weak key being rotated away is a warning, never a reason for `strict` to refuse (the rotation
+                // needs it for one lifetime): `OAuthProxy::new` skips `previous_` findings under `strict`.
+                out.extend(
+                    key_weakness(k).map(|w| {
+                        format!("{name}[{i}] is weak: {w} (retire it once its tokens have expired)")
+                    }),
+                );
             }
         }
         for (name, url) in [

@@ -307,7 +307,10 @@ macro_rules! with_remote_addr {
             /// The same request with the caller's address (the socket's peer, or what a trusted reverse proxy
             /// forwarded): rate limits then count per address. At most 256 bytes are kept.
             pub fn with_remote_addr(mut self, addr: Option<&str>) -> Self {
-                self.remote_addr = addr.filter(|a| !a.is_empty() && a.len() <= 256).map(str::to_owned);
+                // An oversized value (a forwarded header an attacker filled) still counts, under one key.
+                self.remote_addr = addr
+                    .filter(|a| !a.is_empty())
+                    .map(|a| if a.len() <= 256 { a.to_owned() } else { "oversized".to_owned() });
                 self
             }
         }

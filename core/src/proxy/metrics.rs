@@ -202,8 +202,9 @@ impl Store for MeteredStore {
     async fn keys(&self) -> crate::Result<Vec<String>> {
         self.inner.keys().await
     }
+    /// The synchronous face of the store below, uncounted (the proxy's flows use the async one).
     fn as_sync(&self) -> Option<&dyn SyncStore> {
-        None
+        self.inner.as_sync()
     }
     async fn rate_limit(
         &self,

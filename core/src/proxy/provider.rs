@@ -89,10 +89,16 @@ impl OAuthProxy {
         // neighbour — another subdomain, a network attacker — can also plant the browser-binding cookie; only https
         // gives it the `__Host-` prefix and `Secure`.)
         let findings = config.production_findings();
-        if config.strict && !findings.is_empty() {
+        // Weak previous keys are being rotated away: warned about, never refused.
+        let refused: Vec<&str> = findings
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !f.starts_with("previous_"))
+            .collect();
+        if config.strict && !refused.is_empty() {
             return Err(crate::Error::InvalidArgument(format!(
                 "strict: {}",
-                findings.join("; ")
+                refused.join("; ")
             )));
         }
         for f in &findings {

@@ -1,11 +1,16 @@
 //! Rate limits of the proxy's endpoints (MCP authorization, "Security Best Practices" / production checklist:
 //! rate-limit the token endpoints; RFC 6749 §10.10 and RFC 9700 §4.x: credential guessing). Each endpoint has one
-//! [`Limit`] (cells per minute, burst); it is applied separately to every key of a request:
+//! [`Limit`] (cells per minute, burst), applied to one key per request:
 //!
-//! - the caller's address, when the host passes one (`remote_addr`) — or, for registration only, one shared
-//!   key for all callers when it does not (registration is the one anonymous write with no other key);
-//! - the client id the request names (authorize, token, revoke), except a URL client id (a metadata document,
-//!   shared by every user of an application: its users are told apart by their addresses).
+//! - the caller's address when the host passes one (`remote_addr`): an IPv6 address counts by its /64 (what one
+//!   subscriber gets), an IPv4-mapped one as the IPv4 address;
+//! - without an address: the client id the request names (authorize, token, revoke; not a URL client id, shared by
+//!   every user of an application), one shared key for registration, nothing for the consent form and the callback.
+//!
+//! Client ids are a key only when there is no address: a request merely *names* a client id, so counting by it
+//! would let anyone lock a client out by sending failures in its name (found by the review of this module).
+//! Secrets and codes are 256-bit random values, so the limits are about floods, not about making guessing
+//! infeasible; hosts should pass addresses (Node's `mount` does).
 //!
 //! Failed client authentications, failed PKCE checks and other refused grants at the token endpoint cost
 //! `failure_cost` cells instead of one (credential stuffing, code guessing).
@@ -232,9 +237,11 @@ impl RateLimits {
     pub fn validate(&self) -> Result<()> {
         for e in ENDPOINTS {
             if let Some(l) = self.limit(e) {
-                if l.per_minute == 0 || l.burst == 0 || l.per_minute > 6_000_000 {
+                // One cell per millisecond at most (the shared limit counts in milliseconds); the burst bounded so
+                // period × burst stays far from overflow.
+                if l.per_minute == 0 || l.burst == 0 || l.per_minute > 60_000 || l.burst > 1_000_000 {
                     return Err(Error::InvalidArgument(format!(
-                        "rate_limits.{}: per_minute must be 1..=6000000 and burst at least 1",
+                        "rate_limits.{}: per_minute must be 1..=60000 and burst 1..=1000000",
                         e.name()
                     )));
                 }
@@ -261,20 +268,35 @@ pub struct Caller<'a> {
 }
 
 impl Caller<'_> {
-    /// The keys a request of `endpoint` counts against (hashed when used).
+    /// The key a request of `endpoint` counts against (hashed when stored), if any.
     fn keys(&self, e: Endpoint) -> Vec<String> {
-        let mut keys = Vec::with_capacity(2);
-        match self.remote_addr.filter(|a| !a.is_empty()) {
-            Some(a) => keys.push(format!("{}|addr|{a}", e.name())),
-            None if e == Endpoint::Register => keys.push("register|all".into()),
-            None => {}
+        if let Some(a) = self.remote_addr.filter(|a| !a.is_empty()) {
+            return vec![format!("{}|addr|{}", e.name(), address_key(a))];
         }
-        if let (true, Some(id), false) = (e.keyed_by_client(), self.client_id, self.url_client) {
-            if !id.is_empty() {
-                keys.push(format!("{}|client|{id}", e.name()));
+        match (e, self.client_id) {
+            (Endpoint::Register, _) => vec!["register|all".into()],
+            (_, Some(id)) if e.keyed_by_client() && !self.url_client && !id.is_empty() => {
+                vec![format!("{}|client|{id}", e.name())]
             }
+            _ => Vec::new(),
         }
-        keys
+    }
+}
+
+/// The address as a limit counts it: an IPv6 address by its /64 prefix (one subscriber's allocation, or an
+/// attacker would have 2^64 buckets), an IPv4-mapped IPv6 address as its IPv4 address; anything else as given.
+fn address_key(a: &str) -> String {
+    use std::net::IpAddr;
+    match a.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(ip) => ip.to_string(),
+        Err(_) => a.to_owned(),
     }
 }
 
@@ -347,7 +369,9 @@ impl Limiter {
                 }
             };
             if let RateLimitAnswer::Limited { retry_after } = answer {
+                // Refused: nothing more is charged.
                 wait = wait.max(retry_after);
+                break;
             }
         }
         if wait.is_zero() {
@@ -422,18 +446,37 @@ mod tests {
             ..both
         };
         let anonymous = Caller::default();
+        let no_addr = Caller {
+            remote_addr: None,
+            ..both
+        };
+        let v6 = Caller {
+            remote_addr: Some("2001:db8:1:2:aaaa:bbbb:cccc:dddd"),
+            ..both
+        };
+        let mapped = Caller {
+            remote_addr: Some("::ffff:203.0.113.7"),
+            ..both
+        };
         #[rustfmt::skip]
         let table: &[(Endpoint, &Caller, &[&str])] = &[
             (Endpoint::Register, &both, &["register|addr|203.0.113.7"]),
             (Endpoint::Register, &anonymous, &["register|all"]),
-            (Endpoint::Authorize, &both, &["authorize|addr|203.0.113.7", "authorize|client|c1"]),
+            // With an address, the address alone: a client id named by anyone is no key.
+            (Endpoint::Authorize, &both, &["authorize|addr|203.0.113.7"]),
             (Endpoint::Authorize, &url, &["authorize|addr|203.0.113.7"]),
+            (Endpoint::Authorize, &no_addr, &["authorize|client|c1"]),
             (Endpoint::Authorize, &anonymous, &[]),
             (Endpoint::Consent, &both, &["consent|addr|203.0.113.7"]),
+            (Endpoint::Consent, &no_addr, &[]),
             (Endpoint::Callback, &both, &["callback|addr|203.0.113.7"]),
-            (Endpoint::Token, &both, &["token|addr|203.0.113.7", "token|client|c1"]),
-            (Endpoint::Token, &url, &["token|addr|203.0.113.7"]),
-            (Endpoint::Revoke, &both, &["revoke|addr|203.0.113.7", "revoke|client|c1"]),
+            (Endpoint::Token, &both, &["token|addr|203.0.113.7"]),
+            (Endpoint::Token, &no_addr, &["token|client|c1"]),
+            (Endpoint::Token, &Caller { url_client: true, ..no_addr }, &[]),
+            (Endpoint::Revoke, &no_addr, &["revoke|client|c1"]),
+            (Endpoint::Token, &v6, &["token|addr|2001:db8:1:2::/64"]),
+            (Endpoint::Token, &mapped, &["token|addr|203.0.113.7"]),
+            (Endpoint::Token, &Caller { remote_addr: Some("[::1]"), ..both }, &["token|addr|0:0:0:0::/64"]),
         ];
         for (e, c, want) in table {
             assert_eq!(

@@ -47,8 +47,19 @@ pub fn key_weakness(key: &str) -> Option<&'static str> {
     if consecutive * 2 > chars.len() {
         return Some("mostly a run of consecutive characters");
     }
+    // A placeholder word in a long random key (a label such as `prod-secret-<64 hex>`) is fine: a key that is
+    // little more than the word, or reads as prose (mostly lower-case letters and separators), is flagged.
     let lower = key.to_ascii_lowercase();
-    if PLACEHOLDERS.iter().any(|w| lower.contains(w)) {
+    let prose = key
+        .bytes()
+        .filter(|b| b.is_ascii_lowercase() || matches!(b, b'-' | b'_' | b' ' | b'.'))
+        .count()
+        * 5
+        >= key.len() * 4;
+    if PLACEHOLDERS
+        .iter()
+        .any(|w| lower.contains(w) && (prose || key.len() - w.len() < 32))
+    {
         return Some("contains a placeholder word (changeme, secret, password, example, …)");
     }
     None
@@ -88,6 +99,7 @@ mod tests {
             ("my-super-secret-jwt-signing-key-for-prod", Some("placeholder")),
             ("your-256-bit-signing-key-goes-right-here!", Some("placeholder")),
             ("Password1Password1Password1Password1", Some("placeholder")),
+            ("prod-secret-4f9c2a7e1b8d3f6a0c5e9b2d7f1a4c8e3b6d9f2a5c8e1b4d7f0a", None),
         ];
         for (key, want) in table {
             match (key_weakness(key), want) {
