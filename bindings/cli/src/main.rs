@@ -157,6 +157,9 @@ enum StoreOp {
     Cleanup,
     /// Number of entries.
     Size,
+    /// The store's figures: entries by kind of record (the part of the key before `:`: client, transaction,
+    /// mapping, code, cimd, ratelimit, …), one `kind count` per line, then `total N`.
+    Stats,
 }
 
 /// A failure with its exit status.
@@ -302,6 +305,23 @@ fn store(args: StoreArgs) -> Result<(), Failure> {
         }
         StoreOp::Cleanup => println!("{}", s.cleanup()?),
         StoreOp::Size => println!("{}", s.size()?),
+        StoreOp::Stats => {
+            let mut kinds = std::collections::BTreeMap::<String, u64>::new();
+            let keys = s.keys()?;
+            for k in &keys {
+                let kind = match k.split_once(':') {
+                    Some((kind, _)) if !kind.is_empty() && kind.len() <= 32 => {
+                        kind.escape_debug().to_string()
+                    }
+                    _ => "(other)".to_owned(),
+                };
+                *kinds.entry(kind).or_default() += 1;
+            }
+            for (kind, n) in kinds {
+                println!("{kind} {n}");
+            }
+            println!("total {}", keys.len());
+        }
     }
     Ok(())
 }

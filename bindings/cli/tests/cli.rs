@@ -194,6 +194,10 @@ fn store_commands() {
         );
         assert_eq!(String::from_utf8(r(&["ls"]).stdout).unwrap(), "mapping:abc\nt\n");
         assert_eq!(String::from_utf8(r(&["size"]).stdout).unwrap(), "2\n");
+        assert_eq!(
+            String::from_utf8(r(&["stats"]).stdout).unwrap(),
+            "(other) 1\nmapping 1\ntotal 2\n"
+        );
         assert_eq!(String::from_utf8(r(&["take", "t"]).stdout).unwrap(), "2\n");
         assert_eq!(r(&["take", "t"]).status.code(), Some(1));
         assert_eq!(r(&["get", "missing"]).status.code(), Some(1));
