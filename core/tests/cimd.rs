@@ -7,17 +7,18 @@ use std::time::Duration;
 
 use fastmcp_auth::blocking::OAuthProxy;
 use fastmcp_auth::proxy::{
-    AuthorizeParams, CallbackParams, CimdOptions, ConsentParams, HttpResponse, OAuthProxyConfig,
-    RevocationRequest, TokenRequest,
+    CallbackParams, CimdOptions, ConsentParams, OAuthProxyConfig, RevocationRequest, TokenRequest,
 };
 use fastmcp_auth::store::{MemoryStore, Store};
-use fastmcp_auth::{ChallengeMethod, CodeVerifier};
+use fastmcp_auth::CodeVerifier;
 use fastmcp_auth_mock_idp::doc_host::{DocHost, GOOD, HOSTILE};
 use fastmcp_auth_mock_idp::MockIdp;
 use serde_json::json;
 
+mod support;
+use support::{hidden, params, query_param, REDIRECT};
+
 const BASE: &str = "http://127.0.0.1:8000";
-const REDIRECT: &str = "http://127.0.0.1:41234/callback";
 
 /// CIMD options trusting `host`'s CA and letting loopback through (the test-only switch); no cool-down.
 fn cimd_options(host: &DocHost) -> CimdOptions {
@@ -49,33 +50,6 @@ fn proxy(idp: &MockIdp, host: &DocHost, f: impl FnOnce(&mut OAuthProxyConfig)) -
     let mut c = config(idp, host);
     f(&mut c);
     OAuthProxy::new(c).unwrap()
-}
-
-fn params(client_id: &str, verifier: &CodeVerifier) -> AuthorizeParams {
-    AuthorizeParams {
-        client_id: Some(client_id.into()),
-        redirect_uri: Some(REDIRECT.into()),
-        response_type: Some("code".into()),
-        state: Some("st".into()),
-        code_challenge: Some(verifier.challenge(ChallengeMethod::S256)),
-        code_challenge_method: Some("S256".into()),
-        ..Default::default()
-    }
-}
-
-fn hidden(page: &HttpResponse, name: &str) -> String {
-    let body = page.body.as_deref().unwrap();
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = body.find(&marker).unwrap() + marker.len();
-    body[start..].split('"').next().unwrap().to_owned()
-}
-
-fn query_param(location: &str, name: &str) -> Option<String> {
-    url::Url::parse(location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
 }
 
 /// authorize → consent (checked for the client's and redirect's hosts) → upstream → callback → our code.

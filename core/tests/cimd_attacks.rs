@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use fastmcp_auth::blocking::OAuthProxy;
 use fastmcp_auth::proxy::{
-    address_policy, cimd_document, AuthorizeParams, CallbackParams, CimdOptions, ConsentParams, HttpResponse,
-    OAuthError, OAuthProxyConfig, RevocationRequest, TokenRequest,
+    address_policy, cimd_document, CallbackParams, CimdOptions, ConsentParams, HttpResponse, OAuthError,
+    OAuthProxyConfig, RevocationRequest, TokenRequest,
 };
 use fastmcp_auth::store::{MemoryStore, Store};
 use fastmcp_auth::{ChallengeMethod, CodeVerifier};
@@ -28,8 +28,10 @@ use fastmcp_auth_mock_idp::doc_host::{good_document, DocHost};
 use fastmcp_auth_mock_idp::MockIdp;
 use serde_json::{json, Value};
 
+mod support;
+use support::{hidden, params, query_param, REDIRECT};
+
 const BASE: &str = "http://127.0.0.1:8000";
-const REDIRECT: &str = "http://127.0.0.1:41234/callback";
 
 // ---- a CA and a leaf for `localhost`, `127.0.0.1` and `vm` (valid 2020..2120; test material only) -------------
 
@@ -325,33 +327,6 @@ fn idp_proxy(idp: &MockIdp, cas: &[&str], f: impl FnOnce(&mut OAuthProxyConfig))
     c.cimd = cimd_options(cas);
     f(&mut c);
     OAuthProxy::new(c).unwrap()
-}
-
-fn params(client_id: &str, verifier: &CodeVerifier) -> AuthorizeParams {
-    AuthorizeParams {
-        client_id: Some(client_id.into()),
-        redirect_uri: Some(REDIRECT.into()),
-        response_type: Some("code".into()),
-        state: Some("st".into()),
-        code_challenge: Some(verifier.challenge(ChallengeMethod::S256)),
-        code_challenge_method: Some("S256".into()),
-        ..Default::default()
-    }
-}
-
-fn hidden(page: &HttpResponse, name: &str) -> String {
-    let body = page.body.as_deref().unwrap();
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = body.find(&marker).unwrap() + marker.len();
-    body[start..].split('"').next().unwrap().to_owned()
-}
-
-fn query_param(location: &str, name: &str) -> Option<String> {
-    url::Url::parse(location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
 }
 
 fn approve(p: &OAuthProxy, page: &HttpResponse, cookie: Option<&str>) -> Result<HttpResponse, OAuthError> {

@@ -3,20 +3,16 @@
 
 use fastmcp_auth::blocking::OAuthProxy;
 use fastmcp_auth::proxy::{
-    AuthorizeParams, CallbackParams, ConsentParams, HttpResponse, Limit, OAuthProxyConfig, TokenRequest,
+    AuthorizeParams, CallbackParams, ConsentParams, Limit, OAuthProxyConfig, TokenRequest,
 };
 use fastmcp_auth::{ChallengeMethod, CodeVerifier};
 use fastmcp_auth_mock_idp::MockIdp;
 use serde_json::json;
 
-const REDIRECT: &str = "http://127.0.0.1:33418/callback";
+mod support;
+use support::hidden;
 
-fn hidden(page: &HttpResponse, name: &str) -> String {
-    let body = page.body.as_deref().unwrap();
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = body.find(&marker).unwrap() + marker.len();
-    body[start..].split('"').next().unwrap().to_owned()
-}
+const REDIRECT: &str = "http://127.0.0.1:33418/callback";
 
 fn value(text: &str, series: &str) -> f64 {
     text.lines()

@@ -151,7 +151,14 @@ pub(super) struct MeteredStore {
 }
 
 impl MeteredStore {
-    fn record<T>(&self, op: &'static str, started: Instant, r: &crate::Result<T>) {
+    /// Runs one store operation, counting its outcome and timing it.
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        run: impl std::future::Future<Output = crate::Result<T>>,
+    ) -> crate::Result<T> {
+        let started = Instant::now();
+        let r = run.await;
         let outcome = if r.is_ok() { "ok" } else { "error" };
         self.metrics
             .store_ops
@@ -161,40 +168,26 @@ impl MeteredStore {
             .store_seconds
             .get_or_create(&[("op", op)])
             .observe(started.elapsed().as_secs_f64());
+        r
     }
 }
 
 #[async_trait::async_trait]
 impl Store for MeteredStore {
     async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> crate::Result<()> {
-        let t = Instant::now();
-        let r = self.inner.save(key, value, ttl).await;
-        self.record("save", t, &r);
-        r
+        self.timed("save", self.inner.save(key, value, ttl)).await
     }
     async fn get(&self, key: &str) -> crate::Result<Option<Value>> {
-        let t = Instant::now();
-        let r = self.inner.get(key).await;
-        self.record("get", t, &r);
-        r
+        self.timed("get", self.inner.get(key)).await
     }
     async fn delete(&self, key: &str) -> crate::Result<bool> {
-        let t = Instant::now();
-        let r = self.inner.delete(key).await;
-        self.record("delete", t, &r);
-        r
+        self.timed("delete", self.inner.delete(key)).await
     }
     async fn take(&self, key: &str) -> crate::Result<Option<Value>> {
-        let t = Instant::now();
-        let r = self.inner.take(key).await;
-        self.record("take", t, &r);
-        r
+        self.timed("take", self.inner.take(key)).await
     }
     async fn cleanup(&self) -> crate::Result<u64> {
-        let t = Instant::now();
-        let r = self.inner.cleanup().await;
-        self.record("cleanup", t, &r);
-        r
+        self.timed("cleanup", self.inner.cleanup()).await
     }
     async fn size(&self) -> crate::Result<u64> {
         self.inner.size().await
