@@ -310,6 +310,8 @@ pub struct Limiter {
     checks: AtomicU64,
     /// The store answered that it cannot share limits (a limiter is used with one store).
     store_is_local: AtomicBool,
+    /// A request came without the caller's address (logged once).
+    warned_no_address: AtomicBool,
 }
 
 impl Limiter {
@@ -329,6 +331,7 @@ impl Limiter {
             local,
             checks: AtomicU64::new(0),
             store_is_local: AtomicBool::new(false),
+            warned_no_address: AtomicBool::new(false),
         }
     }
 
@@ -344,6 +347,13 @@ impl Limiter {
         let Some((_, limit, local)) = self.local.iter().find(|(e, _, _)| *e == endpoint) else {
             return Ok(());
         };
+        if caller.remote_addr.is_none() && !self.warned_no_address.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "rate limits: a request came without the caller's address; limits then count by client id, and \
+                 all registrations share one limit. Pass remote_addr (Node's mount does; behind a reverse proxy, \
+                 its forwarded address)"
+            );
+        }
         let cost = if failed { self.limits.failure_cost } else { 1 };
         let mut wait = Duration::ZERO;
         for key in caller.keys(endpoint) {
