@@ -962,7 +962,8 @@ class OAuthProxy {
    * client id or address). `mount(server, { metricsPath: '/metrics' })` serves it.
    */
   metrics() {
-    return this.#n ? this.#n.metrics() : '';
+    // Before the storage has opened nothing has been counted: an empty exposition.
+    return this.#n ? this.#n.metrics() : '# EOF\n';
   }
 
   /**
@@ -970,7 +971,8 @@ class OAuthProxy {
    * to a non-loopback host): sentences naming the option, never its value. `strict: true` refuses to start instead.
    */
   configWarnings() {
-    return this.#n ? JSON.parse(this.#n.configWarnings()) : [];
+    // From the config alone: available before the storage has opened.
+    return JSON.parse(callNative(() => native.proxyConfigWarnings(this.#configJson)));
   }
 
   /** Resolves once the proxy's storage is open. */

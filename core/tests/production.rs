@@ -50,6 +50,7 @@ fn findings_name_the_option_never_the_value() {
         ("no encryption key", Box::new(|c| c.encryption_key = None), "encryption_key is not set"),
         ("http base_url", Box::new(|c| c.base_url = "http://mcp.example.com".into()), "base_url is plain http"),
         ("http upstream", Box::new(|c| c.upstream_token_endpoint = "http://idp.example.com/token".into()), "upstream_token_endpoint is plain http"),
+        ("one key for both", Box::new(|c| c.encryption_key = Some(STRONG_JWT.into())), "jwt_signing_key and encryption_key are the same key"),
     ];
     for (name, change, want) in table {
         let mut c = config("https://mcp.example.com");

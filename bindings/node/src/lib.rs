@@ -742,6 +742,13 @@ pub fn proxy_metadata(config: String) -> napi::Result<String> {
     Ok(c.authorization_server_metadata().to_string())
 }
 
+/// The production checklist's findings of a proxy config (JSON text → JSON array text), without building it.
+#[napi]
+pub fn proxy_config_warnings(config: String) -> napi::Result<String> {
+    let c = OAuthProxyConfig::from_json(&parse_json(&config, "the proxy config")?).map_err(core_err)?;
+    Ok(serde_json::to_string(&c.production_findings()).unwrap_or_else(|_| "[]".into()))
+}
+
 /// Validates a proxy config (JSON text) and returns the RFC 9728 metadata of `resource` (snake_case JSON text).
 #[napi]
 pub fn proxy_resource_metadata(config: String, resource: String) -> napi::Result<String> {
@@ -972,12 +979,6 @@ impl NativeProxy {
     #[napi]
     pub fn metrics(&self) -> String {
         self.inner.as_async().metrics_text()
-    }
-
-    /// The production checklist's findings at construction (JSON array text).
-    #[napi]
-    pub fn config_warnings(&self) -> String {
-        serde_json::to_string(self.inner.as_async().config_warnings()).unwrap_or_else(|_| "[]".into())
     }
 
     /// Stops background work of the proxy's store.

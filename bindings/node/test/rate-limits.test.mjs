@@ -113,6 +113,12 @@ test('health, configWarnings and strict', async () => {
   assert.equal(h.store, 'ok');
   assert.ok(h.latencyMs >= 0);
   assert.deepEqual(h.warnings, p.configWarnings());
+  // Available at once, before a native storage has opened.
+  const { DiskStore } = await import('../index.js');
+  const { tempDir } = await import('../test-support/helpers.mjs');
+  const early = new OAuthProxy({ ...upstreamConfig(idp.url), baseUrl: 'http://127.0.0.1:8000', tokenStorage: new DiskStore({ directory: tempDir() }) });
+  assert.ok(early.configWarnings().length > 0);
+  early.destroy();
   await assert.rejects(p.health({ timeoutMs: -1 }), /timeoutMs/);
   p.destroy();
   assert.throws(

@@ -64,9 +64,14 @@ impl OAuthProxy {
             .any(|u| redirect_policy::matches_registered(u, redirect_uri));
         // The current policy applies too: a registration made under an older, looser policy (or by fastmcp)
         // does not keep a redirect the operator has since refused.
-        if !registered || !self.redirect_policy.allows(redirect_uri) {
+        if !registered {
             return Err(OAuthError::invalid_request(
                 "redirect_uri is not registered for this client",
+            ));
+        }
+        if !self.redirect_policy.allows(redirect_uri) {
+            return Err(OAuthError::invalid_request(
+                "redirect_uri is not allowed by this server's redirect URI policy",
             ));
         }
         let state = p.state.as_deref().unwrap_or("");

@@ -312,7 +312,11 @@ impl OAuthProxy {
                     self.delete_best_effort(key).await;
                 }
                 tracing::info!(reason = e.message(), "client metadata document refused");
-                let description = format!("client metadata document: {}", e.message());
+                let description = if e.message().starts_with("client metadata document") {
+                    e.message().to_owned()
+                } else {
+                    format!("client metadata document: {}", e.message())
+                };
                 Err(if e.is_transient() {
                     OAuthError::new("temporarily_unavailable", description).with_status(503)
                 } else {

@@ -151,7 +151,7 @@ impl CimdOptions {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::InvalidArgument(format!("cimd.{m}")));
         if self.fetch_timeout.is_zero() || self.fetch_timeout > Duration::from_secs(60) {
-            return bad("fetch_timeout must be between 0 and 60 seconds");
+            return bad("fetch_timeout must be more than 0 and at most 60 seconds");
         }
         if !(512..=1024 * 1024).contains(&self.max_document_bytes) {
             return bad("max_document_bytes must be between 512 and 1048576");
@@ -672,6 +672,19 @@ impl OAuthProxyConfig {
             match &self.encryption_key {
                 None => out.push("encryption_key is not set: a random key is used and stored tokens are unreadable after a restart".to_owned()),
                 Some(k) => out.extend(key_weakness(k).map(|w| format!("encryption_key is weak: {w}"))),
+            }
+        }
+        if let (true, false, Some(j), Some(e)) = (
+            self.enable_token_swap,
+            self.encryption_disabled,
+            &self.jwt_signing_key,
+            &self.encryption_key,
+        ) {
+            if j == e {
+                out.push(
+                    "jwt_signing_key and encryption_key are the same key: use two independent keys"
+                        .to_owned(),
+                );
             }
         }
         for (name, keys) in [
