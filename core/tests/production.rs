@@ -179,6 +179,16 @@ fn health_follows_redis() {
     let started = Instant::now();
     let h = p.health(Duration::from_secs(2)).unwrap();
     assert!(!h.ok && started.elapsed() < Duration::from_secs(3), "{h:?}");
+    // The rate limits cannot count in a Redis that is down: the request is let through (and then fails on the
+    // store itself with 503), and the metrics say so.
+    let reg = serde_json::json!({"redirect_uris": ["http://127.0.0.1:33418/cb"]});
+    let e = p.register_client_from(&reg, Some("198.51.100.7")).unwrap_err();
+    assert_eq!(e.status, 503, "{e:?}");
+    let text = p.as_async().metrics_text();
+    assert!(
+        text.contains("fastmcp_auth_rate_limit_store_errors_total 1"),
+        "{text}"
+    );
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !p.health(Duration::from_secs(1)).unwrap().ok {

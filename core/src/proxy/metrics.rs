@@ -10,6 +10,7 @@
 //! | `fastmcp_auth_upstream_requests_total`, `fastmcp_auth_upstream_request_duration_seconds` | `grant`, `outcome` (`ok`, `refused`, `failed`) / `grant` |
 //! | `fastmcp_auth_store_operations_total`, `fastmcp_auth_store_operation_duration_seconds` | `op`, `outcome` (`ok`, `error`) / `op` |
 //! | `fastmcp_auth_rate_limited_total` | `endpoint` |
+//! | `fastmcp_auth_rate_limit_store_errors_total` (the limits' store failed; requests let through) | — |
 //! | `fastmcp_auth_consent_total` | `outcome` (`approved`, `denied`, `binding_failed`) |
 //! | `fastmcp_auth_registrations_total` | — |
 //! | `fastmcp_auth_client_metadata_fetches_total` | `outcome` (`ok`, `refused`, `rejected`, `unreachable`, `unavailable`) |
@@ -52,6 +53,15 @@ pub(super) struct Metrics {
 }
 
 impl Metrics {
+    /// Registers the rate limiter's store-error counter (kept by the limiter itself).
+    pub(super) fn register_rate_limit_errors(&mut self, c: Counter) {
+        self.registry.register(
+            "rate_limit_store_errors",
+            "Rate-limit counts the store failed to take (the requests were let through)",
+            c,
+        );
+    }
+
     pub(super) fn new() -> Metrics {
         let mut registry = Registry::with_prefix("fastmcp_auth");
         let m = Metrics {

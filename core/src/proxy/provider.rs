@@ -123,7 +123,10 @@ impl OAuthProxy {
                 .collect();
             Arc::new(EncryptedStore::new(base, &key, &prev)?)
         };
-        let metrics = Arc::new(Metrics::new());
+        let limiter = Limiter::new(&config.rate_limits);
+        let mut metrics = Metrics::new();
+        metrics.register_rate_limit_errors(limiter.store_errors());
+        let metrics = Arc::new(metrics);
         let store: Arc<dyn Store> = Arc::new(MeteredStore {
             inner: store,
             metrics: metrics.clone(),
@@ -155,7 +158,6 @@ impl OAuthProxy {
         )?;
         let cache = NonZeroUsize::new(config.client_cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
         let cimd = config.cimd.enabled.then(|| Cimd::new(&config.cimd)).transpose()?;
-        let limiter = Limiter::new(&config.rate_limits);
         Ok(OAuthProxy {
             config,
             store,

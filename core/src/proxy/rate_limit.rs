@@ -312,9 +312,16 @@ pub struct Limiter {
     store_is_local: AtomicBool,
     /// A request came without the caller's address (logged once).
     warned_no_address: AtomicBool,
+    /// Counts the store's failures while counting (the request was let through).
+    store_errors: prometheus_client::metrics::counter::Counter,
 }
 
 impl Limiter {
+    /// How often the store failed while counting (each time the request was let through).
+    pub fn store_errors(&self) -> prometheus_client::metrics::counter::Counter {
+        self.store_errors.clone()
+    }
+
     /// A limiter for `limits`.
     pub fn new(limits: &RateLimits) -> Limiter {
         let local = ENDPOINTS
@@ -332,6 +339,7 @@ impl Limiter {
             checks: AtomicU64::new(0),
             store_is_local: AtomicBool::new(false),
             warned_no_address: AtomicBool::new(false),
+            store_errors: Default::default(),
         }
     }
 
@@ -373,7 +381,10 @@ impl Limiter {
                         self.local(local, limit, &key, cost, failed)
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "rate limit store failed; request let through");
+                        // Logged once per 100 failures: an outage must not flood the log.
+                        if self.store_errors.inc() % 100 == 0 {
+                            tracing::warn!(error = %e, "rate limit store failed; requests let through");
+                        }
                         RateLimitAnswer::Allowed
                     }
                 }
