@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,7 @@ use super::cimd_document::{self, ClientDocument};
 use super::config::CimdOptions;
 use super::error::{OAuthError, OAuthResult};
 use super::model::{iso, RegisteredClient};
-use super::provider::{sha256_hex, OAuthProxy};
+use super::provider::{lock, sha256_hex, OAuthProxy};
 use super::safe_fetch::{FetchError, SafeFetcher};
 
 /// Most distinct documents fetched at the same time.
@@ -80,13 +80,6 @@ impl CachedDocument {
             expires_at: None,
         }
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// How long a document is fresh, from its `Cache-Control` (RFC 9111 §5.2.2), bounded by the options.
@@ -212,7 +205,7 @@ impl OAuthProxy {
             .get_json::<CachedDocument>(&key)
             .await?
             .filter(|c| c.client_id == client_id);
-        if let Some(c) = cached.as_ref().filter(|c| unix_now() < c.fresh_until) {
+        if let Some(c) = cached.as_ref().filter(|c| crate::jwt::unix_now() < c.fresh_until) {
             return Ok(c.client());
         }
         for _ in 0..3 {
@@ -285,7 +278,7 @@ impl OAuthProxy {
         super::metrics::Metrics::count(&self.metrics.cimd_fetches, "outcome", outcome);
         match fetched {
             Ok((doc, fresh)) => {
-                let now = unix_now();
+                let now = crate::jwt::unix_now();
                 let entry = CachedDocument {
                     client_id: client_id.to_owned(),
                     redirect_uris: doc.redirect_uris,
@@ -325,10 +318,6 @@ impl OAuthProxy {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

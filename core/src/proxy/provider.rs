@@ -446,6 +446,6 @@ impl OAuthProxy {
 
 /// A mutex that a panicking holder left poisoned still guards consistent data here (every critical section is
 /// one map operation).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

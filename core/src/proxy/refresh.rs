@@ -16,6 +16,9 @@ use super::upstream::Grant;
 use crate::jwt::TokenUse;
 use crate::store::now_ms;
 
+/// The answer to a rotated refresh token presented after the grace window (the grant is revoked).
+pub(super) const REFRESH_REPLAYED: &str = "Refresh token reuse detected; the grant has been revoked";
+
 impl OAuthProxy {
     /// Refreshes: in swap mode our refresh token is rotated (see the module docs for the grace window and
     /// replay revocation); in passthrough mode the request goes to upstream as is.
@@ -162,9 +165,7 @@ impl OAuthProxy {
                     tracing::warn!(client = %r.client_id, "refresh token replay detected; revoking the grant");
                     self.revoke_grant(&r.upstream_token_key, r.successor_jti.as_deref())
                         .await?;
-                    return Err(OAuthError::invalid_grant(
-                        "Refresh token reuse detected; the grant has been revoked",
-                    ));
+                    return Err(OAuthError::invalid_grant(REFRESH_REPLAYED));
                 }
             }
         }

@@ -13,6 +13,11 @@ use super::scope_policy;
 use crate::jwt::{IssueOptions, JwtIssuer, TokenUse, MAX_TOKEN_BYTES};
 use crate::pkce::{self, constant_time_eq, ChallengeMethod};
 
+/// The answer to a code that is unknown or expired (an expired code is gone from the store like one never issued).
+const CODE_UNKNOWN: &str = "Invalid or expired authorization code";
+/// The answer to a code presented again.
+const CODE_REPLAYED: &str = "Authorization code already used";
+
 impl OAuthProxy {
     /// The token endpoint for any grant.
     pub async fn token(&self, req: &TokenRequest) -> OAuthResult<TokenResponse> {
@@ -74,15 +79,18 @@ impl OAuthProxy {
         let d = e.description.as_deref().unwrap_or("");
         if grant == "authorization_code" && e.code == "invalid_grant" {
             // An expired code is gone from the store like one never issued: the two are one outcome.
-            let outcome = if d.contains("already used") {
+            let outcome = if d == CODE_REPLAYED {
                 "replayed"
-            } else if d.contains("Invalid or expired") {
+            } else if d == CODE_UNKNOWN {
                 "unknown_or_expired"
             } else {
                 "refused"
             };
             Metrics::count(&m.codes, "outcome", outcome);
-        } else if grant == "refresh_token" && e.code == "invalid_grant" && !d.contains("reuse detected") {
+        } else if grant == "refresh_token"
+            && e.code == "invalid_grant"
+            && d != super::refresh::REFRESH_REPLAYED
+        {
             Metrics::count(&m.refresh, "outcome", "refused");
         }
     }
@@ -109,7 +117,7 @@ impl OAuthProxy {
         let key = format!("code:{code}");
         let taken = self.store.take(&key).await?;
         let Some(taken) = taken else {
-            return Err(OAuthError::invalid_grant("Invalid or expired authorization code"));
+            return Err(OAuthError::invalid_grant(CODE_UNKNOWN));
         };
         if let Ok(spent) = serde_json::from_value::<SpentCode>(taken.clone()) {
             if spent.used {
@@ -117,15 +125,15 @@ impl OAuthProxy {
                 let _ = self
                     .save_json_retrying(&key, &spent, secs_until(&spent.expires_at).max(1))
                     .await;
-                return Err(OAuthError::invalid_grant("Authorization code already used"));
+                return Err(OAuthError::invalid_grant(CODE_REPLAYED));
             }
         }
         let record: ClientCode = match serde_json::from_value(taken) {
             Ok(r) => r,
-            Err(_) => return Err(OAuthError::invalid_grant("Invalid or expired authorization code")),
+            Err(_) => return Err(OAuthError::invalid_grant(CODE_UNKNOWN)),
         };
         if is_past(&record.expires_at) {
-            return Err(OAuthError::invalid_grant("Invalid or expired authorization code"));
+            return Err(OAuthError::invalid_grant(CODE_UNKNOWN));
         }
         let tomb = SpentCode {
             expires_at: record.expires_at.clone(),
