@@ -380,7 +380,8 @@ export declare class OAuthProxy {
     [key: string]: unknown;
   };
   /** The upstream callback; a browser other than the one that started the authorization gets a 403 page. */
-  handleCallback(request: Request): Promise<Response>;
+  /** `remoteAddress` (extra): the caller's address, for the rate limits (`mount` passes it). */
+  handleCallback(request: Request, remoteAddress?: string): Promise<Response>;
   /** The consent POST; one not from our page in the browser that started the authorization gets a 403 page. */
   handleConsent(request: Request): Promise<Response>;
   /**
@@ -435,5 +436,6 @@ export declare class OAuthProxy {
   /** Extra: RFC 7009 revocation by the token's client. */
   revoke(token: string, clientId: string, clientSecret?: string): Promise<void>;
   /** Extra: a raw token request (urlencoded body, optional Authorization header), any grant. */
-  token(body: string, authorization?: string): Promise<TokenResponse>;
+  /** `remoteAddress` (extra): the caller's address, for the rate limits (`mount` passes it). */
+  token(body: string, authorization?: string, remoteAddress?: string): Promise<TokenResponse>;
 }

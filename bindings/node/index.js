@@ -705,8 +705,14 @@ class OAuthProxy {
   }
 
   async registerClient(request) {
+    return this.#register(request, undefined);
+  }
+
+  async #register(request, remoteAddress) {
     const n = await this.#proxy();
-    return JSON.parse(await callNative(() => n.registerClient(JSON.stringify(request ?? {}))).then(undefined, rethrow));
+    return JSON.parse(
+      await callNative(() => n.registerClient(JSON.stringify(request ?? {}), remoteAddress)).then(undefined, rethrow),
+    );
   }
 
   /**
@@ -725,16 +731,21 @@ class OAuthProxy {
 
   /** The consent form's POST (a Request, with the browser's `Cookie` header). */
   async handleConsent(request) {
+    return this.#consent(await request.text(), cookieOf(request), undefined);
+  }
+
+  async #consent(body, cookie, remoteAddress) {
     const n = await this.#proxy();
-    const body = await request.text();
-    return toResponse(await callNative(() => n.handleConsent(body, cookieOf(request))).then(undefined, rethrow));
+    return toResponse(await callNative(() => n.handleConsent(body, cookie, remoteAddress)).then(undefined, rethrow));
   }
 
   /** The upstream provider's redirect back to us (a Request, with the browser's `Cookie` header). */
-  async handleCallback(request) {
+  async handleCallback(request, remoteAddress = undefined) {
     const n = await this.#proxy();
     const query = new URL(request.url).search.slice(1);
-    return toResponse(await callNative(() => n.handleCallback(query, cookieOf(request))).then(undefined, rethrow));
+    return toResponse(
+      await callNative(() => n.handleCallback(query, cookieOf(request), remoteAddress)).then(undefined, rethrow),
+    );
   }
 
   /**
@@ -782,17 +793,12 @@ class OAuthProxy {
       guard(async (req, addr) => {
         const body = await readBody(req);
         if (body === null) return tooLarge();
-        const n = await this.#proxy();
-        return toResponse(await callNative(() => n.handleConsent(body, cookieOf(req), addr)).then(undefined, rethrow));
+        return this.#consent(body, cookieOf(req), addr);
       }),
     );
     app.get(
       callbackPath,
-      guard(async (req, addr) => {
-        const n = await this.#proxy();
-        const query = new URL(req.url).search.slice(1);
-        return toResponse(await callNative(() => n.handleCallback(query, cookieOf(req), addr)).then(undefined, rethrow));
-      }),
+      guard((req, addr) => this.handleCallback(req, addr)),
     );
     app.post(
       `${prefix}/oauth/register`,
@@ -806,9 +812,7 @@ class OAuthProxy {
           return jsonResponse({ error: 'invalid_client_metadata', error_description: 'body must be JSON' }, 400);
         }
         try {
-          const n = await this.#proxy();
-          const client = await callNative(() => n.registerClient(JSON.stringify(request ?? {}), addr)).then(undefined, rethrow);
-          return jsonResponse(JSON.parse(client), 201);
+          return jsonResponse(await this.#register(request, addr), 201);
         } catch (e) {
           // JSON nested deeper than the engine's stack (or than the core reads): the client's mistake.
           if (e instanceof RangeError) {
@@ -823,9 +827,7 @@ class OAuthProxy {
       guard(async (req, addr) => {
         const body = await readBody(req);
         if (body === null) return tooLarge();
-        const n = await this.#proxy();
-        const auth = req.headers.get('authorization') ?? undefined;
-        return jsonResponse(JSON.parse(await callNative(() => n.token('any', body, auth, addr)).then(undefined, rethrow)));
+        return jsonResponse(await this.token(body, req.headers.get('authorization') ?? undefined, addr));
       }),
     );
     app.post(
@@ -874,9 +876,11 @@ class OAuthProxy {
   }
 
   /** Extra: a raw token request (urlencoded body, optional Authorization header), any grant. */
-  async token(body, authorization) {
+  async token(body, authorization, remoteAddress = undefined) {
     const n = await this.#proxy();
-    return JSON.parse(await callNative(() => n.token('any', String(body), authorization)).then(undefined, rethrow));
+    return JSON.parse(
+      await callNative(() => n.token('any', String(body), authorization, remoteAddress)).then(undefined, rethrow),
+    );
   }
 
   async #token(grant, fields) {
