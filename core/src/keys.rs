@@ -103,6 +103,22 @@ pub fn generate_key() -> String {
     STANDARD.encode(b.as_ref())
 }
 
+/// A short name for a key that tells keys apart without revealing them: the first 8 hex digits of
+/// HMAC-SHA256(key, `fastmcp-auth key fingerprint`). 32 bits cannot recover a strong key; a weak key (which
+/// [`crate::proxy::secret_policy::key_weakness`] flags) should be replaced whatever is printed about it.
+///
+/// ```
+/// let f = fastmcp_auth::keys::key_fingerprint(b"a key");
+/// assert_eq!(f.len(), 8);
+/// assert_ne!(f, fastmcp_auth::keys::key_fingerprint(b"another key"));
+/// ```
+pub fn key_fingerprint(key: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(b"fastmcp-auth key fingerprint");
+    hex::encode(&mac.finalize().into_bytes()[..4])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

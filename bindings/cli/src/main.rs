@@ -100,6 +100,23 @@ enum JwtCommand {
         #[arg(long)]
         claims: Option<String>,
     },
+    /// The state of a signing key set (current key and previous keys): for each, its role, a fingerprint that
+    /// tells keys apart without revealing them (8 hex digits of an HMAC), its length, and any weakness. Keys come
+    /// from the environment (FASTMCP_AUTH_JWT_SIGNING_KEY; FASTMCP_AUTH_PREVIOUS_JWT_SIGNING_KEYS, comma-separated)
+    /// or the options. Exit 3 when a key is weak.
+    Keys {
+        /// The current signing key (`jwt_signing_key`).
+        #[arg(long, env = "FASTMCP_AUTH_JWT_SIGNING_KEY", hide_env_values = true)]
+        key: String,
+        /// A previous key (`previous_jwt_signing_keys`), newest first; repeat the option for several.
+        #[arg(
+            long = "previous-key",
+            env = "FASTMCP_AUTH_PREVIOUS_JWT_SIGNING_KEYS",
+            hide_env_values = true,
+            value_delimiter = ','
+        )]
+        previous: Vec<String>,
+    },
     /// Verify a token and print its claims as JSON.
     Verify {
         #[command(flatten)]
@@ -157,6 +174,32 @@ enum StoreOp {
     Cleanup,
     /// Number of entries.
     Size,
+    /// Re-encrypt every entry still under an old encryption key with the new one, while servers keep running (they
+    /// must already run with the new key as `encryption_key` and the old in `previous_encryption_keys`). Each
+    /// entry is swapped atomically, keeping its expiry; a value a server writes meanwhile is never overwritten.
+    /// Interrupted, run it again: it resumes. Prints a summary; exit 3 when entries are left unreadable or
+    /// contended (or, with --check, when entries are still under an old key).
+    Rekey {
+        /// The old key (FASTMCP_AUTH_OLD_ENCRYPTION_KEY; comma-separated there, or repeat the option).
+        #[arg(
+            long = "old-key",
+            env = "FASTMCP_AUTH_OLD_ENCRYPTION_KEY",
+            hide_env_values = true,
+            value_delimiter = ',',
+            required = true
+        )]
+        old_keys: Vec<String>,
+        /// The new key (FASTMCP_AUTH_NEW_ENCRYPTION_KEY).
+        #[arg(
+            long = "new-key",
+            env = "FASTMCP_AUTH_NEW_ENCRYPTION_KEY",
+            hide_env_values = true
+        )]
+        new_key: String,
+        /// Write nothing: count the entries still under an old key (exit 3 if any), e.g. before removing it.
+        #[arg(long)]
+        check: bool,
+    },
     /// The store's figures: entries by kind of record (the part of the key before `:`: client, transaction,
     /// mapping, code, cimd, ratelimit, …), one `kind count` per line, then `total N`.
     Stats,
@@ -259,6 +302,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             };
             print_json(&Value::Object(claims))?;
         }
+        Command::Jwt {
+            command: JwtCommand::Keys { key, previous },
+        } => jwt_keys(&key, &previous)?,
         Command::Store(args) => store(args)?,
         Command::Demo { dir } => demo::run(&dir).map_err(|e| Failure(1, e))?,
     }
@@ -283,6 +329,15 @@ fn store(args: StoreArgs) -> Result<(), Failure> {
         }
         (None, None) => return Err(usage("--dir or --redis is required")),
     };
+    if let StoreOp::Rekey {
+        old_keys,
+        new_key,
+        check,
+    } = &args.op
+    {
+        // The raw store: the rekey reads and swaps the sealed strings themselves.
+        return rekey(&s, new_key, old_keys, *check);
+    }
     if let Some(k) = args.encryption_key.as_deref() {
         s = s.encrypted(k, &[])?;
     }
@@ -303,6 +358,7 @@ fn store(args: StoreArgs) -> Result<(), Failure> {
                 println!("{}", k.escape_debug());
             }
         }
+        StoreOp::Rekey { .. } => unreachable!("handled above"),
         StoreOp::Cleanup => println!("{}", s.cleanup()?),
         StoreOp::Size => println!("{}", s.size()?),
         StoreOp::Stats => {
@@ -322,6 +378,94 @@ fn store(args: StoreArgs) -> Result<(), Failure> {
             }
             println!("total {}", keys.len());
         }
+    }
+    Ok(())
+}
+
+fn rekey(store: &Store, new_key: &str, old_keys: &[String], check: bool) -> Result<(), Failure> {
+    let old: Vec<&str> = old_keys.iter().map(String::as_str).collect();
+    // A bar on a terminal only (indicatif draws nothing when stderr is not one).
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} entries ({eta} left)")
+            .map_err(|e| Failure(1, e.to_string()))?,
+    );
+    let raw = store.as_async().clone();
+    let summary = fastmcp_auth::runtime::block_on(async {
+        fastmcp_auth::store::rekey(raw.as_ref(), new_key, &old, check, &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .await
+    })??;
+    bar.finish_and_clear();
+    let s = summary;
+    let verb = if check { "under_old_key" } else { "rewritten" };
+    println!("{verb} {}", s.rewritten);
+    println!("already_new {}", s.already_new);
+    println!("not_encrypted {}", s.not_encrypted);
+    println!("unreadable {}", s.unreadable);
+    println!("gone {}", s.gone);
+    println!("contended {}", s.contended);
+    println!("total {}", s.total);
+    if check && s.rewritten > 0 {
+        return Err(Failure(
+            3,
+            format!(
+                "{} entries are still under an old key: run `store rekey` without --check",
+                s.rewritten
+            ),
+        ));
+    }
+    if !s.complete() {
+        return Err(Failure(
+            3,
+            format!(
+                "{} entries no given key opens, {} kept changing: run again, or check the keys",
+                s.unreadable, s.contended
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn jwt_keys(key: &str, previous: &[String]) -> Result<(), Failure> {
+    use fastmcp_auth::keys::key_fingerprint;
+    use fastmcp_auth::proxy::secret_policy::key_weakness;
+    let mut weak = 0;
+    let roles =
+        std::iter::once("current".to_owned()).chain((1..=previous.len()).map(|i| format!("previous#{i}")));
+    let mut seen = std::collections::HashSet::new();
+    for (role, k) in roles.zip(std::iter::once(key).chain(previous.iter().map(String::as_str))) {
+        if k.is_empty() {
+            return Err(usage(format!("the {role} key is empty")));
+        }
+        let fp = key_fingerprint(k.as_bytes());
+        let mut state = match key_weakness(k) {
+            Some(w) => {
+                weak += 1;
+                format!("weak: {w}")
+            }
+            None => "ok".to_owned(),
+        };
+        if !seen.insert(fp.clone()) {
+            state.push_str(" (same key as above)");
+        }
+        println!("{role} {fp} {} bytes {state}", k.len());
+    }
+    println!(
+        "tokens are signed with {}; {} verify",
+        key_fingerprint(key.as_bytes()),
+        if previous.is_empty() {
+            "only it".to_owned()
+        } else {
+            format!("all {}", previous.len() + 1)
+        }
+    );
+    if weak > 0 {
+        return Err(Failure(
+            3,
+            format!("{weak} weak key(s): replace them (see README, Key rotation runbook)"),
+        ));
     }
     Ok(())
 }

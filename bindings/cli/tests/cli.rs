@@ -260,3 +260,134 @@ fn demo_runs() {
     let out = ok(&["demo", "--dir", dir.path().join("d").to_str().unwrap()]);
     assert!(out.contains("demo: all steps passed"));
 }
+
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fastmcp-auth"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn store_rekey() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (old, new) = (
+        "old-key-for-the-rekey-test-0123456789",
+        "new-key-for-the-rekey-test-9876543210",
+    );
+    for i in 0..20 {
+        let ttl = if i % 2 == 0 { "3600" } else { "0" };
+        let v = format!("{{\"i\":{i}}}");
+        ok(&[
+            "store",
+            "--dir",
+            d,
+            "--encryption-key",
+            old,
+            "put",
+            &format!("k{i}"),
+            &v,
+            "--ttl",
+            ttl,
+        ]);
+    }
+    ok(&["store", "--dir", d, "put", "ratelimit:x", "123"]);
+    let keys = [
+        ("FASTMCP_AUTH_OLD_ENCRYPTION_KEY", old),
+        ("FASTMCP_AUTH_NEW_ENCRYPTION_KEY", new),
+    ];
+    // --check counts and writes nothing; exit 3 while entries are under the old key.
+    let o = run_env(&["store", "--dir", d, "rekey", "--check"], &keys);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(3), "{out}{err}");
+    assert!(
+        out.starts_with("under_old_key 20\nalready_new 0\nnot_encrypted 1\n"),
+        "{out}"
+    );
+    // The keys, given through the environment, appear nowhere.
+    assert!(!out.contains(old) && !err.contains(old) && !out.contains(new) && !err.contains(new));
+    let o = run_env(&["store", "--dir", d, "rekey"], &keys);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "rewritten 20\nalready_new 0\nnot_encrypted 1\nunreadable 0\ngone 0\ncontended 0\ntotal 21\n"
+    );
+    assert_eq!(
+        ok(&["store", "--dir", d, "--encryption-key", new, "get", "k7"]),
+        "{\"i\":7}"
+    );
+    assert_eq!(
+        code(&["store", "--dir", d, "--encryption-key", old, "get", "k7"]),
+        1
+    );
+    // Rerun: nothing left to do; --check now passes.
+    let o = run_env(&["store", "--dir", d, "rekey", "--check"], &keys);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("already_new 20"));
+    // Entries no given key opens: reported, exit 3, left alone.
+    ok(&[
+        "store",
+        "--dir",
+        d,
+        "--encryption-key",
+        "a-third-key-nobody-gave",
+        "put",
+        "stray",
+        "1",
+    ]);
+    let o = run_env(&["store", "--dir", d, "rekey"], &keys);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("unreadable 1"));
+    // Usage: no old key, or the new key also given as old.
+    assert_eq!(code(&["store", "--dir", d, "rekey", "--new-key", new]), 2);
+    let o = run_env(&["store", "--dir", d, "rekey", "--old-key", new], &[keys[1]]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("also given as an old key"));
+}
+
+#[test]
+fn jwt_key_set_state() {
+    let strong = "c2VjcmV0LWtleS1vZi10aGlydHktdHdvLWJ5dGVzIQ";
+    let o = run_env(
+        &["jwt", "keys"],
+        &[
+            ("FASTMCP_AUTH_JWT_SIGNING_KEY", strong),
+            (
+                "FASTMCP_AUTH_PREVIOUS_JWT_SIGNING_KEYS",
+                "b2xkLWtleS1vZi10aGlydHktdHdvLWJ5dGVzLCE,aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            ),
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("current ") && lines[0].ends_with(" ok"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("previous#1 ") && lines[1].ends_with(" ok"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("previous#2 ") && lines[2].contains("weak"),
+        "{out}"
+    );
+    assert!(lines[3].starts_with("tokens are signed with "), "{out}");
+    assert!(!out.contains(strong) && !out.contains("aaaaaaaa"));
+    // The fingerprint is stable and tells keys apart.
+    let fp = |k: &str| {
+        String::from_utf8_lossy(&run_env(&["jwt", "keys"], &[("FASTMCP_AUTH_JWT_SIGNING_KEY", k)]).stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(fp(strong), fp(strong));
+    assert_ne!(fp(strong), fp("ZGlmZmVyZW50LWtleS1vZi10aGlydHktdHdvLWJ5dGVz"));
+    assert_eq!(code(&["jwt", "keys"]), 2);
+}

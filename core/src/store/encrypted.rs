@@ -86,6 +86,12 @@ impl Keyring {
 
     /// Decrypts a stored string with any key of the ring.
     pub fn decrypt(&self, stored: &str) -> Result<Value> {
+        self.decrypt_indexed(stored).map(|(v, _)| v)
+    }
+
+    /// Decrypts a stored string with any key of the ring, and says which: 0 is the current key, 1.. the previous
+    /// keys in the order given.
+    pub fn decrypt_indexed(&self, stored: &str) -> Result<(Value, usize)> {
         let mut parts = stored.split(':');
         let (Some(iv), Some(tag), Some(ct), None) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
@@ -97,7 +103,7 @@ impl Keyring {
         if iv.len() != 16 || tag.len() != 16 {
             return Err(Error::DecryptFailed("IV and tag must be 16 bytes"));
         }
-        for cipher in self.ciphers.iter() {
+        for (index, cipher) in self.ciphers.iter().enumerate() {
             let mut buf = Zeroizing::new(ct.to_vec());
             let ok = cipher
                 .decrypt_in_place_detached(
@@ -109,6 +115,7 @@ impl Keyring {
                 .is_ok();
             if ok {
                 return serde_json::from_slice(&buf)
+                    .map(|v| (v, index))
                     .map_err(|_| Error::DecryptFailed("plaintext is not JSON"));
             }
         }

@@ -154,6 +154,21 @@ impl SyncStore for MemoryStore {
         Ok(self.inner.lock()?.keys().cloned().collect())
     }
 
+    fn replace_sync(&self, key: &str, expected: &Value, new: Value) -> Result<Option<super::Replaced>> {
+        validate_key(key)?;
+        let now = now_ms();
+        let mut map = self.inner.lock()?;
+        Ok(Some(match map.get_mut(key) {
+            Some(e) if e.expires_at < now => super::Replaced::Absent,
+            Some(e) if e.value == *expected => {
+                e.value = new;
+                super::Replaced::Replaced
+            }
+            Some(_) => super::Replaced::Changed,
+            None => super::Replaced::Absent,
+        }))
+    }
+
     fn close_sync(&self) {
         self.sweeper.stop();
         self.inner.closed.store(true, Ordering::Release);

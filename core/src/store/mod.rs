@@ -19,12 +19,14 @@ mod disk_guard;
 mod encrypted;
 mod memory;
 mod redis;
+mod rekey;
 mod sweeper;
 
 pub use disk::{DiskStore, DiskStoreOptions, FileNaming, MAX_ENTRY_BYTES};
 pub use encrypted::{EncryptedStore, Keyring};
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, RedisStoreOptions};
+pub use rekey::{rekey, RekeySummary};
 
 /// Keys longer than this are refused by every store (a key is an identifier, not a payload).
 pub const MAX_KEY_BYTES: usize = 64 * 1024;
@@ -72,8 +74,28 @@ pub trait Store: Send + Sync + 'static {
         let _ = (key, period, burst, cost, partial);
         Ok(None)
     }
+    /// Compare-and-swap for tools that rewrite entries while servers use them (`fastmcp-auth store rekey`):
+    /// stores `new` under `key` only if the live value is still `expected`, keeping the entry's expiry; another
+    /// writer's value is never overwritten. `Ok(None)` (the default): this store cannot do it atomically.
+    /// MemoryStore (under its lock), DiskStore (an atomic exchange of files, then a check of what it displaced)
+    /// and RedisStore (a script) can.
+    async fn replace(&self, key: &str, expected: &Value, new: Value) -> Result<Option<Replaced>> {
+        let _ = (key, expected, new);
+        Ok(None)
+    }
     /// Stops background work (sweeps, connections). Later operations fail with [`Error::Closed`].
     fn close(&self) {}
+}
+
+/// What [`Store::replace`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replaced {
+    /// The value was the expected one and is now the new one, with its expiry unchanged.
+    Replaced,
+    /// Another writer changed the value meanwhile: left as that writer wrote it.
+    Changed,
+    /// No live value under the key (deleted, taken or expired meanwhile).
+    Absent,
 }
 
 /// What one step of a shared rate limit answered ([`Store::rate_limit`]).
@@ -106,6 +128,11 @@ pub trait SyncStore: Send + Sync {
     fn keys_sync(&self) -> Result<Vec<String>>;
     /// See [`Store::close`].
     fn close_sync(&self) {}
+    /// [`Store::replace`], synchronously.
+    fn replace_sync(&self, key: &str, expected: &Value, new: Value) -> Result<Option<Replaced>> {
+        let _ = (key, expected, new);
+        Ok(None)
+    }
     /// The value as compact JSON text; stores that keep JSON text (disk) skip building a `Value`.
     fn get_json_text(&self, key: &str) -> Result<Option<String>> {
         Ok(self.get_sync(key)?.map(|v| v.to_string()))
@@ -147,6 +174,14 @@ macro_rules! impl_store_via_sync {
             }
             fn as_sync(&self) -> Option<&dyn $crate::store::SyncStore> {
                 Some(self)
+            }
+            async fn replace(
+                &self,
+                key: &str,
+                expected: &$crate::store::Value,
+                new: $crate::store::Value,
+            ) -> $crate::Result<Option<$crate::store::Replaced>> {
+                $crate::store::SyncStore::replace_sync(self, key, expected, new)
             }
             fn close(&self) {
                 $crate::store::SyncStore::close_sync(self)
@@ -195,6 +230,9 @@ impl<T: Store + ?Sized> Store for Arc<T> {
         partial: bool,
     ) -> Result<Option<RateLimitAnswer>> {
         (**self).rate_limit(key, period, burst, cost, partial).await
+    }
+    async fn replace(&self, key: &str, expected: &Value, new: Value) -> Result<Option<Replaced>> {
+        (**self).replace(key, expected, new).await
     }
     fn close(&self) {
         (**self).close()

@@ -284,6 +284,45 @@ impl Store for RedisStore {
         }))
     }
 
+    /// Reads the raw text, compares its JSON with `expected` here, then swaps in one script only if the text is
+    /// still byte-for-byte what was read, keeping the remaining time to live (`PTTL` → `PX`).
+    async fn replace(&self, key: &str, expected: &Value, new: Value) -> Result<Option<super::Replaced>> {
+        use super::Replaced;
+        const SWAP: &str = r"
+            if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+            local ttl = redis.call('PTTL', KEYS[1])
+            if ttl > 0 then
+                redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+            else
+                redis.call('SET', KEYS[1], ARGV[2])
+            end
+            return 1";
+        let k = self.key(key)?;
+        let mut conn = self.conn.clone();
+        let raw: Option<String> = conn.get(&k).await.map_err(|e| redis_err("replace", e))?;
+        let Some(raw) = raw else {
+            return Ok(Some(Replaced::Absent));
+        };
+        if serde_json::from_str::<Value>(&raw).ok().as_ref() != Some(expected) {
+            return Ok(Some(Replaced::Changed));
+        }
+        let text = serde_json::to_string(&new)?;
+        let swapped: i64 = redis::cmd("EVAL")
+            .arg(SWAP)
+            .arg(1)
+            .arg(&k)
+            .arg(&raw)
+            .arg(text)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_err("replace", e))?;
+        Ok(Some(if swapped == 1 {
+            Replaced::Replaced
+        } else {
+            Replaced::Changed
+        }))
+    }
+
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
     }
