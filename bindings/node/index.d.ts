@@ -270,6 +270,11 @@ export interface OAuthProxyConfig {
   strict?: boolean;
   /** Rate limits of the endpoints (fastmcp-auth's own), or `false` for none. */
   rateLimits?: RateLimitsOptions | boolean;
+  /**
+   * Also count issued tokens per client in `metrics()` (`fastmcp_auth_tokens_issued_by_client_total{client_id,
+   * grant}`; the first 1,000 client ids, later ones as `other`). Default false: every registration adds a series.
+   */
+  metricsClientIds?: boolean;
   enableTokenSwap?: boolean;
   encryptionKey?: false | string;
   extraAuthorizationParams?: Record<string, string>;

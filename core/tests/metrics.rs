@@ -138,6 +138,7 @@ fn a_flow_moves_every_counter_and_no_label_names_anyone() {
             "fastmcp_auth_store_operation_duration_seconds_count{op=\"take\"}"
         ) >= 2.0
     );
+    assert!(!text.contains("tokens_issued_by_client"), "opt-in only");
     for secret in [
         client_id.as_str(),
         code.as_str(),
@@ -147,4 +148,49 @@ fn a_flow_moves_every_counter_and_no_label_names_anyone() {
     ] {
         assert!(!text.contains(secret), "the metrics show {secret}");
     }
+}
+
+/// Opt-in per-client counts, and the stores' sweep figures.
+#[test]
+fn client_ids_when_opted_in_and_sweeps() {
+    let mut c = OAuthProxyConfig::new(
+        "http://127.0.0.1:8000",
+        "http://127.0.0.1:1/authorize",
+        "http://127.0.0.1:1/token",
+        "up",
+        "up-secret",
+    );
+    c.metrics_client_ids = true;
+    // Built from JSON too.
+    let j = json!({"base_url": "http://127.0.0.1:8000", "upstream_authorization_endpoint": "http://127.0.0.1:1/a",
+        "upstream_token_endpoint": "http://127.0.0.1:1/t", "upstream_client_id": "u", "upstream_client_secret": "s",
+        "metrics_client_ids": true});
+    assert!(OAuthProxyConfig::from_json(&j).unwrap().metrics_client_ids);
+    let p = OAuthProxy::new(c).unwrap();
+    let text = p.as_async().metrics_text();
+    assert!(
+        text.contains("# TYPE fastmcp_auth_tokens_issued_by_client counter"),
+        "{text}"
+    );
+
+    // A DiskStore sweep (here: the full scan at open, and an explicit cleanup) shows in every proxy's metrics.
+    let dir = tempfile::tempdir().unwrap();
+    let store = fastmcp_auth::blocking::Store::disk(fastmcp_auth::DiskStoreOptions::new(dir.path())).unwrap();
+    store
+        .save("gone", json!(1), Some(std::time::Duration::from_millis(1)))
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let before = p.as_async().metrics_text();
+    let runs = |t: &str| value(t, "fastmcp_auth_store_sweeps_total{store=\"disk\"}");
+    let removed = |t: &str| {
+        value(
+            t,
+            "fastmcp_auth_store_sweep_removed_entries_total{store=\"disk\"}",
+        )
+    };
+    store.as_async().as_sync().unwrap().cleanup_sync().unwrap();
+    let after = p.as_async().metrics_text();
+    assert!(runs(&after) > runs(&before), "{after}");
+    assert!(removed(&after) >= removed(&before) + 1.0, "{after}");
+    assert!(after.contains("fastmcp_auth_store_sweep_duration_seconds_count{store=\"disk\"}"));
 }

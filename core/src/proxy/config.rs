@@ -266,6 +266,10 @@ pub struct OAuthProxyConfig {
     pub cimd: CimdOptions,
     /// Rate limits of the endpoints (429 with `Retry-After`); see [`RateLimits`].
     pub rate_limits: RateLimits,
+    /// Also count issued tokens per client (`fastmcp_auth_tokens_issued_by_client_total{client_id, grant}`), for
+    /// the first 1,000 client ids (later ones as `client_id="other"`): opt-in, as every registration adds a series.
+    /// Default false.
+    pub metrics_client_ids: bool,
     /// Refuse to start on any production finding ([`production_findings`](Self::production_findings): a missing or
     /// weak key, plain http to a non-loopback host) instead of logging it as a warning. Default false.
     pub strict: bool,
@@ -347,6 +351,7 @@ impl OAuthProxyConfig {
             custom_claims_passthrough: None,
             cimd: CimdOptions::default(),
             rate_limits: RateLimits::default(),
+            metrics_client_ids: false,
             strict: false,
         }
     }
@@ -517,6 +522,7 @@ impl OAuthProxyConfig {
             "custom_claims_passthrough",
             "cimd",
             "rate_limits",
+            "metrics_client_ids",
             "strict",
         ];
         if let Some(k) = m.keys().find(|k| !KNOWN.contains(&k.as_str())) {
@@ -560,6 +566,7 @@ impl OAuthProxyConfig {
             require_pkce: b,
             consent_required: b,
             forward_pkce: b,
+            metrics_client_ids: b,
             strict: b,
         );
         match m.get("extra_authorization_params") {

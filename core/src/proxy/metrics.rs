@@ -1,6 +1,7 @@
 //! The proxy's Prometheus metrics (the production checklist's "monitor"): what an operator pages on, as text
 //! exposition (`OAuthProxy::metrics_text`, one registry per proxy). No label ever carries a token, a secret, a
-//! user, a client id or an address: label values are fixed words from the code, so cardinality is bounded.
+//! user, a client id or an address: label values are fixed words from the code, so cardinality is bounded. The one
+//! exception is opt-in (`metrics_client_ids`): tokens issued per client id, capped at 1,000 series.
 //!
 //! | metric | labels |
 //! |---|---|
@@ -14,6 +15,7 @@
 //! | `fastmcp_auth_consent_total` | `outcome` (`approved`, `denied`, `binding_failed`) |
 //! | `fastmcp_auth_registrations_total` | — |
 //! | `fastmcp_auth_client_metadata_fetches_total` | `outcome` (`ok`, `refused`, `rejected`, `unreachable`, `unavailable`) |
+//! | `fastmcp_auth_store_sweeps_total`, `…_store_sweep_scanned_entries_total`, `…_store_sweep_removed_entries_total`, `…_store_sweep_duration_seconds` | `store` (`memory`, `disk`); process-wide |
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +52,16 @@ pub(super) struct Metrics {
     pub consent: Family<L1, Counter>,
     pub registrations: Counter,
     pub cimd_fetches: Family<L1, Counter>,
+    /// Tokens issued per client, when the operator opted in (`metrics_client_ids`).
+    by_client: Option<ByClient>,
+}
+
+/// Most client ids given their own series; later ones share `client_id="other"`.
+const MAX_CLIENT_SERIES: usize = 1000;
+
+struct ByClient {
+    family: Family<Vec<(&'static str, String)>, Counter>,
+    seen: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Metrics {
@@ -60,6 +72,49 @@ impl Metrics {
             "Rate-limit counts the store failed to take (the requests were let through)",
             c,
         );
+    }
+
+    /// Opts in to `tokens_issued_by_client` (config `metrics_client_ids`).
+    pub(super) fn register_by_client(&mut self) {
+        let family = Family::default();
+        self.registry.register(
+            "tokens_issued_by_client",
+            "Tokens issued, by client and grant (opt-in; the first 1000 client ids, then \"other\")",
+            family.clone(),
+        );
+        self.by_client = Some(ByClient {
+            family,
+            seen: Default::default(),
+        });
+    }
+
+    /// Counts an issued token for `client_id` when opted in.
+    pub(super) fn issued_to(&self, client_id: &str, grant: &'static str) {
+        let Some(b) = &self.by_client else { return };
+        // A label value is printed inside quotes: only characters that need no escaping, at most 256.
+        let clean: String = client_id
+            .chars()
+            .take(256)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._:/-~".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let label = {
+            let mut seen = b.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.contains(&clean) || seen.len() < MAX_CLIENT_SERIES {
+                seen.insert(clean.clone());
+                clean
+            } else {
+                "other".to_owned()
+            }
+        };
+        b.family
+            .get_or_create(&vec![("client_id", label), ("grant", grant.to_owned())])
+            .inc();
     }
 
     pub(super) fn new() -> Metrics {
@@ -77,6 +132,7 @@ impl Metrics {
             consent: Family::default(),
             registrations: Counter::default(),
             cimd_fetches: Family::default(),
+            by_client: None,
         };
         registry.register(
             "tokens_issued",
@@ -128,6 +184,27 @@ impl Metrics {
             "client_metadata_fetches",
             "Client ID Metadata Document fetches, by outcome",
             m.cimd_fetches.clone(),
+        );
+        let sweeps = crate::store::sweep_stats().clone();
+        registry.register(
+            "store_sweeps",
+            "Expiry sweeps of MemoryStore and DiskStore in this process (background or cleanup())",
+            sweeps.runs,
+        );
+        registry.register(
+            "store_sweep_scanned_entries",
+            "Entries the sweeps looked at (DiskStore: every file on a full scan, the index's expired ones otherwise)",
+            sweeps.scanned,
+        );
+        registry.register(
+            "store_sweep_removed_entries",
+            "Expired entries the sweeps removed",
+            sweeps.removed,
+        );
+        registry.register(
+            "store_sweep_duration_seconds",
+            "Duration of the expiry sweeps",
+            sweeps.seconds,
         );
         Metrics { registry, ..m }
     }
@@ -221,5 +298,43 @@ impl Store for MeteredStore {
     }
     fn close(&self) {
         self.inner.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_opt_in_cleaned_and_capped() {
+        let mut m = Metrics::new();
+        m.issued_to("c1", "refresh_token");
+        assert!(!m.text().contains("c1"), "off by default");
+        m.register_by_client();
+        m.issued_to("c1", "authorization_code");
+        m.issued_to("c1", "authorization_code");
+        m.issued_to("https://app.example/cl\"ient\n", "refresh_token");
+        for i in 0..MAX_CLIENT_SERIES + 10 {
+            m.issued_to(&format!("x{i}"), "refresh_token");
+        }
+        let t = m.text();
+        assert!(
+            t.contains(
+                "fastmcp_auth_tokens_issued_by_client_total{client_id=\"c1\",grant=\"authorization_code\"} 2"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("client_id=\"https://app.example/cl_ient_\""), "{t}");
+        assert!(
+            t.contains(
+                "fastmcp_auth_tokens_issued_by_client_total{client_id=\"other\",grant=\"refresh_token\"} 12"
+            ),
+            "{t}"
+        );
+        let series = t
+            .lines()
+            .filter(|l| l.starts_with("fastmcp_auth_tokens_issued_by_client_total"))
+            .count();
+        assert_eq!(series, MAX_CLIENT_SERIES + 1);
     }
 }

@@ -125,6 +125,9 @@ impl OAuthProxy {
         };
         let limiter = Limiter::new(&config.rate_limits);
         let mut metrics = Metrics::new();
+        if config.metrics_client_ids {
+            metrics.register_by_client();
+        }
         metrics.register_rate_limit_errors(limiter.store_errors());
         let metrics = Arc::new(metrics);
         let store: Arc<dyn Store> = Arc::new(MeteredStore {

@@ -69,6 +69,9 @@ impl OAuthProxy {
         };
         let Some(e) = error else {
             Metrics::count(&m.tokens_issued, "grant", grant);
+            if let Some(id) = req.client_id.as_deref() {
+                m.issued_to(id, grant);
+            }
             if grant == "authorization_code" {
                 Metrics::count(&m.codes, "outcome", "redeemed");
             } else {

@@ -829,8 +829,10 @@ impl Inner {
         if due {
             return Ok(self.full_scan());
         }
+        let started = Instant::now();
         let now = now_ms();
         let expired = self.lock_index().drain_expired(now);
+        let scanned = expired.len() as u64;
         let mut removed = 0;
         for name in expired {
             match self.remove_if_expired(&name, now as f64) {
@@ -841,6 +843,7 @@ impl Inner {
                 }
             }
         }
+        super::sweep_stats::record("disk", scanned, removed, started.elapsed());
         Ok(removed)
     }
 
@@ -899,6 +902,7 @@ impl Inner {
     /// Reads every file: removes the expired, rebuilds the index, clears crash leftovers. The files are read by
     /// up to four threads (a scan is one open+read per file, so it is bound by syscalls, not by bandwidth).
     fn full_scan(&self) -> u64 {
+        let started = Instant::now();
         let now = now_ms();
         let Ok(rd) = fs::read_dir(&self.dir) else { return 0 };
         let mut names = Vec::new();
@@ -920,6 +924,7 @@ impl Inner {
                 }
             }
         }
+        let scanned = names.len() as u64;
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 4);
@@ -966,6 +971,7 @@ impl Inner {
             }
         }
         *self.last_full_scan.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        super::sweep_stats::record("disk", scanned, removed, started.elapsed());
         removed
     }
 

@@ -35,11 +35,15 @@ impl Inner {
     }
 
     fn sweep(&self) -> u64 {
+        let started = std::time::Instant::now();
         let now = now_ms();
         let Ok(mut map) = self.lock() else { return 0 };
         let before = map.len();
         map.retain(|_, e| e.expires_at >= now);
-        (before - map.len()) as u64
+        let removed = (before - map.len()) as u64;
+        drop(map);
+        super::sweep_stats::record("memory", before as u64, removed, started.elapsed());
+        removed
     }
 }
 

@@ -20,6 +20,7 @@ mod encrypted;
 mod memory;
 mod redis;
 mod rekey;
+mod sweep_stats;
 mod sweeper;
 
 pub use disk::{DiskStore, DiskStoreOptions, FileNaming, MAX_ENTRY_BYTES};
@@ -27,6 +28,7 @@ pub use encrypted::{EncryptedStore, Keyring};
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, RedisStoreOptions};
 pub use rekey::{rekey, RekeySummary};
+pub(crate) use sweep_stats::stats as sweep_stats;
 
 /// Keys longer than this are refused by every store (a key is an identifier, not a payload).
 pub const MAX_KEY_BYTES: usize = 64 * 1024;
