@@ -8,6 +8,22 @@
 #include <stdint.h>
 
 /*
+ Major version of the header and library (semantic versioning: the ABI is stable within a major version, and
+ `libfastmcp_auth.so.<major>` is the SONAME). Checked against Cargo.toml by `ffi/tests/header.rs`.
+ */
+#define FASTMCP_AUTH_VERSION_MAJOR 0
+
+/*
+ Minor version.
+ */
+#define FASTMCP_AUTH_VERSION_MINOR 1
+
+/*
+ Patch version.
+ */
+#define FASTMCP_AUTH_VERSION_PATCH 0
+
+/*
  Token use: access.
  */
 #define FASTMCP_AUTH_TOKEN_ACCESS 0
@@ -16,6 +32,31 @@
  Token use: refresh.
  */
 #define FASTMCP_AUTH_TOKEN_REFRESH 1
+
+/*
+ Level of a log record: an error.
+ */
+#define FASTMCP_AUTH_LOG_LEVEL_ERROR 1
+
+/*
+ Level of a log record: a warning (the usual `max_level`: warnings and errors).
+ */
+#define FASTMCP_AUTH_LOG_LEVEL_WARN 2
+
+/*
+ Level of a log record: information.
+ */
+#define FASTMCP_AUTH_LOG_LEVEL_INFO 3
+
+/*
+ Level of a log record: debugging detail.
+ */
+#define FASTMCP_AUTH_LOG_LEVEL_DEBUG 4
+
+/*
+ Level of a log record: tracing detail.
+ */
+#define FASTMCP_AUTH_LOG_LEVEL_TRACE 5
 
 /*
  What every fallible function returns. Numbers are ABI: grouped by category, never reused.
@@ -130,6 +171,17 @@ typedef struct fastmcp_auth_proxy fastmcp_auth_proxy;
 typedef struct fastmcp_auth_store fastmcp_auth_store;
 
 /*
+ Receives one log record: `level`, `target` (the module, e.g. "fastmcp_auth::proxy::refresh") and `message`
+ (the text, then ` name=value` per field), NUL-terminated UTF-8 valid only during the call. Called on the
+ thread that logged (any thread, possibly several at once): it must be thread-safe, quick, and must not call
+ back into this library. No record ever holds a token, secret or key.
+ */
+typedef void (*fastmcp_auth_log_callback)(void *userdata,
+                                          uint32_t level,
+                                          const char *target,
+                                          const char *message);
+
+/*
  A store implemented by the C caller. Every callback receives `userdata` first and returns 0 on success
  (any other value fails the operation with `FASTMCP_AUTH_RESULT_CALLBACK_FAILED`). Callbacks may be called from
  several threads at once and must be thread-safe.
@@ -175,7 +227,8 @@ extern "C" {
 #endif // __cplusplus
 
 /*
- The library version, e.g. "0.1.0" (static; do not free).
+ The library version, e.g. "0.1.0" (static; do not free). Compare with the `FASTMCP_AUTH_VERSION_*` macros to
+ detect a header/library mismatch.
  */
 const char *fastmcp_auth_version(void);
 
@@ -291,6 +344,16 @@ fastmcp_auth_result fastmcp_auth_pkce_validate(const char *verifier,
                                                const char *challenge,
                                                const char *method,
                                                bool *valid_out);
+
+/*
+ Sends the library's log records at `max_level` and more severe (`FASTMCP_AUTH_LOG_LEVEL_WARN`: warnings and
+ errors) to `callback`, replacing any previous one; NULL stops logging. Without a callback nothing is logged
+ (the default). The `userdata` stays the caller's. Returns `INVALID_ARGUMENT` for a level outside 1–5 or when
+ the process already installed another Rust `tracing` subscriber (records then go there).
+ */
+fastmcp_auth_result fastmcp_auth_set_log_callback(fastmcp_auth_log_callback callback,
+                                                  void *userdata,
+                                                  uint32_t max_level);
 
 /*
  A new proxy. `config_json`: the fields of the Rust `OAuthProxyConfig` (snake_case; durations in seconds;

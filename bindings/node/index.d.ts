@@ -275,6 +275,13 @@ export interface OAuthProxyConfig {
    * grant}`; the first 1,000 client ids, later ones as `other`). Default false: every registration adds a series.
    */
   metricsClientIds?: boolean;
+  /**
+   * Where the library's log records go (fastmcp-auth's own): a console-like object, or `null` for nowhere. Default
+   * `console`. Records are process-wide: the last proxy built with `logger`/`logLevel` (or `setLogger`) decides.
+   */
+  logger?: LoggerLike | null;
+  /** The most verbose level sent to `logger`: `'error'`, `'warn'` (default), `'info'`, `'debug'`, `'trace'`. */
+  logLevel?: LogLevel;
   enableTokenSwap?: boolean;
   encryptionKey?: false | string;
   extraAuthorizationParams?: Record<string, string>;
@@ -444,3 +451,21 @@ export declare class OAuthProxy {
   /** `remoteAddress` (extra): the caller's address, for the rate limits (`mount` passes it). */
   token(body: string, authorization?: string, remoteAddress?: string): Promise<TokenResponse>;
 }
+
+/** Levels of the library's log records. */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+/** A console-like logger: called with one string, `[fastmcp-auth] <message> (<module>)`. */
+export interface LoggerLike {
+  error?(message: string): void;
+  warn?(message: string): void;
+  info?(message: string): void;
+  debug?(message: string): void;
+  log?(message: string): void;
+}
+
+/**
+ * Where the library's log records go (warnings and errors by default, to `console`): a console-like object or
+ * `null` for nowhere; `level` is the most verbose level sent. Process-wide. Records never hold a token, secret or key.
+ */
+export declare function setLogger(logger: LoggerLike | null, options?: { level?: LogLevel }): void;

@@ -21,6 +21,40 @@ function loadNative() {
 
 const native = loadNative();
 
+// ---- logging -----------------------------------------------------------------------------------------------------
+// The core's records ("jwt_signing_key is not set: tokens die with this process", "refresh token replay detected",
+// "upstream token endpoint unreachable", ...) go to a logger, `console` by default, warnings and errors only. The
+// records are the process's (one core per process): `setLogger` / the `logger` option of the last OAuthProxy built
+// decides where they go. A record never holds a token, secret or key.
+const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'];
+let logger = console;
+
+function forward(level, target, message) {
+  const l = logger;
+  if (l == null) return;
+  const fn = l[level] ?? (level === 'trace' ? l.debug : undefined) ?? l.log;
+  try {
+    if (typeof fn === 'function') fn.call(l, `[fastmcp-auth] ${message} (${target})`);
+  } catch {
+    // A logger's own failure is not ours to raise in the middle of a request.
+  }
+}
+
+/**
+ * Where the library's log records go: a console-like object (`error`, `warn`, `info`, `debug` methods; `log` as
+ * the fallback), or `null` for nowhere. `level`: the most verbose level sent, `'warn'` by default.
+ */
+function setLogger(next, { level = 'warn' } = {}) {
+  if (next !== null && (typeof next !== 'object' || next === undefined)) {
+    throw new TypeError('setLogger: logger must be a console-like object or null');
+  }
+  if (!LOG_LEVELS.includes(level)) throw new TypeError(`setLogger: level must be one of ${LOG_LEVELS.join(', ')}`);
+  logger = next;
+  native.setLogSink(next === null ? null : forward, level);
+}
+
+native.setLogSink(forward, 'warn');
+
 // ---- errors ------------------------------------------------------------------------------------------------------
 
 /** A library error; `code` is stable (`invalid_key`, `storage_io`, `store_closed`, `not_a_directory`, ...). */
@@ -489,6 +523,8 @@ function coreConfig(config) {
     if (v === undefined) continue;
     switch (k) {
       case 'tokenStorage':
+      case 'logger':
+      case 'logLevel':
         break;
       case 'encryptionKey':
         if (v === false) out.encryption_disabled = true;
@@ -668,6 +704,10 @@ class OAuthProxy {
 
   constructor(config) {
     if (!config || typeof config !== 'object') throw new TypeError('OAuthProxy: config must be an object');
+    // Before the core sees the config, so that its findings (missing keys, plain http) reach this logger.
+    if (config.logger !== undefined || config.logLevel !== undefined) {
+      setLogger(config.logger === undefined ? logger : config.logger, { level: config.logLevel ?? 'warn' });
+    }
     const json = JSON.stringify(coreConfig(config));
     // Validates the config (errors throw here, as fastmcp's) and fixes the metadata, which needs no store.
     this.#metadata = callNative(() => native.proxyMetadata(json));
@@ -1001,4 +1041,5 @@ module.exports = {
   PKCEUtils,
   RedisStore,
   deriveJwtKey,
+  setLogger,
 };

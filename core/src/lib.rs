@@ -14,6 +14,7 @@ pub mod blocking;
 pub mod error;
 pub mod jwt;
 pub mod keys;
+pub mod log;
 pub mod pkce;
 pub mod proxy;
 pub mod runtime;

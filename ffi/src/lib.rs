@@ -13,16 +13,27 @@
 use std::ffi::{c_char, CString};
 
 mod jwt;
+mod log;
 mod proxy;
 mod result;
 mod store;
 
 pub use jwt::*;
+pub use log::*;
 pub use proxy::*;
 pub use result::fastmcp_auth_result;
 pub use store::*;
 
-/// The library version, e.g. "0.1.0" (static; do not free).
+/// Major version of the header and library (semantic versioning: the ABI is stable within a major version, and
+/// `libfastmcp_auth.so.<major>` is the SONAME). Checked against Cargo.toml by `ffi/tests/header.rs`.
+pub const FASTMCP_AUTH_VERSION_MAJOR: u32 = 0;
+/// Minor version.
+pub const FASTMCP_AUTH_VERSION_MINOR: u32 = 1;
+/// Patch version.
+pub const FASTMCP_AUTH_VERSION_PATCH: u32 = 0;
+
+/// The library version, e.g. "0.1.0" (static; do not free). Compare with the `FASTMCP_AUTH_VERSION_*` macros to
+/// detect a header/library mismatch.
 #[no_mangle]
 pub extern "C" fn fastmcp_auth_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char

@@ -80,12 +80,16 @@ fn c_programs() {
     let dir = tempfile::tempdir().unwrap();
     let shared = dir.path().join("test_ffi_shared");
     let static_ = dir.path().join("test_ffi_static");
+    // The program records the SONAME (libfastmcp_auth.so.0) and the loader looks for that name: the link an install
+    // makes, made here next to the program.
+    let soname = format!("libfastmcp_auth.so.{}", env!("CARGO_PKG_VERSION_MAJOR"));
+    std::os::unix::fs::symlink(&so, dir.path().join(&soname)).unwrap();
     compile(
         &shared,
         &[
             &format!("-L{}", lib.display()),
             "-lfastmcp_auth",
-            &format!("-Wl,-rpath,{}", lib.display()),
+            &format!("-Wl,-rpath,{}", dir.path().display()),
         ],
     );
     compile(&static_, &[a.to_str().unwrap(), "-lpthread", "-ldl", "-lm"]);
@@ -132,6 +136,47 @@ fn install_and_pkg_config_example() {
         .status()
         .unwrap();
     assert!(st.success(), "install-c.sh failed");
+    // The SONAME and the usual links: libfastmcp_auth.so -> .so.0 -> .so.<version>.
+    let libdir = prefix.path().join("lib");
+    let major = env!("CARGO_PKG_VERSION_MAJOR");
+    let real = format!("libfastmcp_auth.so.{}", env!("CARGO_PKG_VERSION"));
+    assert!(libdir.join(&real).is_file());
+    assert_eq!(
+        std::fs::read_link(libdir.join(format!("libfastmcp_auth.so.{major}"))).unwrap(),
+        PathBuf::from(&real)
+    );
+    assert_eq!(
+        std::fs::read_link(libdir.join("libfastmcp_auth.so")).unwrap(),
+        PathBuf::from(format!("libfastmcp_auth.so.{major}"))
+    );
+    let dynamic = Command::new("readelf")
+        .arg("-d")
+        .arg(libdir.join(&real))
+        .output()
+        .unwrap();
+    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+    assert!(
+        dynamic.contains(&format!("Library soname: [libfastmcp_auth.so.{major}]")),
+        "{dynamic}"
+    );
+    // PREFIX as an environment variable (the usual `PREFIX=… make install` habit) works the same.
+    let env_prefix = tempfile::tempdir().unwrap();
+    let st = Command::new("bash")
+        .arg(root.join("scripts/install-c.sh"))
+        .args(["PROFILE=debug", "BUILD=0"])
+        .env("PREFIX", env_prefix.path())
+        .env("CARGO_TARGET_DIR", lib_dir().parent().unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(env_prefix.path().join("include/fastmcp_auth.h").is_file());
+    // An unknown argument is refused, not ignored.
+    let st = Command::new("bash")
+        .arg(root.join("scripts/install-c.sh"))
+        .args(["--prefix=/nowhere", "BUILD=0"])
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(2));
     let pc = Command::new("pkg-config")
         .args(["--cflags", "--libs", "fastmcp_auth"])
         .env("PKG_CONFIG_PATH", prefix.path().join("lib/pkgconfig"))

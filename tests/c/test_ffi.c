@@ -723,7 +723,52 @@ static void test_cimd(const char *idp, const char *doc_base, const char *ca_pem,
   fastmcp_auth_proxy_free(p);
 }
 
+/* ---- logging: the library's records reach a C callback --------------------------------------------------------- */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[65536];
+static size_t log_len = 0;
+static int log_warnings = 0;
+
+static void on_log(void *userdata, uint32_t level, const char *target, const char *message) {
+  int *calls = userdata;
+  pthread_mutex_lock(&log_lock);
+  (*calls)++;
+  if (level == FASTMCP_AUTH_LOG_LEVEL_WARN) log_warnings++;
+  int n = snprintf(log_text + log_len, sizeof log_text - log_len, "%u %s %s\n", level, target, message);
+  if (n > 0 && log_len + (size_t)n < sizeof log_text) log_len += (size_t)n;
+  pthread_mutex_unlock(&log_lock);
+}
+
+static int log_calls = 0;
+
+static void test_logging_start(void) {
+  RC(fastmcp_auth_set_log_callback(on_log, &log_calls, 9), FASTMCP_AUTH_RESULT_INVALID_ARGUMENT, "log level out of range");
+  RC(fastmcp_auth_set_log_callback(on_log, &log_calls, FASTMCP_AUTH_LOG_LEVEL_WARN), OK, "log callback set");
+  CHECK(FASTMCP_AUTH_VERSION_MAJOR == 0 && strncmp(fastmcp_auth_version(), "0.", 2) == 0, "version macros match the library");
+}
+
+/* After every other test: warnings arrived (the keyless proxy of test_rate_limits logs two findings), and no record
+ * holds a secret or a token of the flows. */
+static void test_logging_end(void) {
+  pthread_mutex_lock(&log_lock);
+  CHECK(log_warnings >= 2 && contains(log_text, "jwt_signing_key is not set"), "warnings reach the callback");
+  CHECK(contains(log_text, "fastmcp_auth::"), "records name their module");
+  CHECK(!contains(log_text, "upstream secret") && !contains(log_text, "eyJ") && !contains(log_text, "c-enc-key") &&
+            !contains(log_text, "c-jwt-key"),
+        "no secret or token in any record");
+  pthread_mutex_unlock(&log_lock);
+  RC(fastmcp_auth_set_log_callback(NULL, NULL, FASTMCP_AUTH_LOG_LEVEL_WARN), OK, "log callback removed");
+  int before = log_calls;
+  fastmcp_auth_proxy *p = NULL;
+  fastmcp_auth_proxy_new("{\"base_url\":\"http://127.0.0.1:8000\",\"upstream_authorization_endpoint\":\"http://127.0.0.1:9/a\","
+                         "\"upstream_token_endpoint\":\"http://127.0.0.1:9/t\",\"upstream_client_id\":\"c\"}",
+                         NULL, &p);
+  fastmcp_auth_proxy_free(p);
+  CHECK(log_calls == before, "no callback after removal");
+}
+
 int main(void) {
+  test_logging_start();
   test_basics();
   test_keys_and_pkce();
   test_jwt();
@@ -736,6 +781,7 @@ int main(void) {
   const char *doc_base = getenv("DOC_HOST_URL"), *ca = getenv("DOC_HOST_CA"), *hostile = getenv("DOC_HOST_HOSTILE");
   if (idp && doc_base && ca) test_cimd(idp, doc_base, ca, hostile);
   else CHECK(0, "DOC_HOST_URL / DOC_HOST_CA not set: the CIMD flow needs the HTTPS document host");
+  test_logging_end();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

@@ -385,6 +385,42 @@ pub fn open_js_store(
     })
 }
 
+// ---- logging ---------------------------------------------------------------------------------------------------
+
+type LogArgs = (String, String, String);
+
+/// Sends the core's log records at `level` and above (`error`, `warn`, `info`, `debug`, `trace`) to `callback`
+/// `(level, target, message)` on the JS thread, queued without blocking the thread that logged (a full queue drops
+/// the record rather than slowing a request); `null` stops forwarding. The callback does not keep the process
+/// alive. Returns false when the process already has another Rust `tracing` subscriber.
+#[napi]
+pub fn set_log_sink(
+    callback: Option<Function<'_, FnArgs<LogArgs>, ()>>,
+    level: String,
+) -> napi::Result<bool> {
+    let level = fastmcp_auth::log::parse_level(&level)
+        .ok_or_else(|| arg_err("level must be error, warn, info, debug or trace"))?;
+    let sink = match callback {
+        None => None,
+        Some(f) => {
+            let tsfn = f
+                .build_threadsafe_function::<FnArgs<LogArgs>>()
+                .callee_handled::<false>()
+                .weak::<true>()
+                .max_queue_size::<4096>()
+                .build()?;
+            Some(Arc::new(move |r: &fastmcp_auth::log::Record| {
+                let level = r.level.as_str().to_ascii_lowercase();
+                let _ = tsfn.call(
+                    FnArgs::from((level, r.target.clone(), r.message.clone())),
+                    napi::threadsafe_function::ThreadsafeFunctionCallMode::NonBlocking,
+                );
+            }) as fastmcp_auth::log::Sink)
+        }
+    };
+    Ok(fastmcp_auth::log::set_sink(sink, level) == fastmcp_auth::log::SinkInstall::Forwarding)
+}
+
 type JsStoreArgs = (String, String, Option<String>, Option<f64>);
 
 struct JsStore {

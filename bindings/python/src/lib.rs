@@ -796,6 +796,142 @@ impl PyOAuthProxy {
     }
 }
 
+// ---- logging ---------------------------------------------------------------------------------------------------
+
+/// The core's log records reach Python `logging` (logger `fastmcp_auth.<module>`, e.g. `fastmcp_auth.proxy.refresh`)
+/// through a queue and one thread of ours: the thread that logged (a request, a tokio worker) never waits for the
+/// GIL, and a full queue (4,096 records) drops records rather than slow requests down (counted, then reported).
+mod py_logging {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::mpsc::{sync_channel, SyncSender};
+    use std::sync::{Arc, Mutex, OnceLock};
+    use std::time::{Duration, Instant};
+
+    use fastmcp_auth::log::{self, Record};
+    use pyo3::prelude::*;
+
+    static QUEUE: OnceLock<SyncSender<Record>> = OnceLock::new();
+    static PENDING: AtomicU64 = AtomicU64::new(0);
+    static DROPPED: AtomicU64 = AtomicU64::new(0);
+    static STOPPED: AtomicBool = AtomicBool::new(false);
+    /// Held by the drain thread while it is inside Python; `stop` takes it, so after `stop` returns the thread never
+    /// enters Python again (interpreter shutdown).
+    static IN_PYTHON: Mutex<()> = Mutex::new(());
+
+    fn levelno(level: tracing::Level) -> i32 {
+        match level {
+            tracing::Level::ERROR => 40,
+            tracing::Level::WARN => 30,
+            tracing::Level::INFO => 20,
+            tracing::Level::DEBUG => 10,
+            tracing::Level::TRACE => 5,
+        }
+    }
+
+    fn emit(py: Python<'_>, r: &Record) -> PyResult<()> {
+        let name = r.target.replace("::", ".");
+        let logger = py.import("logging")?.call_method1("getLogger", (name,))?;
+        logger.call_method1("log", (levelno(r.level), "%s", r.message.as_str()))?;
+        Ok(())
+    }
+
+    fn start() -> SyncSender<Record> {
+        let (tx, rx) = sync_channel::<Record>(4096);
+        let spawned = std::thread::Builder::new()
+            .name("fastmcp-auth-log".into())
+            .spawn(move || {
+                for r in rx {
+                    {
+                        let _inside = IN_PYTHON.lock().unwrap_or_else(|p| p.into_inner());
+                        if !STOPPED.load(Ordering::Acquire) {
+                            Python::try_attach(|py| {
+                                let dropped = DROPPED.swap(0, Ordering::Relaxed);
+                                if dropped > 0 {
+                                    let note = Record {
+                                        level: tracing::Level::WARN,
+                                        target: "fastmcp_auth".into(),
+                                        message: format!(
+                                            "{dropped} log records dropped (the log queue was full)"
+                                        ),
+                                    };
+                                    let _ = emit(py, &note);
+                                }
+                                // A failing handler is the application's business; never ours to crash on.
+                                if emit(py, &r).is_err() {
+                                    PyErr::take(py);
+                                }
+                            });
+                        }
+                    }
+                    PENDING.fetch_sub(1, Ordering::AcqRel);
+                }
+            });
+        if spawned.is_err() {
+            tracing::warn!("could not start the log thread: records are not forwarded to Python logging");
+        }
+        tx
+    }
+
+    /// Starts forwarding at `level` (a `logging` level name). False when the process already has another Rust
+    /// `tracing` subscriber.
+    #[pyfunction]
+    pub fn _install_logging(level: &str) -> PyResult<bool> {
+        let level = parse(level)?;
+        let tx = QUEUE.get_or_init(start).clone();
+        let sink: log::Sink = Arc::new(move |r: &Record| {
+            PENDING.fetch_add(1, Ordering::AcqRel);
+            if tx.try_send(r.clone()).is_err() {
+                PENDING.fetch_sub(1, Ordering::AcqRel);
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        Ok(log::set_sink(Some(sink), level) == log::SinkInstall::Forwarding)
+    }
+
+    fn parse(level: &str) -> PyResult<tracing::Level> {
+        log::parse_level(level).ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(
+                "level must be one of 'error', 'warning', 'info', 'debug', 'trace'",
+            )
+        })
+    }
+
+    /// Which records the library sends to `logging`: `"warning"` (the default: warnings and errors), `"info"`,
+    /// `"debug"`, `"trace"` or `"error"`. Raises `ValueError` for another name. The `fastmcp_auth` loggers'
+    /// own levels and handlers then filter as usual.
+    #[pyfunction]
+    pub fn set_log_level(level: &str) -> PyResult<()> {
+        log::set_level(parse(level)?);
+        Ok(())
+    }
+
+    /// Waits (GIL released) until every queued record has been handed to `logging`, at most `timeout` seconds.
+    #[pyfunction]
+    #[pyo3(signature = (timeout = 5.0))]
+    pub fn _flush_logging(py: Python<'_>, timeout: f64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
+        py.detach(|| {
+            while PENDING.load(Ordering::Acquire) > 0 {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            true
+        })
+    }
+
+    /// Registered with `atexit`: no record enters Python once the interpreter starts shutting down.
+    #[pyfunction]
+    pub fn _stop_logging(py: Python<'_>) {
+        py.detach(|| {
+            let _inside = IN_PYTHON.lock().unwrap_or_else(|p| p.into_inner());
+            STOPPED.store(true, Ordering::Release);
+        });
+        log::set_sink(None, tracing::Level::WARN);
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyStore>()?;
@@ -811,6 +947,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(generate_verifier, m)?)?;
     m.add_function(wrap_pyfunction!(generate_challenge, m)?)?;
     m.add_function(wrap_pyfunction!(validate_challenge, m)?)?;
+    m.add_function(wrap_pyfunction!(py_logging::_install_logging, m)?)?;
+    m.add_function(wrap_pyfunction!(py_logging::set_log_level, m)?)?;
+    m.add_function(wrap_pyfunction!(py_logging::_flush_logging, m)?)?;
+    m.add_function(wrap_pyfunction!(py_logging::_stop_logging, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

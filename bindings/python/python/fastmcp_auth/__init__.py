@@ -14,8 +14,10 @@ from ._native import (
     derive_key,
     generate_challenge,
     generate_verifier,
+    set_log_level,
     validate_challenge,
 )
+from ._native import _install_logging, _stop_logging
 from .errors import (
     FastMCPAuthError,
     InvalidArgumentError,
@@ -44,5 +46,14 @@ __all__ = [
     "derive_key",
     "generate_challenge",
     "generate_verifier",
+    "set_log_level",
     "validate_challenge",
 ]
+
+# The core's warnings and errors ("no jwt_signing_key: tokens die with this process", "refresh token replay
+# detected", "upstream unreachable", ...) go to `logging`, logger `fastmcp_auth.<module>`; `set_log_level("debug")`
+# sends more. Records never hold a token, secret or key.
+import atexit as _atexit
+
+_install_logging("warning")
+_atexit.register(_stop_logging)
