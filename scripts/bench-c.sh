@@ -8,8 +8,10 @@ cargo build -q --release -p fastmcp-auth-ffi
 cargo build -q --release -p fastmcp-auth --example bench_c_parity
 work="$(mktemp -d "$root/target/bench.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
+# The program records the SONAME (libfastmcp_auth.so.0): the link an install makes, made beside it.
+ln -s "$root/target/release/libfastmcp_auth.so" "$work/libfastmcp_auth.so.0"
 gcc -std=c11 -O2 -Wall -Wextra -Werror -Iinclude tests/c/bench.c -Ltarget/release -lfastmcp_auth \
-  -Wl,-rpath,"$root/target/release" -o "$work/bench_c"
+  -Wl,-rpath,"$work" -o "$work/bench_c"
 c=$("$work/bench_c" "$work/c-store")
 rust=$(./target/release/examples/bench_c_parity "$work/rust-store")
 python3 - "$c" "$rust" <<'PY'

@@ -7,15 +7,39 @@ const { existsSync } = require('node:fs');
 const { join } = require('node:path');
 
 function loadNative() {
-  // On Linux the glibc build is tried before the musl one (no process.report at start-up: it gathers a whole
-  // diagnostic report just to name the libc).
-  const base = `fastmcp-auth.${process.platform}-${process.arch}`;
-  const files = process.platform === 'linux' ? [`${base}-gnu.node`, `${base}-musl.node`] : [`${base}.node`];
-  const file = files.find((f) => existsSync(join(__dirname, f))) ?? files[0];
+  // The addon comes from the platform package npm installed beside this one (`fastmcp-auth-linux-x64-gnu`, …: an
+  // optional dependency per platform, as napi-rs packages are published), or, in a checkout, from a file built
+  // next to this one (`npm run build` / scripts/build-cargo.sh). On Linux, glibc is told from musl by the C
+  // library's loader file (no process.report at start-up: it gathers a whole diagnostic report just for that).
+  const libc =
+    process.platform !== 'linux'
+      ? ''
+      : existsSync(`/lib/ld-musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`)
+        ? '-musl'
+        : '-gnu';
+  const abi = process.platform === 'win32' ? '-msvc' : libc;
+  const platform = `${process.platform}-${process.arch}${abi}`;
+  const local = join(__dirname, `fastmcp-auth.${platform}.node`);
+  if (existsSync(local)) {
+    try {
+      return require(local);
+    } catch (e) {
+      throw new Error(`fastmcp-auth: cannot load the native addon ${local}: ${e.message}`);
+    }
+  }
+  const pkg = `fastmcp-auth-${platform}`;
   try {
-    return require(join(__dirname, file));
+    return require(pkg);
   } catch (e) {
-    throw new Error(`fastmcp-auth: cannot load the native addon ${file} (build it: npm run build): ${e.message}`);
+    if (e && e.code === 'MODULE_NOT_FOUND' && String(e.message).includes(pkg)) {
+      throw new Error(
+        `fastmcp-auth: the native addon for ${platform} is missing: install the package ${pkg} (npm installs it ` +
+          `as an optional dependency unless optional dependencies are omitted, e.g. --omit=optional or a lockfile ` +
+          `made on another platform), or build it from a checkout with \`npm run build\`. Published platforms: ` +
+          `linux-x64-gnu, linux-arm64-gnu, linux-x64-musl, linux-arm64-musl, darwin-x64, darwin-arm64, win32-x64-msvc.`,
+      );
+    }
+    throw new Error(`fastmcp-auth: cannot load the native addon ${pkg}: ${e.message}`);
   }
 }
 

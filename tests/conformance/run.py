@@ -186,8 +186,13 @@ def build_faces():
     OUT.mkdir(parents=True, exist_ok=True)
     exe = OUT / "c-agent"
     lib = ROOT / "target" / "debug"
+    # The agent records the library's SONAME (libfastmcp_auth.so.<major>): the link an install makes, made here.
+    soname = OUT / "libfastmcp_auth.so.0"
+    if soname.is_symlink() or soname.exists():
+        soname.unlink()
+    soname.symlink_to(lib / "libfastmcp_auth.so")
     cc = ["gcc", "-Wall", "-Wextra", "-Werror", "-I", str(ROOT / "include"), str(HERE / "agents" / "agent.c"),
-          "-L", str(lib), "-lfastmcp_auth", f"-Wl,-rpath,{lib}", "-o", str(exe)]
+          "-L", str(lib), "-lfastmcp_auth", f"-Wl,-rpath,{OUT}", "-o", str(exe)]
     subprocess.run(cc, check=True)
     return {
         "rust": Batch([str(ROOT / "target" / "debug" / "examples" / "conformance_agent")]),

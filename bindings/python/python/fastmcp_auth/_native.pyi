@@ -1,7 +1,7 @@
 """Type stubs of the native module (docstrings in the implementation)."""
 
 from os import PathLike
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union, final
 
 JSON = Union[None, bool, int, float, str, List[Any], Dict[str, Any]]
 __version__: str
@@ -17,38 +17,43 @@ class Store:
     def keys(self) -> List[str]: ...
     def close(self) -> None: ...
 
+@final
 class MemoryStore(Store):
-    def __init__(self, cleanup_interval: float = 60.0) -> None: ...
+    def __new__(cls, cleanup_interval: float = 60.0) -> "MemoryStore": ...
 
+@final
 class DiskStore(Store):
-    def __init__(
-        self,
+    def __new__(
+        cls,
         directory: Union[str, "PathLike[str]"],
         cleanup_interval: float = 60.0,
-        file_extension: str = ".json",
+        file_extension: str = ...,  # ".json"
         fsync: bool = False,
         file_names: str = "fastmcp",
         strict_permissions: bool = False,
-    ) -> None: ...
+    ) -> "DiskStore": ...
 
+@final
 class EncryptedStore(Store):
-    def __init__(self, store: Store, key: str, previous_keys: Sequence[str] = ()) -> None: ...
+    def __new__(cls, store: Store, key: str, previous_keys: Sequence[str] = ...) -> "EncryptedStore": ...
 
+@final
 class RedisStore(Store):
-    def __init__(self, url: str, prefix: str = "fastmcp:", timeout: float = 5.0) -> None: ...
+    def __new__(cls, url: str, prefix: str = ..., timeout: float = 5.0) -> "RedisStore": ...
 
+@final
 class JWTIssuer:
     issuer: str
     audience: str
-    def __init__(
-        self,
+    def __new__(
+        cls,
         issuer: str,
         audience: str,
         signing_key: bytes,
         *,
         layout: str = "py",
         fixed_time: Optional[int] = None,
-    ) -> None: ...
+    ) -> "JWTIssuer": ...
     def verify(self, token: str, expected_token_use: str = "access") -> Dict[str, Any]: ...
     def issue_access_token(
         self,
@@ -75,7 +80,7 @@ def derive_jwt_key(
     high_entropy_material: Optional[str] = None,
     low_entropy_material: Optional[str] = None,
     salt: str,
-    iterations: int = 1000000,
+    iterations: int = ...,  # 1,000,000 (fastmcp Python's)
 ) -> bytes: ...
 def derive_key(secret: str, iterations: int = 100000) -> str: ...
 def generate_verifier(length: int = 128) -> str: ...
@@ -87,9 +92,11 @@ def set_log_level(level: str) -> None:
 def _install_logging(level: str) -> bool: ...
 def _flush_logging(timeout: float = 5.0) -> bool: ...
 def _stop_logging() -> None: ...
+def _test_panic() -> None: ...
 
+@final
 class OAuthProxy:
-    def __init__(self, config: Dict[str, Any], storage: Optional[Store] = None) -> None: ...
+    def __new__(cls, config: Dict[str, Any], storage: Optional[Store] = None) -> "OAuthProxy": ...
     def register_client(self, request: Dict[str, Any], remote_addr: Optional[str] = None) -> Dict[str, Any]: ...
     def authorize(self, query: str, cookie: Optional[str] = None, remote_addr: Optional[str] = None) -> Dict[str, Any]: ...
     def handle_consent(self, form: bytes, cookie: Optional[str] = None, remote_addr: Optional[str] = None) -> Dict[str, Any]: ...
