@@ -141,6 +141,9 @@ def test_example_server_builds(tmp_path, monkeypatch):
 
     monkeypatch.setenv("OAUTH_DIR", str(tmp_path / "example"))
     monkeypatch.setenv("JWT_KEY", "example-test-jwt-signing-key-0123456789")
+    monkeypatch.setenv("STORAGE_KEY", "example-test-storage-key-0123456789ab")
+    for name in ("UPSTREAM_AUTHORIZE", "UPSTREAM_TOKEN", "UPSTREAM_CLIENT_ID", "UPSTREAM_CLIENT_SECRET"):
+        monkeypatch.setenv(name, "https://idp.example.com/x")
     path = Path(__file__).resolve().parents[1] / "examples" / "server.py"
     spec = importlib.util.spec_from_file_location("example_server", path)
     module = importlib.util.module_from_spec(spec)
