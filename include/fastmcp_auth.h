@@ -347,7 +347,9 @@ fastmcp_auth_result fastmcp_auth_pkce_validate(const char *verifier,
 
 /*
  Sends the library's log records at `max_level` and more severe (`FASTMCP_AUTH_LOG_LEVEL_WARN`: warnings and
- errors) to `callback`, replacing any previous one; NULL stops logging. Without a callback nothing is logged
+ errors) to `callback`, replacing any previous one; NULL stops logging. A call already under way on another thread
+ may still reach the previous callback after this returns: keep its `userdata` valid until no library call that
+ could log is running (e.g. free it after freeing the proxies and stores). Without a callback nothing is logged
  (the default). The `userdata` stays the caller's. Returns `INVALID_ARGUMENT` for a level outside 1–5 or when
  the process already installed another Rust `tracing` subscriber (records then go there).
  */

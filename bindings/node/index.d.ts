@@ -272,7 +272,7 @@ export interface OAuthProxyConfig {
   rateLimits?: RateLimitsOptions | boolean;
   /**
    * Also count issued tokens per client in `metrics()` (`fastmcp_auth_tokens_issued_by_client_total{client_id,
-   * grant}`; the first 1,000 client ids, later ones as `other`). Default false: every registration adds a series.
+   * grant}`; the first 1,000 client ids, later ones as `(other)`). Default false: every registration adds a series.
    */
   metricsClientIds?: boolean;
   /**

@@ -52,6 +52,7 @@ const native = loadNative();
 // decides where they go. A record never holds a token, secret or key.
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'];
 let logger = console;
+let logLevel = 'warn';
 
 function forward(level, target, message) {
   const l = logger;
@@ -74,10 +75,13 @@ function setLogger(next, { level = 'warn' } = {}) {
   }
   if (!LOG_LEVELS.includes(level)) throw new TypeError(`setLogger: level must be one of ${LOG_LEVELS.join(', ')}`);
   logger = next;
+  logLevel = level;
   native.setLogSink(next === null ? null : forward, level);
 }
 
-native.setLogSink(forward, 'warn');
+// The default sink is the main thread's: a worker thread loading this module must not take the process's records
+// (its thread-safe function dies with the worker). A worker that wants them calls setLogger itself.
+if (require('node:worker_threads').isMainThread) native.setLogSink(forward, 'warn');
 
 // ---- errors ------------------------------------------------------------------------------------------------------
 
@@ -730,7 +734,7 @@ class OAuthProxy {
     if (!config || typeof config !== 'object') throw new TypeError('OAuthProxy: config must be an object');
     // Before the core sees the config, so that its findings (missing keys, plain http) reach this logger.
     if (config.logger !== undefined || config.logLevel !== undefined) {
-      setLogger(config.logger === undefined ? logger : config.logger, { level: config.logLevel ?? 'warn' });
+      setLogger(config.logger === undefined ? logger : config.logger, { level: config.logLevel ?? logLevel });
     }
     const json = JSON.stringify(coreConfig(config));
     // Validates the config (errors throw here, as fastmcp's) and fixes the metadata, which needs no store.

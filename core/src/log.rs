@@ -78,6 +78,17 @@ pub fn set_level(max_level: Level) {
     tracing::callsite::rebuild_interest_cache();
 }
 
+/// The most verbose level forwarded now.
+pub fn max_level() -> Level {
+    match MAX_LEVEL.load(Ordering::Relaxed) {
+        0 | 1 => Level::ERROR,
+        2 => Level::WARN,
+        3 => Level::INFO,
+        4 => Level::DEBUG,
+        _ => Level::TRACE,
+    }
+}
+
 /// Parses a level name as hosts spell them: `error`, `warn`/`warning`, `info`, `debug`, `trace` (any case).
 pub fn parse_level(name: &str) -> Option<Level> {
     match name.to_ascii_lowercase().as_str() {

@@ -149,6 +149,9 @@ struct StoreArgs {
     encryption_key: Option<String>,
     #[arg(long, default_value = ".json")]
     file_extension: String,
+    /// DiskStore file names: `fastmcp` (fastmcp's, the default) or `safe` (percent-encoded) — as the servers use.
+    #[arg(long, default_value = "fastmcp", value_parser = ["fastmcp", "safe"])]
+    file_names: String,
     #[command(subcommand)]
     op: StoreOp,
 }
@@ -323,6 +326,11 @@ fn store(args: StoreArgs) -> Result<(), Failure> {
             let options = DiskStoreOptions {
                 cleanup_interval: None,
                 file_extension: args.file_extension,
+                naming: if args.file_names == "safe" {
+                    fastmcp_auth::store::FileNaming::Safe
+                } else {
+                    fastmcp_auth::store::FileNaming::Fastmcp
+                },
                 ..DiskStoreOptions::new(dir)
             };
             Store::disk(options)?

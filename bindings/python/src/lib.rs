@@ -804,19 +804,26 @@ impl PyOAuthProxy {
 mod py_logging {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::mpsc::{sync_channel, SyncSender};
-    use std::sync::{Arc, Mutex, OnceLock};
+    use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
     use fastmcp_auth::log::{self, Record};
     use pyo3::prelude::*;
 
-    static QUEUE: OnceLock<SyncSender<Record>> = OnceLock::new();
-    static PENDING: AtomicU64 = AtomicU64::new(0);
-    static DROPPED: AtomicU64 = AtomicU64::new(0);
-    static STOPPED: AtomicBool = AtomicBool::new(false);
-    /// Held by the drain thread while it is inside Python; `stop` takes it, so after `stop` returns the thread never
-    /// enters Python again (interpreter shutdown).
-    static IN_PYTHON: Mutex<()> = Mutex::new(());
+    /// One queue and its drain thread. A forked child has no drain thread (fork copies one thread), so it starts a
+    /// fresh `Drain` (`os.register_at_fork` in `__init__.py` calls `_install_logging` again); the parent's, with
+    /// whatever lock state the fork caught it in, is simply never used there.
+    struct Drain {
+        tx: SyncSender<Record>,
+        pending: AtomicU64,
+        dropped: AtomicU64,
+        stopped: AtomicBool,
+        /// Held by the drain thread while it is inside Python; `stop` takes it, so after `stop` returns the thread
+        /// never enters Python again (interpreter shutdown).
+        in_python: Mutex<()>,
+    }
+
+    static CURRENT: Mutex<Option<Arc<Drain>>> = Mutex::new(None);
 
     fn levelno(level: tracing::Level) -> i32 {
         match level {
@@ -835,17 +842,25 @@ mod py_logging {
         Ok(())
     }
 
-    fn start() -> SyncSender<Record> {
+    fn start() -> Arc<Drain> {
         let (tx, rx) = sync_channel::<Record>(4096);
+        let drain = Arc::new(Drain {
+            tx,
+            pending: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+            in_python: Mutex::new(()),
+        });
+        let d = drain.clone();
         let spawned = std::thread::Builder::new()
             .name("fastmcp-auth-log".into())
             .spawn(move || {
                 for r in rx {
                     {
-                        let _inside = IN_PYTHON.lock().unwrap_or_else(|p| p.into_inner());
-                        if !STOPPED.load(Ordering::Acquire) {
+                        let _inside = d.in_python.lock().unwrap_or_else(|p| p.into_inner());
+                        if !d.stopped.load(Ordering::Acquire) {
                             Python::try_attach(|py| {
-                                let dropped = DROPPED.swap(0, Ordering::Relaxed);
+                                let dropped = d.dropped.swap(0, Ordering::Relaxed);
                                 if dropped > 0 {
                                     let note = Record {
                                         level: tracing::Level::WARN,
@@ -863,26 +878,36 @@ mod py_logging {
                             });
                         }
                     }
-                    PENDING.fetch_sub(1, Ordering::AcqRel);
+                    d.pending.fetch_sub(1, Ordering::AcqRel);
                 }
             });
         if spawned.is_err() {
-            tracing::warn!("could not start the log thread: records are not forwarded to Python logging");
+            drain.stopped.store(true, Ordering::Release);
         }
-        tx
+        drain
     }
 
-    /// Starts forwarding at `level` (a `logging` level name). False when the process already has another Rust
-    /// `tracing` subscriber.
+    fn current() -> Option<Arc<Drain>> {
+        CURRENT.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Starts forwarding at `level` (a `logging` level name), with a new queue and thread (at import, and in a
+    /// forked child). False when the process already has another Rust `tracing` subscriber.
     #[pyfunction]
-    pub fn _install_logging(level: &str) -> PyResult<bool> {
-        let level = parse(level)?;
-        let tx = QUEUE.get_or_init(start).clone();
+    #[pyo3(signature = (level = None))]
+    pub fn _install_logging(level: Option<&str>) -> PyResult<bool> {
+        // None: the level in force (a forked child keeps its parent's).
+        let level = match level {
+            Some(l) => parse(l)?,
+            None => log::max_level(),
+        };
+        let drain = start();
+        *CURRENT.lock().unwrap_or_else(|p| p.into_inner()) = Some(drain.clone());
         let sink: log::Sink = Arc::new(move |r: &Record| {
-            PENDING.fetch_add(1, Ordering::AcqRel);
-            if tx.try_send(r.clone()).is_err() {
-                PENDING.fetch_sub(1, Ordering::AcqRel);
-                DROPPED.fetch_add(1, Ordering::Relaxed);
+            drain.pending.fetch_add(1, Ordering::AcqRel);
+            if drain.tx.try_send(r.clone()).is_err() {
+                drain.pending.fetch_sub(1, Ordering::AcqRel);
+                drain.dropped.fetch_add(1, Ordering::Relaxed);
             }
         });
         Ok(log::set_sink(Some(sink), level) == log::SinkInstall::Forwarding)
@@ -909,9 +934,10 @@ mod py_logging {
     #[pyfunction]
     #[pyo3(signature = (timeout = 5.0))]
     pub fn _flush_logging(py: Python<'_>, timeout: f64) -> bool {
+        let Some(d) = current() else { return true };
         let deadline = Instant::now() + Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
         py.detach(|| {
-            while PENDING.load(Ordering::Acquire) > 0 {
+            while d.pending.load(Ordering::Acquire) > 0 {
                 if Instant::now() >= deadline {
                     return false;
                 }
@@ -921,14 +947,27 @@ mod py_logging {
         })
     }
 
-    /// Registered with `atexit`: no record enters Python once the interpreter starts shutting down.
+    /// Registered with `atexit`: no record enters Python once the interpreter starts shutting down. Waits at most
+    /// a second for a record being logged (never forever: a lock a fork caught mid-use is never released).
     #[pyfunction]
     pub fn _stop_logging(py: Python<'_>) {
-        py.detach(|| {
-            let _inside = IN_PYTHON.lock().unwrap_or_else(|p| p.into_inner());
-            STOPPED.store(true, Ordering::Release);
-        });
         log::set_sink(None, tracing::Level::WARN);
+        if let Some(d) = current() {
+            py.detach(|| {
+                let deadline = Instant::now() + Duration::from_secs(1);
+                loop {
+                    if let Ok(_inside) = d.in_python.try_lock() {
+                        d.stopped.store(true, Ordering::Release);
+                        return;
+                    }
+                    if Instant::now() >= deadline {
+                        d.stopped.store(true, Ordering::Release);
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            });
+        }
     }
 }
 

@@ -105,3 +105,33 @@ def test_levels_and_a_failing_handler(collected):
         assert [r for r in collected if r.levelno == logging.WARNING]
     finally:
         logging.getLogger("fastmcp_auth").removeHandler(broken)
+
+
+def test_a_forked_child_logs_through_its_own_thread(collected):
+    import os
+
+    fa.set_log_level("info")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its records must reach its logging (the parent's log thread did not survive the fork)
+        code = 1
+        try:
+            os.close(r)
+            fa.OAuthProxy({
+                "base_url": "http://127.0.0.1:8000",
+                "upstream_authorization_endpoint": "http://127.0.0.1:9/a",
+                "upstream_token_endpoint": "http://127.0.0.1:9/t",
+                "upstream_client_id": "c",
+            }).close()
+            _native._flush_logging(5.0)
+            got = any("jwt_signing_key is not set" in rec.getMessage() for rec in collected)
+            os.write(w, b"yes" if got else b"no")
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    answer = os.read(r, 16)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert answer == b"yes"

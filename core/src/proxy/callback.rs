@@ -51,9 +51,11 @@ impl OAuthProxy {
             ));
         }
         if let Some(err) = &p.error {
-            // Upstream refused: tell the client, with a code it can trust (never upstream's free text, which
-            // goes to the debug log only).
-            tracing::debug!(error = %err, description = ?p.error_description, "upstream authorization error");
+            // Upstream refused: tell the client, with a code it can trust (never upstream's free text, which is
+            // not logged either: it comes through the browser and can carry anything).
+            let err_logged = Some(err.as_str())
+                .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+            tracing::debug!(error = ?err_logged, description_len = p.error_description.as_deref().map(str::len), "upstream authorization error");
             let code = if [
                 "access_denied",
                 "invalid_scope",

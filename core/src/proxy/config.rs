@@ -267,7 +267,7 @@ pub struct OAuthProxyConfig {
     /// Rate limits of the endpoints (429 with `Retry-After`); see [`RateLimits`].
     pub rate_limits: RateLimits,
     /// Also count issued tokens per client (`fastmcp_auth_tokens_issued_by_client_total{client_id, grant}`), for
-    /// the first 1,000 client ids (later ones as `client_id="other"`): opt-in, as every registration adds a series.
+    /// the first 1,000 client ids (later ones as `client_id="(other)"`): opt-in, as every registration adds a series.
     /// Default false.
     pub metrics_client_ids: bool,
     /// Refuse to start on any production finding ([`production_findings`](Self::production_findings): a missing or

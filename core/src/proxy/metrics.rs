@@ -56,7 +56,7 @@ pub(super) struct Metrics {
     by_client: Option<ByClient>,
 }
 
-/// Most client ids given their own series; later ones share `client_id="other"`.
+/// Most client ids given their own series; later ones share `client_id="(other)"` (no cleaned client id has parentheses).
 const MAX_CLIENT_SERIES: usize = 1000;
 
 struct ByClient {
@@ -79,7 +79,7 @@ impl Metrics {
         let family = Family::default();
         self.registry.register(
             "tokens_issued_by_client",
-            "Tokens issued, by client and grant (opt-in; the first 1000 client ids, then \"other\")",
+            "Tokens issued, by client and grant (opt-in; the first 1000 client ids, then \"(other)\": no cleaned client id can be that)",
             family.clone(),
         );
         self.by_client = Some(ByClient {
@@ -109,7 +109,7 @@ impl Metrics {
                 seen.insert(clean.clone());
                 clean
             } else {
-                "other".to_owned()
+                "(other)".to_owned()
             }
         };
         b.family
@@ -327,7 +327,7 @@ mod tests {
         assert!(t.contains("client_id=\"https://app.example/cl_ient_\""), "{t}");
         assert!(
             t.contains(
-                "fastmcp_auth_tokens_issued_by_client_total{client_id=\"other\",grant=\"refresh_token\"} 12"
+                "fastmcp_auth_tokens_issued_by_client_total{client_id=\"(other)\",grant=\"refresh_token\"} 12"
             ),
             "{t}"
         );

@@ -217,7 +217,11 @@ fn upstream_error(status: u16, fields: Option<&serde_json::Map<String, Value>>) 
     let text = fields
         .and_then(|f| f.get("error_description"))
         .and_then(Value::as_str);
-    tracing::debug!(status, error = ?code, description = ?text, "upstream token endpoint refused");
+    // Upstream's free text is neither returned nor logged (it can echo what it was sent); its length says whether
+    // there was one. The error code is logged only when it is a short token of the usual alphabet.
+    let code_logged =
+        code.filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    tracing::debug!(status, error = ?code_logged, description_len = text.map(str::len), "upstream token endpoint refused");
     if status >= 500 || status == 429 {
         return OAuthError::server_error("The identity provider is unavailable; try again later")
             .with_status(502);

@@ -30,7 +30,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -618,7 +618,16 @@ impl Inner {
         self.check_open()?;
         validate_key(key)?;
         let names = self.names(key);
+        // A file's identity: device, inode and change time (rename and exchange keep the inode and bump ctime only
+        // on the renamed file itself; a new write is a new inode).
+        let identity = |name: &str| {
+            use std::os::unix::fs::MetadataExt;
+            fs::symlink_metadata(self.path(name))
+                .ok()
+                .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
+        };
         let mut found = None;
+        let own_before = identity(&names.own);
         if let Some((bytes, e)) = self.read_raw(&names.own)? {
             if Self::owns(&e, key, &names) {
                 found = Some((names.own.clone(), bytes, e));
@@ -636,6 +645,15 @@ impl Inner {
         let Some((name, read_bytes, entry)) = found else {
             return Ok(Some(Replaced::Absent));
         };
+        // The identity of the file read, taken before and after reading: a replacement in between is a change.
+        let read_identity = if name == names.own {
+            own_before
+        } else {
+            identity(&name)
+        };
+        if read_identity.is_none() || identity(&name) != read_identity {
+            return Ok(Some(Replaced::Changed));
+        }
         if entry.expires_at < now_ms() as f64 {
             return Ok(Some(Replaced::Absent));
         }
@@ -669,6 +687,12 @@ impl Inner {
             return cleanup(Err(Error::io("write entry", e)));
         }
         let exchange = || renameat_with(CWD, &tmp, CWD, &target, RenameFlags::EXCHANGE);
+        // Last look before the swap: if a writer replaced the file since it was read, leave it be. (What remains is
+        // the instant between this look and the swap; a write landing there is restored just below, and is visible
+        // as the older value only for that long.)
+        if identity(&name) != read_identity {
+            return cleanup(Ok(Some(Replaced::Changed)));
+        }
         match exchange() {
             Ok(()) => {}
             Err(Errno::NOENT) => return cleanup(Ok(Some(Replaced::Absent))),
@@ -676,6 +700,8 @@ impl Inner {
             Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => return cleanup(Ok(None)),
             Err(e) => return cleanup(Err(Error::io("exchange entry", e.into()))),
         }
+        // On a read failure after a swap, the temp file may hold another writer's entry: it is left in place (for
+        // inspection; the hourly scan removes it) rather than deleted.
         let read_tmp = || fs::read(&tmp).map_err(|e| Error::io("read displaced entry", e));
         let mut holding = read_tmp()?;
         if holding == read_bytes {
@@ -693,8 +719,15 @@ impl Inner {
             match exchange() {
                 Ok(()) => {}
                 Err(Errno::NOENT) => {
-                    // Taken or deleted after our swap: whoever removed it got an equivalent value of an older write.
-                    tracing::warn!(file = %fingerprint(&name), "DiskStore: an entry was removed while being replaced");
+                    // Taken or deleted after our swap (whoever removed it got the older value): the newer write we
+                    // hold goes back under the name, unless yet another write took the name meanwhile.
+                    match fs::hard_link(&tmp, &target) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, file = %fingerprint(&name), "DiskStore: could not restore an entry written during a replace");
+                        }
+                    }
                     return cleanup(Ok(Some(Replaced::Changed)));
                 }
                 Err(e) => return cleanup(Err(Error::io("exchange entry", e.into()))),
@@ -914,10 +947,19 @@ impl Inner {
                 names.push(name);
             } else if name.ends_with(".tmp") || name.contains(".claim") {
                 // Leftovers of a crash between write and rename, or between claim and unlink.
+                // By change time: a rename (a claim, a replace's swap) keeps the modification time of a file
+                // written long ago but sets its change time to now, so a claim made a moment ago is not "old".
                 let old = ent
                     .metadata()
-                    .and_then(|m| m.modified())
-                    .map(|t| SystemTime::now().duration_since(t).unwrap_or_default() > STALE_AFTER)
+                    .map(|m| {
+                        use std::os::unix::fs::MetadataExt;
+                        let changed = UNIX_EPOCH
+                            + Duration::new(
+                                m.ctime().max(0) as u64,
+                                m.ctime_nsec().clamp(0, 999_999_999) as u32,
+                            );
+                        SystemTime::now().duration_since(changed).unwrap_or_default() > STALE_AFTER
+                    })
                     .unwrap_or(false);
                 if old {
                     let _ = fs::remove_file(ent.path());

@@ -131,9 +131,9 @@ async fn rekey_one(raw: &dyn Store, ring: &Keyring, key: &str, dry_run: bool) ->
         let sealed = Value::String(ring.encrypt(&value)?);
         match raw.replace(key, &stored, sealed).await? {
             Some(Replaced::Replaced) => return Ok(Outcome::Rewritten),
-            Some(Replaced::Absent) => return Ok(Outcome::Gone),
-            // Another writer got there first: look again (a server writes under the new key).
-            Some(Replaced::Changed) => continue,
+            // Another writer got there first, or the entry was out of sight for a moment (a DiskStore claim that is
+            // put back): look again — the next read decides (gone, or written under the new key by a server).
+            Some(Replaced::Changed | Replaced::Absent) => continue,
             None => {
                 return Err(Error::InvalidArgument(
                     "this store cannot replace values atomically, so it cannot be rekeyed while in use \

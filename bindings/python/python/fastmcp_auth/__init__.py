@@ -54,6 +54,10 @@ __all__ = [
 # detected", "upstream unreachable", ...) go to `logging`, logger `fastmcp_auth.<module>`; `set_log_level("debug")`
 # sends more. Records never hold a token, secret or key.
 import atexit as _atexit
+import os as _os
 
 _install_logging("warning")
 _atexit.register(_stop_logging)
+# A forked worker (gunicorn --preload, multiprocessing) has no log thread: it starts its own.
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_install_logging)
