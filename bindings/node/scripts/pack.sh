@@ -6,7 +6,7 @@
 #
 # Usage: scripts/pack.sh [--debug] [--zig] [--out DIR]
 #   --debug  pack the debug addon the tests use (no release compile; for the install test)
-#   --zig    link against glibc 2.17 with zig (`napi build --zig`; zig comes from PyPI's `ziglang`), so the addon
+#   --zig    link against glibc 2.17 with zig (cargo-zigbuild and zig from PyPI), so the addon
 #            loads on every maintained Linux distribution (RHEL 8, Debian 11, Ubuntu 20.04, Amazon Linux 2)
 # Prints the tarballs' paths.
 set -euo pipefail
@@ -33,17 +33,15 @@ addon="fastmcp-auth.$platform.node"
 
 # 1. The addon.
 if [ "$zig" = 1 ]; then
+  # cargo-zigbuild (PyPI, with zig from `ziglang`) links against glibc 2.17; it shares the workspace target dir
+  # (target/x86_64-unknown-linux-gnu/).
   venv="$root/.peers/venv"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/python" -c "import ziglang" 2>/dev/null || "$venv/bin/pip" install -q --disable-pip-version-check ziglang
-  mkdir -p "$stage/bin"
-  printf '#!/bin/sh\nexec "%s" -m ziglang "$@"\n' "$venv/bin/python" > "$stage/bin/zig"
-  chmod +x "$stage/bin/zig"
-  args=(build --platform --no-js --dts native.d.ts --target x86_64-unknown-linux-gnu --zig --zig-abi-suffix 2.17
-        --output-dir "$stage/addon")
-  [ "$profile" = release ] && args+=(--release)
-  (cd "$here" && PATH="$stage/bin:$PATH" node_modules/.bin/napi "${args[@]}" >&2)
-  cp "$stage/addon/$addon" "$stage/$addon"
+  [ -x "$venv/bin/cargo-zigbuild" ] || "$venv/bin/pip" install -q --disable-pip-version-check cargo-zigbuild
+  flags=(--locked -p fastmcp-auth-node --target x86_64-unknown-linux-gnu.2.17 --manifest-path "$root/Cargo.toml")
+  [ "$profile" = release ] && flags+=(--release)
+  PATH="$venv/bin:$PATH" cargo-zigbuild zigbuild -q "${flags[@]}" >&2
+  cp "$root/target/x86_64-unknown-linux-gnu/$profile/libfastmcp_auth_node.so" "$stage/$addon"
 else
   if [ "$profile" = release ]; then bash "$here/scripts/build-cargo.sh" --release; else bash "$here/scripts/build-cargo.sh"; fi
   cp "$here/$addon" "$stage/$addon"
@@ -55,6 +53,7 @@ strip --strip-debug "$stage/$addon"
 mkdir -p "$stage/platform"
 cp "$here/npm/$platform/package.json" "$here/npm/$platform/README.md" "$stage/$addon" "$stage/platform/"
 cp "$root/LICENSE-MIT" "$root/LICENSE-APACHE" "$stage/platform/"
+node -e "const f='$stage/platform/package.json',p=require(f);p.files=[...p.files,'LICENSE-MIT','LICENSE-APACHE'];require('fs').writeFileSync(f,JSON.stringify(p,null,2)+'\n')"
 (cd "$stage/platform" && npm pack --silent --pack-destination "$out" >/dev/null)
 
 # 3. The main package, its optionalDependencies naming every platform package at this version.

@@ -1,5 +1,5 @@
-// The packages as a user installs them: scripts/pack.sh packs the main package and this platform's package (the
-// debug addon the other tests use, stripped: no second compile), a fresh directory installs both tarballs with npm
+// The packages as a user installs them: scripts/pack.sh --zig packs the main package and this platform's package
+// (the release addon, linked against glibc 2.17 with zig), a fresh directory installs both tarballs with npm
 // `fastmcp` and TypeScript from the registry, then: the README's snippet type-checks with `tsc --strict` against the
 // installed types, a FastMCP server on our proxy (only installed packages) serves a whole login with a refresh, and
 // without the platform package the import fails naming it.
@@ -21,7 +21,8 @@ before(async () => {
   idp = await startIdp();
   dir = tempDir('fastmcp-auth-install-');
   const out = join(dir, 'tarballs');
-  const tarballs = execFileSync('bash', [join(here, 'scripts', 'pack.sh'), '--debug', '--out', out], { encoding: 'utf8' })
+  // As released: the release addon linked against glibc 2.17 with zig.
+  const tarballs = execFileSync('bash', [join(here, 'scripts', 'pack.sh'), '--zig', '--out', out], { encoding: 'utf8' })
     .trim()
     .split('\n');
   const app = join(dir, 'app');
@@ -37,6 +38,17 @@ before(async () => {
 after(async () => {
   await idp?.close();
   if (dir) rmSync(dir, { force: true, recursive: true });
+});
+
+test('the addon needs nothing newer than glibc 2.17, and the platform package carries the licences', () => {
+  const pkg = join(dir, 'app', 'node_modules', 'fastmcp-auth-linux-x64-gnu');
+  const symbols = execFileSync('objdump', ['-T', join(pkg, 'fastmcp-auth.linux-x64-gnu.node')], { encoding: 'utf8' });
+  const versions = [...symbols.matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => Number(m[1]) * 1000 + Number(m[2]));
+  assert.ok(Math.max(...versions) <= 2017, `needs GLIBC ${Math.max(...versions)}`);
+  for (const f of ['LICENSE-MIT', 'LICENSE-APACHE', 'README.md']) {
+    assert.ok(readFileSync(join(pkg, f)).length > 0, f);
+    assert.ok(readFileSync(join(dir, 'app', 'node_modules', 'fastmcp-auth', f)).length > 0, f);
+  }
 });
 
 test('the README snippet type-checks with tsc --strict against the installed types', () => {

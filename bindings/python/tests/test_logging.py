@@ -21,6 +21,16 @@ class Collect(logging.Handler):
         self.records.append(record)
 
 
+def keyless_proxy():
+    """A proxy without keys: its construction logs the "jwt_signing_key is not set" warning."""
+    fa.OAuthProxy({
+        "base_url": "http://127.0.0.1:8000",
+        "upstream_authorization_endpoint": "http://127.0.0.1:9/a",
+        "upstream_token_endpoint": "http://127.0.0.1:9/t",
+        "upstream_client_id": "c",
+    }).close()
+
+
 @pytest.fixture
 def collected():
     h = Collect()
@@ -38,12 +48,7 @@ def collected():
 
 
 def test_warnings_reach_logging(collected):
-    fa.OAuthProxy({
-        "base_url": "http://127.0.0.1:8000",
-        "upstream_authorization_endpoint": "http://127.0.0.1:9/a",
-        "upstream_token_endpoint": "http://127.0.0.1:9/t",
-        "upstream_client_id": "c",
-    }).close()
+    keyless_proxy()
     assert _native._flush_logging()
     texts = [(r.levelno, r.name, r.getMessage()) for r in collected]
     assert any(
@@ -86,21 +91,11 @@ def test_levels_and_a_failing_handler(collected):
     logging.getLogger("fastmcp_auth").addHandler(broken)
     try:
         fa.set_log_level("error")
-        fa.OAuthProxy({
-            "base_url": "http://127.0.0.1:8000",
-            "upstream_authorization_endpoint": "http://127.0.0.1:9/a",
-            "upstream_token_endpoint": "http://127.0.0.1:9/t",
-            "upstream_client_id": "c",
-        }).close()
+        keyless_proxy()
         assert _native._flush_logging()
         assert not [r for r in collected if r.levelno == logging.WARNING], "warnings filtered at 'error'"
         fa.set_log_level("warning")
-        fa.OAuthProxy({
-            "base_url": "http://127.0.0.1:8000",
-            "upstream_authorization_endpoint": "http://127.0.0.1:9/a",
-            "upstream_token_endpoint": "http://127.0.0.1:9/t",
-            "upstream_client_id": "c",
-        }).close()
+        keyless_proxy()
         assert _native._flush_logging()
         assert [r for r in collected if r.levelno == logging.WARNING]
     finally:
@@ -117,12 +112,7 @@ def test_a_forked_child_logs_through_its_own_thread(collected):
         code = 1
         try:
             os.close(r)
-            fa.OAuthProxy({
-                "base_url": "http://127.0.0.1:8000",
-                "upstream_authorization_endpoint": "http://127.0.0.1:9/a",
-                "upstream_token_endpoint": "http://127.0.0.1:9/t",
-                "upstream_client_id": "c",
-            }).close()
+            keyless_proxy()
             _native._flush_logging(5.0)
             got = any("jwt_signing_key is not set" in rec.getMessage() for rec in collected)
             os.write(w, b"yes" if got else b"no")

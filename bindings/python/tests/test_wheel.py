@@ -1,10 +1,10 @@
-"""The wheel as a user installs it: `maturin build` (the debug profile the other tests use: no second compile), a fresh
-venv, `pip install` of the wheel alone, then every module imports, the package README's snippet runs, and
+"""The wheel as a user installs it: the release build for manylinux2014 (glibc 2.17) with zig, a fresh venv, `pip install` of the wheel alone, then every module imports, the package README's snippet runs, and
 `mypy --strict` and `stubtest` accept the shipped stubs. Interpreters: every `python3.X` on the machine (this one has
 only 3.11; Python 3.9 is the oldest the abi3 wheel supports and is checked where installed)."""
 
 import glob
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -20,11 +20,30 @@ PKG = ROOT / "bindings" / "python"
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
+    """The wheel as released: `maturin build --release --zig --compatibility manylinux2014` (glibc 2.17, linked
+    with zig from PyPI's `ziglang`, installed here if missing)."""
     out = tmp_path_factory.mktemp("wheel")
-    maturin = shutil.which("maturin", path=str(Path(sys.executable).parent)) or "maturin"
-    subprocess.run([maturin, "build", "-q", "-m", str(PKG / "Cargo.toml"), "--out", str(out)], check=True)
+    bindir = Path(sys.executable).parent
+    try:
+        import ziglang  # noqa: F401
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "ziglang"],
+                       check=True)
+    maturin = shutil.which("maturin", path=str(bindir)) or "maturin"
+    # maturin finds zig through the `python` on PATH (`python -m ziglang`): this venv's.
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(bindir.parent)}
+    subprocess.run([maturin, "build", "-q", "--release", "--zig", "--compatibility", "manylinux2014",
+                    "-m", str(PKG / "Cargo.toml"), "--out", str(out)], check=True, env=env)
     (whl,) = glob.glob(str(out / "*.whl"))
     return Path(whl)
+
+
+def glibc_needed(shared_object: bytes, tmp_path):
+    """The newest GLIBC_x.y symbol version a shared object needs."""
+    so = tmp_path / "probe.so"
+    so.write_bytes(shared_object)
+    out = subprocess.run(["objdump", "-T", str(so)], check=True, capture_output=True, text=True).stdout
+    return max(tuple(int(p) for p in v.split(".")) for v in re.findall(r"GLIBC_([0-9]+\.[0-9]+)", out))
 
 
 def interpreters():
@@ -35,11 +54,13 @@ def interpreters():
     return list(found.values()) or [sys.executable]
 
 
-def test_wheel_metadata(wheel):
+def test_wheel_metadata(wheel, tmp_path):
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
         meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
-    assert "-cp39-abi3-" in wheel.name
+        native = z.read(next(n for n in names if "/_native" in n and n.endswith(".so")))
+    assert "-cp39-abi3-" in wheel.name and "manylinux2014_x86_64" in wheel.name, wheel.name
+    assert glibc_needed(native, tmp_path) <= (2, 17)
     assert "License-Expression: MIT OR Apache-2.0" in meta
     assert "Provides-Extra: fastmcp" in meta
     assert re.search(r"Requires-Dist: fastmcp==4\.2\.3 ?; extra == ['\"]fastmcp['\"]", meta), meta

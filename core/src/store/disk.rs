@@ -523,18 +523,7 @@ impl Inner {
             return Ok(());
         }
         let tmp = self.path(&format!(".{}.{}.tmp", target, random_suffix()));
-        let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&content)?;
-            if self.fsync {
-                f.sync_all()?;
-            }
-            Ok(())
-        };
+        let write = || self.write_new_file(&tmp, &content);
         let mut written = write();
         if matches!(&written, Err(e) if e.kind() == ErrorKind::NotFound) {
             // The directory was removed under us (fastmcp re-creates it too): create it and retry once.
@@ -592,6 +581,20 @@ impl Inner {
             Err(Errno::EXIST | Errno::NOENT | Errno::XDEV | Errno::PERM | Errno::ACCESS) => Ok(false),
             Err(e) => Err(Error::io("link entry", e.into())),
         }
+    }
+
+    /// Writes `content` to a new file at `path` (0600, never an existing file), synced when `fsync` is on.
+    fn write_new_file(&self, path: &Path, content: &[u8]) -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        f.write_all(content)?;
+        if self.fsync {
+            f.sync_all()?;
+        }
+        Ok(())
     }
 
     /// The bytes and entry of file `name`; `None` when it is missing or not a readable entry.
@@ -667,18 +670,7 @@ impl Inner {
         })?;
         let tmp = self.path(&format!(".{name}.{}.tmp", random_suffix()));
         let target = self.path(&name);
-        let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&content)?;
-            if self.fsync {
-                f.sync_all()?;
-            }
-            Ok(())
-        };
+        let write = || self.write_new_file(&tmp, &content);
         let cleanup = |r: Result<Option<Replaced>>| {
             let _ = fs::remove_file(&tmp);
             r
