@@ -10,6 +10,18 @@ import { FastMCP } from 'fastmcp';
 
 import { DiskStore, OAuthProxy } from '../index.js';
 
+/**
+ * A variable the server cannot start without.
+ * @param {Record<string, string | undefined>} env
+ * @param {string} name
+ * @returns {string}
+ */
+function required(env, name) {
+  const value = env[name];
+  if (!value) throw new Error(`examples/server.mjs: set ${name} (see the comment at the top of the file)`);
+  return value;
+}
+
 /** `proxyOptions`: more OAuthProxy options (tests use it for `enableCimd` and `cimd`). */
 export function createServer(env = process.env, proxyOptions = {}) {
   const port = Number(env.PORT ?? 8000);
@@ -24,10 +36,10 @@ export function createServer(env = process.env, proxyOptions = {}) {
     enableCimd: true,
     scopes: (env.SCOPES ?? 'openid').split(' '),
     tokenStorage: storage,
-    upstreamAuthorizationEndpoint: env.UPSTREAM_AUTHORIZATION_ENDPOINT,
-    upstreamClientId: env.UPSTREAM_CLIENT_ID,
-    upstreamClientSecret: env.UPSTREAM_CLIENT_SECRET,
-    upstreamTokenEndpoint: env.UPSTREAM_TOKEN_ENDPOINT,
+    upstreamAuthorizationEndpoint: required(env, 'UPSTREAM_AUTHORIZATION_ENDPOINT'),
+    upstreamClientId: required(env, 'UPSTREAM_CLIENT_ID'),
+    upstreamClientSecret: required(env, 'UPSTREAM_CLIENT_SECRET'),
+    upstreamTokenEndpoint: required(env, 'UPSTREAM_TOKEN_ENDPOINT'),
     ...proxyOptions,
   });
   // The MCP endpoint is the resource our tokens are for (RFC 8707); clients discover us from its 401.
@@ -54,7 +66,7 @@ export function createServer(env = process.env, proxyOptions = {}) {
   proxy.mount(server);
   server.addTool({
     description: 'Which upstream scopes this session holds',
-    execute: async (_args, { session }) => `scopes: ${session.scopes.join(' ')}`,
+    execute: async (_args, { session }) => `scopes: ${session?.scopes.join(' ') ?? ''}`,
     name: 'whoami',
   });
   return {

@@ -68,6 +68,17 @@ test('the README snippet type-checks with tsc --strict against the installed typ
   );
 });
 
+test('examples/server.mjs, importing the installed package, type-checks with tsc --strict (checkJs)', () => {
+  const app = join(dir, 'app');
+  const example = readFileSync(join(here, 'examples', 'server.mjs'), 'utf8').replace("from '../index.js'", "from 'fastmcp-auth'");
+  writeFileSync(join(app, 'example.mjs'), example);
+  execFileSync(
+    join(app, 'node_modules', '.bin', 'tsc'),
+    ['--strict', '--allowJs', '--checkJs', '--noEmit', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', 'example.mjs'],
+    { cwd: app, encoding: 'utf8' },
+  );
+});
+
 test('a FastMCP server built only from the installed packages serves a login and a refresh', async () => {
   const app = join(dir, 'app');
   writeFileSync(
