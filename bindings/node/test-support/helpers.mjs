@@ -261,6 +261,16 @@ export async function obtainTokens(base, browser = new Browser()) {
   return { client, tokens };
 }
 
+/** A refresh-token request of a registered confidential `client`. */
+export function refreshTokens(base, client, refreshToken) {
+  return tokenRequest(base, {
+    client_id: client.client_id,
+    client_secret: client.client_secret,
+    grant_type: 'refresh_token',
+    refresh_token: refreshToken,
+  });
+}
+
 export async function tokenRequest(base, fields) {
   const body = new URLSearchParams();
   for (const [k, v] of Object.entries(fields)) if (v != null) body.append(k, v);

@@ -14,7 +14,7 @@ import * as theirsAuth from 'fastmcp/auth';
 import { OAuthProxy as FastmcpOAuthProxy, JWTIssuer as JWTIssuerPeer } from 'fastmcp/auth';
 
 import { DiskStore, EncryptedTokenStorage, JWTIssuer, MemoryTokenStorage, OAuthProxy, OAuthProxyError } from '../index.js';
-import { exampleEnv, freePort, obtainTokens, startIdp, tempDir, tokenRequest, upstreamConfig } from '../test-support/helpers.mjs';
+import { exampleEnv, freePort, obtainTokens, refreshTokens, startIdp, tempDir, upstreamConfig } from '../test-support/helpers.mjs';
 
 const SIGNING_KEY = 'node-test-signing-key-0123456789abcdef';
 const STORAGE_KEY = 'node-test-storage-key';
@@ -96,12 +96,7 @@ async function fullFlow(base) {
   assert.match(upstream, /^up-at-/, 'the tool saw the upstream token behind our JWT');
   await assert.rejects(callTool(base), 'no Bearer token: 401');
   await assert.rejects(callTool(base, `${tokens.access_token}x`), 'a forged token: 401');
-  const refreshed = await tokenRequest(base, {
-    client_id: client.client_id,
-    client_secret: client.client_secret,
-    grant_type: 'refresh_token',
-    refresh_token: tokens.refresh_token,
-  });
+  const refreshed = await refreshTokens(base, client, tokens.refresh_token);
   assert.notEqual(refreshed.access_token, tokens.access_token);
   assert.match(await callTool(base, refreshed.access_token), /^up-at-/);
   return { client, refreshed, tokens };

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { freePort, obtainTokens, startIdp, tempDir, tokenRequest, UPSTREAM_CLIENT_ID, UPSTREAM_CLIENT_SECRET } from '../test-support/helpers.mjs';
+import { freePort, obtainTokens, refreshTokens, startIdp, tempDir, UPSTREAM_CLIENT_ID, UPSTREAM_CLIENT_SECRET } from '../test-support/helpers.mjs';
 
 const here = join(dirname(fileURLToPath(import.meta.url)), '..');
 const FASTMCP = JSON.parse(readFileSync(join(here, 'package.json'), 'utf8')).devDependencies.fastmcp;
@@ -111,12 +111,7 @@ console.log('ready');
     const base = `http://127.0.0.1:${port}`;
     const { client, tokens } = await obtainTokens(base);
     assert.ok(tokens.access_token && tokens.refresh_token);
-    const refreshed = await tokenRequest(base, {
-      client_id: client.client_id,
-      client_secret: client.client_secret,
-      grant_type: 'refresh_token',
-      refresh_token: tokens.refresh_token,
-    });
+    const refreshed = await refreshTokens(base, client, tokens.refresh_token);
     assert.notEqual(refreshed.refresh_token, tokens.refresh_token);
   } finally {
     child.kill();
