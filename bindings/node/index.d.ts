@@ -469,3 +469,43 @@ export interface LoggerLike {
  * `null` for nowhere; `level` is the most verbose level sent. Process-wide. Records never hold a token, secret or key.
  */
 export declare function setLogger(logger: LoggerLike | null, options?: { level?: LogLevel }): void;
+
+// ---- fastmcp/auth's constants and session helpers (same values and behaviour as fastmcp 4.20.16's) ----------------
+
+/** Access token lifetime, seconds (the proxy's default `accessTokenTtl`). */
+export declare const DEFAULT_ACCESS_TOKEN_TTL = 3600;
+/** Access token lifetime when upstream gave no refresh token, seconds (one year). */
+export declare const DEFAULT_ACCESS_TOKEN_TTL_NO_REFRESH = 31536000;
+/** Authorization code lifetime, seconds. */
+export declare const DEFAULT_AUTHORIZATION_CODE_TTL = 300;
+/** Refresh token lifetime, seconds (30 days). */
+export declare const DEFAULT_REFRESH_TOKEN_TTL = 2592000;
+/** Authorization transaction lifetime, seconds. */
+export declare const DEFAULT_TRANSACTION_TTL = 600;
+
+/** What FastMCP hands tools as the session's auth (the value `authenticate` returned), if any. */
+export type SessionAuth = Record<string, unknown> | undefined;
+
+/** The session as fastmcp's OAuth providers fill it. */
+export interface OAuthSession {
+  accessToken: string;
+  claims?: Record<string, unknown>;
+  expiresAt?: Date;
+  idToken?: string;
+  refreshToken?: string;
+  scopes?: string[];
+  [key: string]: unknown;
+}
+
+/** The session, or throws `Error('Session is not authenticated')`. */
+export declare function getAuthSession<T extends OAuthSession = OAuthSession>(session: SessionAuth): T;
+/** A check passing when every check passes (functions of the session, or booleans). */
+export declare function requireAll<T extends SessionAuth>(...checks: Array<((auth: T) => boolean) | boolean>): (auth: T) => boolean;
+/** A check passing when any check passes. */
+export declare function requireAny<T extends SessionAuth>(...checks: Array<((auth: T) => boolean) | boolean>): (auth: T) => boolean;
+/** Whether there is a session. */
+export declare function requireAuth<T extends SessionAuth>(auth: T): boolean;
+/** A check passing when the session's `role` is one of `allowedRoles`. */
+export declare function requireRole<T extends SessionAuth>(...allowedRoles: string[]): (auth: T) => boolean;
+/** A check passing when the session's `scopes` (array or Set) hold every one of `requiredScopes`. */
+export declare function requireScopes<T extends SessionAuth>(...requiredScopes: string[]): (auth: T) => boolean;

@@ -1058,7 +1058,63 @@ class OAuthProxy {
   }
 }
 
+// ---- fastmcp/auth's constants and session helpers -----------------------------------------------------------------
+// Same values and behaviour as npm fastmcp 4.20.16's (test/auth-helpers.test.mjs compares them case by case); the
+// constants are also the proxy's defaults (access_token_ttl, refresh_token_ttl, authorization_code_ttl,
+// transaction_ttl, fallback_access_token_expiry_seconds in the core), in seconds.
+const DEFAULT_ACCESS_TOKEN_TTL = 3600;
+const DEFAULT_ACCESS_TOKEN_TTL_NO_REFRESH = 31_536_000;
+const DEFAULT_AUTHORIZATION_CODE_TTL = 300;
+const DEFAULT_REFRESH_TOKEN_TTL = 2_592_000;
+const DEFAULT_TRANSACTION_TTL = 600;
+
+/** The session, or an Error "Session is not authenticated" when there is none. */
+function getAuthSession(session) {
+  if (!session) throw new Error('Session is not authenticated');
+  return session;
+}
+
+/** A check passing when every check (function of the session, or boolean) passes. */
+function requireAll(...checks) {
+  return (auth) => checks.every((check) => (typeof check === 'function' ? check(auth) : check));
+}
+
+/** A check passing when any check (function of the session, or boolean) passes. */
+function requireAny(...checks) {
+  return (auth) => checks.some((check) => (typeof check === 'function' ? check(auth) : check));
+}
+
+/** Whether there is a session at all. */
+function requireAuth(auth) {
+  return auth !== undefined && auth !== null;
+}
+
+/** A check passing when the session's `role` (a string) is one of `allowedRoles`. */
+function requireRole(...allowedRoles) {
+  return (auth) => {
+    if (!auth) return false;
+    const role = auth.role;
+    return typeof role === 'string' && allowedRoles.includes(role);
+  };
+}
+
+/** A check passing when the session's `scopes` (array or Set) hold every one of `requiredScopes`. */
+function requireScopes(...requiredScopes) {
+  return (auth) => {
+    if (!auth) return false;
+    const scopes = auth.scopes;
+    if (!scopes) return false;
+    const set = Array.isArray(scopes) ? new Set(scopes) : scopes instanceof Set ? scopes : new Set();
+    return requiredScopes.every((scope) => set.has(scope));
+  };
+}
+
 module.exports = {
+  DEFAULT_ACCESS_TOKEN_TTL,
+  DEFAULT_ACCESS_TOKEN_TTL_NO_REFRESH,
+  DEFAULT_AUTHORIZATION_CODE_TTL,
+  DEFAULT_REFRESH_TOKEN_TTL,
+  DEFAULT_TRANSACTION_TTL,
   DiskStore,
   EncryptedTokenStorage,
   FastMCPAuthError,
@@ -1069,5 +1125,11 @@ module.exports = {
   PKCEUtils,
   RedisStore,
   deriveJwtKey,
+  getAuthSession,
+  requireAll,
+  requireAny,
+  requireAuth,
+  requireRole,
+  requireScopes,
   setLogger,
 };
