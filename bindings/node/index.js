@@ -73,7 +73,7 @@ function setLogger(next, { level = 'warn' } = {}) {
   if (next !== null && (typeof next !== 'object' || next === undefined)) {
     throw new TypeError('setLogger: logger must be a console-like object or null');
   }
-  if (!LOG_LEVELS.includes(level)) throw new TypeError(`setLogger: level must be one of ${LOG_LEVELS.join(', ')}`);
+  if (!LOG_LEVELS.includes(level)) throw new TypeError(`logger level (setLogger's level, OAuthProxy's logLevel) must be one of ${LOG_LEVELS.join(', ')}`);
   logger = next;
   logLevel = level;
   native.setLogSink(next === null ? null : forward, level);

@@ -322,6 +322,10 @@ fn store(args: StoreArgs) -> Result<(), Failure> {
             Store::redis(o)?
         }
         (None, Some(dir)) => {
+            if matches!(args.op, StoreOp::Rekey { .. }) && !dir.is_dir() {
+                // A mistyped directory would be created empty and "rekeyed" — a false all-clear.
+                return Err(usage(format!("rekey: {} is not a directory", dir.display())));
+            }
             // The CLI is short-lived: no background sweep.
             let options = DiskStoreOptions {
                 cleanup_interval: None,
@@ -461,12 +465,12 @@ fn jwt_keys(key: &str, previous: &[String]) -> Result<(), Failure> {
         println!("{role} {fp} {} bytes {state}", k.len());
     }
     println!(
-        "tokens are signed with {}; {} verify",
+        "tokens are signed with {}; {}",
         key_fingerprint(key.as_bytes()),
         if previous.is_empty() {
-            "only it".to_owned()
+            "only it verifies".to_owned()
         } else {
-            format!("all {}", previous.len() + 1)
+            format!("all {} verify", previous.len() + 1)
         }
     );
     if weak > 0 {
@@ -484,6 +488,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("FASTMCP_AUTH_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = match Cli::try_parse() {
         Ok(c) => c,

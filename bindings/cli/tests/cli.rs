@@ -342,6 +342,14 @@ fn store_rekey() {
     let o = run_env(&["store", "--dir", d, "rekey"], &keys);
     assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stdout).contains("unreadable 1"));
+    // A directory that does not exist is refused, not created (a typo must not read as "nothing left to rekey").
+    let missing = dir.path().join("typo");
+    let o = run_env(
+        &["store", "--dir", missing.to_str().unwrap(), "rekey", "--check"],
+        &keys,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!missing.exists());
     // Usage: no old key, or the new key also given as old.
     assert_eq!(code(&["store", "--dir", d, "rekey", "--new-key", new]), 2);
     let o = run_env(&["store", "--dir", d, "rekey", "--old-key", new], &[keys[1]]);
