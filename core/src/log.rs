@@ -47,13 +47,26 @@ static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 static MAX_LEVEL: AtomicU8 = AtomicU8::new(2);
 static INSTALLED: OnceLock<SinkInstall> = OnceLock::new();
 
-fn rank(level: Level) -> u8 {
+/// A level as a number: 1 `ERROR` … 5 `TRACE` (the C face's `FASTMCP_AUTH_LOG_LEVEL_*`).
+pub fn rank(level: Level) -> u8 {
     match level {
         Level::ERROR => 1,
         Level::WARN => 2,
         Level::INFO => 3,
         Level::DEBUG => 4,
         Level::TRACE => 5,
+    }
+}
+
+/// The level of a number 1 (`ERROR`) … 5 (`TRACE`); `None` outside.
+pub fn level_of_rank(rank: u32) -> Option<Level> {
+    match rank {
+        1 => Some(Level::ERROR),
+        2 => Some(Level::WARN),
+        3 => Some(Level::INFO),
+        4 => Some(Level::DEBUG),
+        5 => Some(Level::TRACE),
+        _ => None,
     }
 }
 
@@ -80,13 +93,7 @@ pub fn set_level(max_level: Level) {
 
 /// The most verbose level forwarded now.
 pub fn max_level() -> Level {
-    match MAX_LEVEL.load(Ordering::Relaxed) {
-        0 | 1 => Level::ERROR,
-        2 => Level::WARN,
-        3 => Level::INFO,
-        4 => Level::DEBUG,
-        _ => Level::TRACE,
-    }
+    level_of_rank(u32::from(MAX_LEVEL.load(Ordering::Relaxed)).clamp(1, 5)).unwrap_or(Level::WARN)
 }
 
 /// Parses a level name as hosts spell them: `error`, `warn`/`warning`, `info`, `debug`, `trace` (any case).

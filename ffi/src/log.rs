@@ -41,17 +41,14 @@ impl Callback {
         let c = |s: &str| CString::new(s.replace('\0', "\u{fffd}")).unwrap_or_default();
         let (target, message) = (c(&r.target), c(&r.message));
         // SAFETY: the caller's callback, with NUL-terminated strings alive for the call.
-        unsafe { (self.f)(self.userdata, rank(r.level), target.as_ptr(), message.as_ptr()) };
-    }
-}
-
-fn rank(level: tracing::Level) -> u32 {
-    match level {
-        tracing::Level::ERROR => 1,
-        tracing::Level::WARN => 2,
-        tracing::Level::INFO => 3,
-        tracing::Level::DEBUG => 4,
-        tracing::Level::TRACE => 5,
+        unsafe {
+            (self.f)(
+                self.userdata,
+                u32::from(log::rank(r.level)),
+                target.as_ptr(),
+                message.as_ptr(),
+            )
+        };
     }
 }
 
@@ -68,18 +65,11 @@ pub extern "C" fn fastmcp_auth_set_log_callback(
     max_level: u32,
 ) -> fastmcp_auth_result {
     boundary(|| {
-        let level = match max_level {
-            1 => tracing::Level::ERROR,
-            2 => tracing::Level::WARN,
-            3 => tracing::Level::INFO,
-            4 => tracing::Level::DEBUG,
-            5 => tracing::Level::TRACE,
-            _ => {
-                return Err(fail(
-                    fastmcp_auth_result::InvalidArgument,
-                    "max_level must be 1 (error) to 5 (trace)",
-                ))
-            }
+        let Some(level) = log::level_of_rank(max_level) else {
+            return Err(fail(
+                fastmcp_auth_result::InvalidArgument,
+                "max_level must be 1 (error) to 5 (trace)",
+            ));
         };
         let sink = callback.map(|f| {
             let cb = Callback { f, userdata };
