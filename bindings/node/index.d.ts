@@ -1,5 +1,12 @@
 // Types of fastmcp-auth: the same names and signatures as fastmcp/auth (npm `fastmcp` 4.x), plus extras marked so.
 
+// FastMCP types its `auth` option as fastmcp's own AuthProvider class, whose private members no other class can
+// match: our provider classes are declared as its subclasses so that `new FastMCP({ auth: new GitHubProvider(...) })`
+// type-checks (at run time they are this package's classes). This makes npm `fastmcp` (an optional peer dependency)
+// a requirement of these typings.
+import type { IncomingMessage } from 'node:http';
+import { AuthProvider as FastmcpAuthProvider, OAuthProxy as FastmcpOAuthProxy } from 'fastmcp/auth';
+
 /** fastmcp's TokenStorage interface; every store here implements it. */
 export interface TokenStorage {
   cleanup(): Promise<void>;
@@ -253,7 +260,10 @@ export interface OAuthProxyConfig {
   authorizationCodeTtl?: number;
   baseUrl: string;
   consentRequired?: boolean;
-  /** Accepted for compatibility; approval is recorded server-side, there is no consent cookie. */
+  /**
+   * Accepted and not needed: fastmcp signs its consent cookie with it; ours binds the browser with a random id
+   * whose SHA-256 is stored with the transaction, and a per-page CSRF token (nothing to sign). Must be a string.
+   */
   consentSigningKey?: string;
   /** Upstream access/ID token claims copied into our JWTs, as fastmcp (default true). */
   customClaimsPassthrough?: boolean | CustomClaimsPassthroughConfig;
@@ -285,7 +295,12 @@ export interface OAuthProxyConfig {
   enableTokenSwap?: boolean;
   encryptionKey?: false | string;
   extraAuthorizationParams?: Record<string, string>;
-  /** Accepted for compatibility; the proxy always uses its own S256 PKCE upstream. */
+  /**
+   * fastmcp's meaning: false (default) sends upstream the proxy's own S256 PKCE challenge (and its verifier at the
+   * code exchange); true sends upstream no PKCE (for providers that refuse it). The client's own PKCE is checked by
+   * the proxy either way (a token-swap proxy cannot forward it: the client's verifier arrives after the upstream
+   * exchange).
+   */
   forwardPkce?: boolean;
   jwtSigningKey?: string;
   redirectPath?: string;
@@ -293,6 +308,12 @@ export interface OAuthProxyConfig {
   scopes?: string[];
   /** Any TokenStorage: this package's stores run natively, others (fastmcp's, yours) are called from the core. */
   tokenStorage?: TokenStorage;
+  /**
+   * Checks the upstream access token on every use (fastmcp accepts it and never calls it): `loadUpstreamTokens`,
+   * `checkBearer` and the providers' `authenticate` answer "not authenticated" unless `verify()` resolves
+   * `{ valid: true }` (a throw counts as invalid); its `claims` reach the provider session's `claims`.
+   */
+  tokenVerifier?: TokenVerifier;
   transactionTtl?: number;
   upstreamAuthorizationEndpoint: string;
   upstreamClientId: string;
@@ -490,7 +511,8 @@ export type SessionAuth = Record<string, unknown> | undefined;
 export interface OAuthSession {
   accessToken: string;
   claims?: Record<string, unknown>;
-  expiresAt?: Date;
+  /** When the upstream access token expires, Unix seconds. */
+  expiresAt?: number;
   idToken?: string;
   refreshToken?: string;
   scopes?: string[];
@@ -509,3 +531,185 @@ export declare function requireAuth<T extends SessionAuth>(auth: T): boolean;
 export declare function requireRole<T extends SessionAuth>(...allowedRoles: string[]): (auth: T) => boolean;
 /** A check passing when the session's `scopes` (array or Set) hold every one of `requiredScopes`. */
 export declare function requireScopes<T extends SessionAuth>(...requiredScopes: string[]): (auth: T) => boolean;
+
+// ---- providers ------------------------------------------------------------------------------------------------------
+
+/** fastmcp's TokenVerifier: a check of an upstream token. */
+export interface TokenVerifier {
+  verify(token: string): Promise<TokenVerificationResult>;
+}
+
+export interface TokenVerificationResult {
+  claims?: Record<string, unknown>;
+  error?: string;
+  valid: boolean;
+}
+
+/** fastmcp's AuthProviderConfig. */
+export interface AuthProviderConfig {
+  /** Redirect URI patterns registration accepts. Unset: loopback only (fastmcp: none at all). */
+  allowedRedirectUriPatterns?: string[];
+  /** Where the MCP server is reached (the issuer, and the callback's base). */
+  baseUrl: string;
+  /** The upstream OAuth client id. */
+  clientId: string;
+  /** The upstream OAuth client secret. */
+  clientSecret: string;
+  /** Show the consent page (default true). */
+  consentRequired?: boolean;
+  /** Key of the token storage encryption (random when unset: stored tokens die with the process), false for none. */
+  encryptionKey?: false | string;
+  /** JWT signing key (random when unset: issued tokens die with the process). */
+  jwtSigningKey?: string;
+  /** Scopes asked upstream (defaults per provider). */
+  scopes?: string[];
+  /** Token storage (default: in memory). */
+  tokenStorage?: TokenStorage;
+}
+
+/** Extra: a provider's config may carry any OAuthProxy option (`rateLimits`, `tokenVerifier`, `logger`, ...). */
+export type AuthProviderOptions = AuthProviderConfig &
+  Partial<Omit<OAuthProxyConfig, keyof AuthProviderConfig | 'upstreamAuthorizationEndpoint' | 'upstreamTokenEndpoint' | 'upstreamClientId' | 'upstreamClientSecret'>>;
+
+/** fastmcp's GenericOAuthProviderConfig. */
+export interface GenericOAuthProviderConfig extends AuthProviderOptions {
+  authorizationEndpoint: string;
+  tokenEndpoint: string;
+  /** Default `client_secret_basic`. */
+  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post';
+}
+
+/** fastmcp's AzureProviderConfig. */
+export interface AzureProviderConfig extends AuthProviderOptions {
+  /** A tenant id or domain, or `common` (default), `organizations`, `consumers`. */
+  tenantId?: string;
+}
+
+export interface GitHubSession extends OAuthSession {
+  /** Declared by fastmcp, filled by neither (it needs a call to GitHub's /user). */
+  username?: string;
+}
+
+export interface GoogleSession extends OAuthSession {
+  /** From Google's ID token (extra: fastmcp declares it and leaves it empty). */
+  email?: string;
+}
+
+export interface AzureSession extends OAuthSession {
+  /** `upn`, else `preferred_username`, from the ID token (extra: fastmcp declares it and leaves it empty). */
+  upn?: string;
+}
+
+/** Options of `mount` (OAuthProxy.mount's). */
+export interface MountOptions {
+  /** The MCP endpoint URL: its RFC 9728 document is served from the proxy too. */
+  resource?: string;
+  /** Path serving `metrics()` (Prometheus text). */
+  metricsPath?: string;
+  /** The caller's address for the rate limits (behind a reverse proxy: its forwarded address). */
+  remoteAddress?: (request: Request, context: unknown) => string | undefined;
+}
+
+/**
+ * fastmcp's AuthProvider on this package's OAuthProxy. Declared as a subclass of fastmcp's (FastMCP's `auth`
+ * option names that class); `getProxy()` and `createProxy()` carry fastmcp's OAuthProxy type for the same reason,
+ * and return this package's `OAuthProxy`. `new FastMCP({ auth })` mounts the proxy's routes on that server itself.
+ */
+export declare abstract class AuthProvider<TSession extends OAuthSession = OAuthSession> extends FastmcpAuthProvider<TSession> {
+  constructor(config: AuthProviderOptions);
+  authenticate(request: IncomingMessage | undefined): Promise<TSession | undefined>;
+  /**
+   * Extra: serves the proxy's routes from `server` (done by `new FastMCP({ auth: provider })` itself; needed only
+   * when the proxy is wired by hand, e.g. `oauth: { proxy: provider.getProxy() }`). Returns `server`.
+   */
+  mount<S extends { getApp(): unknown }>(server: S, options?: MountOptions): S;
+}
+
+/** fastmcp's OAuthProvider: any OAuth 2.0 provider (default scopes `["openid"]`). */
+export declare class OAuthProvider<TSession extends OAuthSession = OAuthSession> extends AuthProvider<TSession> {
+  protected genericConfig: GenericOAuthProviderConfig;
+  constructor(config: GenericOAuthProviderConfig);
+  protected createProxy(): FastmcpOAuthProxy;
+  protected getAuthorizationEndpoint(): string;
+  protected getDefaultScopes(): string[];
+  protected getTokenEndpoint(): string;
+}
+
+/** GitHub OAuth Apps (default scopes `read:user`, `user:email`). Callback: `{baseUrl}/oauth/callback`. */
+export declare class GitHubProvider extends AuthProvider<GitHubSession> {
+  constructor(config: AuthProviderOptions);
+  protected createProxy(): FastmcpOAuthProxy;
+  protected getAuthorizationEndpoint(): string;
+  protected getDefaultScopes(): string[];
+  protected getTokenEndpoint(): string;
+}
+
+/** Google (default scopes `openid`, `profile`, `email`; asks for offline access). Callback: `{baseUrl}/oauth/callback`. */
+export declare class GoogleProvider extends AuthProvider<GoogleSession> {
+  constructor(config: AuthProviderOptions);
+  protected createProxy(): FastmcpOAuthProxy;
+  protected getAuthorizationEndpoint(): string;
+  protected getDefaultScopes(): string[];
+  protected getTokenEndpoint(): string;
+}
+
+/** Microsoft Entra ID v2.0 (default scopes `openid`, `profile`, `email`). Callback: `{baseUrl}/oauth/callback`. */
+export declare class AzureProvider extends AuthProvider<AzureSession> {
+  private tenantId;
+  constructor(config: AzureProviderConfig);
+  protected createProxy(): FastmcpOAuthProxy;
+  protected getAuthorizationEndpoint(): string;
+  protected getDefaultScopes(): string[];
+  protected getTokenEndpoint(): string;
+}
+
+/** fastmcp's ConsentData. */
+export interface ConsentData {
+  clientName: string;
+  provider: string;
+  scope: string[];
+  /** Milliseconds since the epoch. */
+  timestamp: number;
+  transactionId: string;
+}
+
+/**
+ * fastmcp's ConsentManager: a consent page and HMAC-SHA256 signed consent cookies in fastmcp's format (cookies
+ * signed by either verify in the other; valid 5 minutes). Not used by OAuthProxy (its consent is the core's).
+ */
+export declare class ConsentManager {
+  /** `signingKey`: the HMAC key; unset, a random 256-bit key. */
+  constructor(signingKey?: string);
+  createConsentResponse(transaction: { id: string; scope: string[] }, provider: string): Response;
+  generateConsentScreen(data: ConsentData): string;
+  signConsentCookie(data: ConsentData): string;
+  validateConsentCookie(cookie: string): ConsentData | null;
+}
+
+/** fastmcp's JWKSVerifierConfig. Durations in milliseconds. */
+export interface JWKSVerifierConfig {
+  audience?: string;
+  /** @default 3600000 */
+  cacheDuration?: number;
+  /** @default 30000 */
+  cooldownDuration?: number;
+  issuer?: string;
+  jwksUri: string;
+}
+
+export interface JWKSVerificationResult {
+  claims?: Record<string, unknown>;
+  error?: string;
+  valid: boolean;
+}
+
+/**
+ * fastmcp's JWKSVerifier (with the optional peer dependency `jose`, as fastmcp): JWTs checked against a JWKS
+ * endpoint's keys. Usable as an OAuthProxy `tokenVerifier`.
+ */
+export declare class JWKSVerifier implements TokenVerifier {
+  constructor(config: JWKSVerifierConfig);
+  getJwksUri(): string;
+  refreshKeys(): Promise<void>;
+  verify(token: string): Promise<JWKSVerificationResult>;
+}

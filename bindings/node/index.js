@@ -79,6 +79,11 @@ function setLogger(next, { level = 'warn' } = {}) {
   native.setLogSink(next === null ? null : forward, level);
 }
 
+/** A record of this JS layer itself (target `fastmcp_auth::node`), at the same level threshold as the core's. */
+function jsLog(level, message) {
+  if (LOG_LEVELS.indexOf(level) <= LOG_LEVELS.indexOf(logLevel)) forward(level, 'fastmcp_auth::node', message);
+}
+
 // The default sink is the main thread's: a worker thread loading this module must not take the process's records
 // (its thread-safe function dies with the worker). A worker that wants them calls setLogger itself.
 if (require('node:worker_threads').isMainThread) native.setLogSink(forward, 'warn');
@@ -561,10 +566,13 @@ function coreConfig(config) {
       case 'upstreamRequestTimeoutMs':
         out.upstream_request_timeout = v / 1000;
         break;
-      // fastmcp TS: "forward the client's PKCE upstream". We always send upstream a PKCE pair of our own (the
-      // client's verifier never leaves the client), which covers what the option is for; so it is accepted and
-      // has nothing to change.
+      // fastmcp TS's `forwardPkce` (default false): false sends upstream the proxy's own S256 challenge (and its
+      // verifier at the code exchange); true sends upstream no code_challenge at all (fastmcp 4.20.16's
+      // OAuthProxy.authorize: `if (!forwardPkce) set code_challenge`). The client's own PKCE cannot be forwarded by
+      // a token-swap proxy: its verifier reaches us only at /token, after the upstream exchange. The core's
+      // `forward_pkce` is fastmcp Python's switch, "send the proxy's own PKCE upstream" — the negation.
       case 'forwardPkce':
+        out.forward_pkce = !v;
         break;
       // Upstream token claims copied into our JWTs (on by default, as in fastmcp); the options object maps
       // member by member (camelCase -> snake_case).
@@ -574,8 +582,11 @@ function coreConfig(config) {
             ? Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).map(([n, x]) => [snake(n), x]))
             : v;
         break;
-      // Nothing to sign: the browser-binding cookie is a random id whose SHA-256 is stored with the transaction.
+      // Accepted and not needed: fastmcp signs a consent cookie with it; our browser-binding cookie is a random id
+      // whose SHA-256 is stored with the transaction (nothing to sign, nothing to forge). `ConsentManager` (below)
+      // is where a signing key is used.
       case 'consentSigningKey':
+        if (typeof v !== 'string') throw new TypeError('OAuthProxy: consentSigningKey must be a string');
         break;
       // Rate limits (ours): { enabled, failureCost, register | authorize | consent | callback | token | revoke:
       // false or { perMinute, burst } }.
@@ -598,8 +609,12 @@ function coreConfig(config) {
       case 'enableCimd':
       case 'cimd':
         break;
+      // Checked in JS (OAuthProxy#upstreamSession): the verifier is the user's object.
       case 'tokenVerifier':
-        throw new TypeError('OAuthProxy: tokenVerifier is not supported by fastmcp-auth yet');
+        if (v === null || typeof v !== 'object' || typeof v.verify !== 'function') {
+          throw new TypeError('OAuthProxy: tokenVerifier must be a TokenVerifier (an object with verify(token))');
+        }
+        break;
       default:
         out[snake(k)] = v;
     }
@@ -729,6 +744,7 @@ class OAuthProxy {
   #metadata;
   #configJson;
   #callbackUrl;
+  #verifier;
 
   constructor(config) {
     if (!config || typeof config !== 'object') throw new TypeError('OAuthProxy: config must be an object');
@@ -740,6 +756,7 @@ class OAuthProxy {
     // Validates the config (errors throw here, as fastmcp's) and fixes the metadata, which needs no store.
     this.#metadata = callNative(() => native.proxyMetadata(json));
     this.#configJson = json;
+    this.#verifier = config.tokenVerifier;
     this.#callbackUrl = `${String(config.baseUrl).replace(/\/+$/, '')}${config.redirectPath ?? '/oauth/callback'}`;
     const storage = config.tokenStorage;
     // Our stores run natively; any other TokenStorage (fastmcp's own, yours, or our EncryptedTokenStorage over
@@ -956,12 +973,40 @@ class OAuthProxy {
     return JSON.parse(await callNative(() => n.token(grant, form(fields), undefined)).then(undefined, rethrow));
   }
 
-  /** The upstream tokens behind one of our access tokens, or null (expired, revoked, forged, unknown). */
+  /**
+   * The upstream tokens behind one of our access tokens, or null (expired, revoked, forged, unknown; or, with a
+   * `tokenVerifier`, an upstream access token it does not find valid).
+   */
   async loadUpstreamTokens(fastmcpToken) {
+    return (await this._upstreamSession(fastmcpToken))?.upstream ?? null;
+  }
+
+  /**
+   * Internal (AuthProvider): `{ upstream, claims }` behind one of our access tokens, or null. With a `tokenVerifier`
+   * (fastmcp accepts the option and never calls it; we do), the upstream access token must pass its `verify()`
+   * (a rejection or a throw counts as invalid: refusing beats guessing), and `claims` are what it returned.
+   */
+  async _upstreamSession(fastmcpToken) {
     const n = await this.#proxy();
     const t = parseOrNull(await callNative(() => n.loadUpstreamTokens(String(fastmcpToken))).then(undefined, rethrow));
-    if (t) t.issuedAt = new Date(t.issuedAt);
-    return t;
+    if (!t) return null;
+    t.issuedAt = new Date(t.issuedAt);
+    const claims = await this.#verifiedClaims(t.accessToken);
+    return claims === null ? null : { claims, upstream: t };
+  }
+
+  /** The verifier's claims for an upstream access token (undefined without a verifier), or null when refused. */
+  async #verifiedClaims(upstreamAccessToken) {
+    if (!this.#verifier) return undefined;
+    let r;
+    try {
+      r = await this.#verifier.verify(upstreamAccessToken);
+    } catch {
+      // The verifier's error text may quote the token: not logged, not returned.
+      jsLog('warn', 'tokenVerifier threw; the request is refused');
+      return null;
+    }
+    return r?.valid === true ? (r.claims ?? {}) : null;
   }
 
   /** Extra: RFC 7009 revocation by the token's client. */
@@ -1003,6 +1048,19 @@ class OAuthProxy {
     );
     if (!r.authorized) return { ok: false, response: toResponse(JSON.stringify(r.response)) };
     r.upstream.issuedAt = new Date(r.upstream.issuedAt);
+    if ((await this.#verifiedClaims(r.upstream.accessToken)) === null) {
+      // RFC 6750 §3.1: the token is no longer good upstream.
+      return {
+        ok: false,
+        response: new Response(JSON.stringify({ error: 'invalid_token', error_description: 'upstream token rejected' }), {
+          headers: {
+            'Content-Type': 'application/json',
+            'WWW-Authenticate': 'Bearer error="invalid_token", error_description="upstream token rejected"',
+          },
+          status: 401,
+        }),
+      };
+    }
     return { claims: r.claims, ok: true, upstream: r.upstream };
   }
 
@@ -1109,7 +1167,536 @@ function requireScopes(...requiredScopes) {
   };
 }
 
+// ---- fastmcp/auth's provider classes --------------------------------------------------------------------------------
+// AuthProvider / OAuthProvider / GitHubProvider / GoogleProvider / AzureProvider with npm fastmcp 4.20.16's
+// constructors, methods and defaults, on our OAuthProxy: `new FastMCP({ auth: new GitHubProvider({...}) })` works
+// with the import changed.
+//
+// Mounting. FastMCP serves `auth`'s proxy from built-in /oauth/* handlers that pass the proxy no request headers and
+// send back only `Location` or a body: the browser-binding cookie (MCP Security Best Practices, "Confused Deputy";
+// RFC 9700 §4.7) can neither be set nor read there, so our consent and callback would refuse every browser. Our
+// routes must be in the server's Hono app (`server.getApp()`, consulted first), which `proxy.mount(server)` does —
+// but FastMCP hands `auth` no reference to the server. It does call `auth.getOAuthConfig()` from its constructor,
+// after `this.options = options`. So while a provider waits for its server, we note each FastMCP under
+// construction (through EventEmitter.init, which every EventEmitter constructor calls, FastMCP's ESM and CJS builds
+// alike), and `getOAuthConfig()` mounts on the noted server whose `options.auth` is this very provider — an
+// identity check, nothing guessed. The note is a WeakRef; the hook is removed once no provider waits. Where it
+// cannot work (a FastMCP that is no EventEmitter, `oauth: { proxy: provider.getProxy() }` given by hand), call
+// `provider.mount(server)` yourself; a warning says so.
+const events = require('node:events');
+let awaitingServer = 0;
+let underConstruction = null;
+let originalInit = null;
+
+function looksLikeFastMCP(o) {
+  return o != null && typeof o.getApp === 'function' && typeof o.addTool === 'function' && typeof o.start === 'function';
+}
+
+function watchForServers(on) {
+  awaitingServer += on ? 1 : -1;
+  if (awaitingServer > 0 && originalInit === null && typeof events.init === 'function') {
+    originalInit = events.init;
+    const init = originalInit;
+    events.init = function fastmcpAuthInit(...args) {
+      if (looksLikeFastMCP(this)) underConstruction = new WeakRef(this);
+      return init.apply(this, args);
+    };
+  } else if (awaitingServer <= 0 && originalInit !== null) {
+    events.init = originalInit;
+    originalInit = null;
+    underConstruction = null;
+    awaitingServer = 0;
+  }
+}
+
+const AUTH_PROVIDER_KEYS = new Set([
+  'allowedRedirectUriPatterns',
+  'baseUrl',
+  'clientId',
+  'clientSecret',
+  'consentRequired',
+  'encryptionKey',
+  'jwtSigningKey',
+  'scopes',
+  'tokenStorage',
+]);
+
+/** The payload of a JWT (not verified: see createSession), or undefined. */
+function jwtPayload(token) {
+  if (typeof token !== 'string') return undefined;
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const p = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+    return p !== null && typeof p === 'object' && !Array.isArray(p) ? p : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * fastmcp's AuthProvider: an OAuthProxy (created lazily by `createProxy()`), FastMCP's `authenticate` and its
+ * `oauth` config. Subclasses give `getAuthorizationEndpoint()`, `getTokenEndpoint()`, `getDefaultScopes()`.
+ * Config: fastmcp's AuthProviderConfig; any other key is one of our OAuthProxy options (`rateLimits`, `logger`,
+ * `previousJwtSigningKeys`, `tokenVerifier`, ...) and goes to the proxy, where an unknown one is an error.
+ */
+class AuthProvider {
+  #mounted = false;
+  #waiting = false;
+
+  constructor(config) {
+    if (new.target === AuthProvider) throw new TypeError('AuthProvider is abstract: use a provider class');
+    if (!config || typeof config !== 'object') throw new TypeError(`${new.target.name}: config must be an object`);
+    this.config = config;
+    this._proxy = undefined;
+    this.#waiting = true;
+    watchForServers(true);
+  }
+
+  /** The proxy, created on first use. */
+  get proxy() {
+    if (!this._proxy) this._proxy = this.createProxy();
+    return this._proxy;
+  }
+
+  /**
+   * Our OAuthProxy options for this provider: the subclass's `extra`, the user's own OAuthProxy options (every key
+   * that is neither AuthProviderConfig's nor in `ownKeys`, the subclass's), then fastmcp's mapping.
+   */
+  proxyConfig(extra = {}, ownKeys = []) {
+    const c = this.config;
+    const passThrough = Object.fromEntries(
+      Object.entries(c).filter(([k]) => !AUTH_PROVIDER_KEYS.has(k) && !ownKeys.includes(k)),
+    );
+    return {
+      ...extra,
+      ...passThrough,
+      // fastmcp: no fallback list; unset, our proxy's default (loopback redirect URIs only) applies.
+      allowedRedirectUriPatterns: c.allowedRedirectUriPatterns,
+      baseUrl: c.baseUrl,
+      consentRequired: c.consentRequired ?? true,
+      encryptionKey: c.encryptionKey,
+      jwtSigningKey: c.jwtSigningKey,
+      scopes: c.scopes ?? this.getDefaultScopes(),
+      tokenStorage: c.tokenStorage,
+      upstreamAuthorizationEndpoint: this.getAuthorizationEndpoint(),
+      upstreamClientId: c.clientId,
+      upstreamClientSecret: c.clientSecret,
+      upstreamTokenEndpoint: this.getTokenEndpoint(),
+    };
+  }
+
+  createProxy() {
+    return new OAuthProxy(this.proxyConfig());
+  }
+
+  /**
+   * FastMCP's `authenticate`: the Bearer token of `request` (an IncomingMessage) → the session behind it, or
+   * undefined (no token, or not one of ours that is live).
+   */
+  async authenticate(request) {
+    if (!request) return undefined;
+    const header = request.headers?.authorization;
+    if (typeof header !== 'string' || !header.startsWith('Bearer ')) return undefined;
+    const found = await this.proxy._upstreamSession(header.slice(7));
+    if (!found) return undefined;
+    const session = this.createSession(found.upstream);
+    if (found.claims !== undefined) session.claims = found.claims;
+    return session;
+  }
+
+  /**
+   * FastMCP's `oauth` option for this provider (fastmcp's shape). Called by FastMCP's constructor: mounts our
+   * routes on that server (see above).
+   */
+  getOAuthConfig() {
+    const proxy = this.proxy;
+    if (!this.#mounted) {
+      const server = underConstruction?.deref();
+      if (server && server.options?.auth === this) {
+        this.mount(server);
+      } else {
+        jsLog(
+          'warn',
+          `${this.constructor.name}: getOAuthConfig() was called outside a FastMCP constructor; call provider.mount(server) once the server exists, or FastMCP's built-in OAuth routes (which drop cookies) will refuse every login`,
+        );
+      }
+    }
+    return {
+      authorizationServer: proxy.getAuthorizationServerMetadata(),
+      enabled: true,
+      protectedResource: {
+        authorizationServers: [this.config.baseUrl],
+        resource: this.config.baseUrl,
+        scopesSupported: this.config.scopes ?? this.getDefaultScopes(),
+      },
+      proxy,
+    };
+  }
+
+  /** The OAuthProxy (advanced use). */
+  getProxy() {
+    return this.proxy;
+  }
+
+  /**
+   * Extra: serves the proxy's routes from `server` (`proxy.mount(server, options)`); done by `new FastMCP({ auth })`
+   * itself, needed only where the server was built otherwise. Returns `server`.
+   */
+  mount(server, options = {}) {
+    this.proxy.mount(server, options);
+    this.#mounted = true;
+    if (this.#waiting) {
+      this.#waiting = false;
+      watchForServers(false);
+    }
+    return server;
+  }
+
+  /**
+   * The session of an upstream token set: fastmcp's fields (`accessToken`, `expiresAt` in Unix seconds, `idToken`,
+   * `refreshToken`, `scopes`). `expiresAt` counts from when upstream issued the token (fastmcp counts from now).
+   */
+  createSession(upstreamTokens) {
+    const issued = upstreamTokens.issuedAt instanceof Date ? upstreamTokens.issuedAt.getTime() : Date.now();
+    return {
+      accessToken: upstreamTokens.accessToken,
+      expiresAt: upstreamTokens.expiresIn ? Math.floor(issued / 1000) + upstreamTokens.expiresIn : undefined,
+      idToken: upstreamTokens.idToken,
+      refreshToken: upstreamTokens.refreshToken,
+      scopes: upstreamTokens.scope,
+    };
+  }
+
+  getAuthorizationEndpoint() {
+    throw new TypeError(`${this.constructor.name} must implement getAuthorizationEndpoint()`);
+  }
+
+  getDefaultScopes() {
+    throw new TypeError(`${this.constructor.name} must implement getDefaultScopes()`);
+  }
+
+  getTokenEndpoint() {
+    throw new TypeError(`${this.constructor.name} must implement getTokenEndpoint()`);
+  }
+}
+
+/** Any OAuth 2.0 provider: fastmcp's GenericOAuthProviderConfig (`authorizationEndpoint`, `tokenEndpoint`). */
+class OAuthProvider extends AuthProvider {
+  constructor(config) {
+    super(config);
+    this.genericConfig = config;
+  }
+
+  createProxy() {
+    return new OAuthProxy(
+      this.proxyConfig(
+        { upstreamTokenEndpointAuthMethod: this.genericConfig.tokenEndpointAuthMethod ?? 'client_secret_basic' },
+        ['authorizationEndpoint', 'tokenEndpoint', 'tokenEndpointAuthMethod'],
+      ),
+    );
+  }
+
+  getAuthorizationEndpoint() {
+    return this.genericConfig.authorizationEndpoint;
+  }
+
+  getDefaultScopes() {
+    return ['openid'];
+  }
+
+  getTokenEndpoint() {
+    return this.genericConfig.tokenEndpoint;
+  }
+}
+
+/**
+ * GitHub OAuth Apps. As the core's GitHub preset (fastmcp Python's): the client secret in the token request body,
+ * the consent page naming GitHub. `username` is not filled (it needs a call to GitHub's /user, which fastmcp does
+ * not make either); give a `tokenVerifier` for it to reach `session.claims`.
+ */
+class GitHubProvider extends AuthProvider {
+  createProxy() {
+    return new OAuthProxy(this.proxyConfig({ providerName: 'GitHub', upstreamTokenEndpointAuthMethod: 'client_secret_post' }));
+  }
+
+  getAuthorizationEndpoint() {
+    return 'https://github.com/login/oauth/authorize';
+  }
+
+  getDefaultScopes() {
+    return ['read:user', 'user:email'];
+  }
+
+  getTokenEndpoint() {
+    return 'https://github.com/login/oauth/access_token';
+  }
+}
+
+/**
+ * Google. As the core's Google preset: `access_type=offline` and `prompt=consent` upstream, without which Google
+ * issues no refresh token and every login ends with its first access token (an hour). `email` from the ID token.
+ */
+class GoogleProvider extends AuthProvider {
+  createProxy() {
+    return new OAuthProxy(
+      this.proxyConfig({ extraAuthorizationParams: { access_type: 'offline', prompt: 'consent' }, providerName: 'Google' }),
+    );
+  }
+
+  /** fastmcp's session plus `email` from the ID token Google sent straight to us over TLS (OIDC Core §3.1.3.7). */
+  createSession(upstreamTokens) {
+    const session = super.createSession(upstreamTokens);
+    const email = jwtPayload(upstreamTokens.idToken)?.email;
+    if (typeof email === 'string') session.email = email;
+    return session;
+  }
+
+  getAuthorizationEndpoint() {
+    return 'https://accounts.google.com/o/oauth2/v2/auth';
+  }
+
+  getDefaultScopes() {
+    return ['openid', 'profile', 'email'];
+  }
+
+  getTokenEndpoint() {
+    return 'https://oauth2.googleapis.com/token';
+  }
+}
+
+/**
+ * Microsoft Entra ID (Azure AD) v2.0, `tenantId` default `common`. As the core's Azure preset: the client secret in
+ * the body. fastmcp's default scopes have no `offline_access`: add it to `scopes` for upstream refresh tokens.
+ * `upn` from the ID token (`upn`, else `preferred_username`).
+ */
+class AzureProvider extends AuthProvider {
+  constructor(config) {
+    const tenantId = config?.tenantId ?? 'common';
+    // It goes into the endpoints' path: nothing but a tenant id or domain.
+    if (typeof tenantId !== 'string' || !/^[A-Za-z0-9.-]+$/.test(tenantId)) {
+      throw new TypeError('AzureProvider: tenantId must be a tenant id, a domain, or common / organizations / consumers');
+    }
+    super(config);
+    this.tenantId = tenantId;
+  }
+
+  createProxy() {
+    return new OAuthProxy(
+      this.proxyConfig({ providerName: 'Microsoft', upstreamTokenEndpointAuthMethod: 'client_secret_post' }, ['tenantId']),
+    );
+  }
+
+  createSession(upstreamTokens) {
+    const session = super.createSession(upstreamTokens);
+    const claims = jwtPayload(upstreamTokens.idToken);
+    const upn = claims?.upn ?? claims?.preferred_username;
+    if (typeof upn === 'string') session.upn = upn;
+    return session;
+  }
+
+  getAuthorizationEndpoint() {
+    return `https://login.microsoftonline.com/${this.tenantId}/oauth2/v2.0/authorize`;
+  }
+
+  getDefaultScopes() {
+    return ['openid', 'profile', 'email'];
+  }
+
+  getTokenEndpoint() {
+    return `https://login.microsoftonline.com/${this.tenantId}/oauth2/v2.0/token`;
+  }
+}
+
+// ---- ConsentManager -----------------------------------------------------------------------------------------------
+const { createHmac, randomBytes: cryptoRandomBytes, timingSafeEqual } = require('node:crypto');
+
+const HTML_ESCAPES = { '"': '&quot;', '&': '&amp;', "'": '&#x27;', '/': '&#x2F;', '<': '&lt;', '>': '&gt;' };
+const escapeHtml = (text) => String(text).replace(/[&<>"'/]/g, (c) => HTML_ESCAPES[c]);
+const SCOPE_TEXT = {
+  email: 'Access your email address',
+  openid: 'Verify your identity',
+  profile: 'View your basic profile information',
+  'read:user': 'Read your user information',
+  'write:user': 'Modify your user information',
+};
+const CONSENT_COOKIE_MAX_AGE_MS = 5 * 60 * 1000;
+
+/**
+ * fastmcp's ConsentManager: a consent page and an HMAC-SHA256 signed consent cookie, in fastmcp's format
+ * (`base64(JSON).hex(HMAC)`), so cookies signed by either verify in the other. Without a key, a random 256-bit one
+ * (fastmcp's default is built from the clock and Math.random). The OAuthProxy does not use it (its consent page is
+ * the core's, bound to the browser and to a per-page CSRF token); it is for servers that build their own flow.
+ */
+class ConsentManager {
+  #key;
+
+  constructor(signingKey) {
+    this.#key = signingKey || cryptoRandomBytes(32).toString('base64url');
+  }
+
+  /** A 200 text/html Response with the consent page of `transaction` (fastmcp's OAuthTransaction). */
+  createConsentResponse(transaction, provider) {
+    const html = this.generateConsentScreen({
+      clientName: 'MCP Client',
+      provider,
+      scope: transaction.scope,
+      timestamp: Date.now(),
+      transactionId: transaction.id,
+    });
+    return new Response(html, {
+      headers: {
+        'Cache-Control': 'no-store',
+        'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        'Content-Type': 'text/html; charset=utf-8',
+        'X-Frame-Options': 'DENY',
+      },
+      status: 200,
+    });
+  }
+
+  /** The consent page (HTML) for `data`: every value escaped; the form POSTs `transaction_id` and `action`. */
+  generateConsentScreen(data) {
+    const { clientName, provider, scope = [], transactionId } = data;
+    const items = scope
+      .map((s) => `<li>${escapeHtml(SCOPE_TEXT[s] ?? String(s).replace(/_/g, ' ').replace(/:/g, ' - '))}</li>`)
+      .join('');
+    return `<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="UTF-8"><meta name="viewport" content="width=device-width, initial-scale=1.0"><title>Authorization Request</title>
+<style>body{font-family:system-ui,sans-serif;max-width:30rem;margin:3rem auto;padding:0 1rem}button{padding:.6rem 1.2rem;margin-right:.5rem}</style></head>
+<body>
+<h1>Authorization Request</h1>
+<p>via ${escapeHtml(provider)}</p>
+<h2>${escapeHtml(clientName || 'An application')} requests access</h2>
+<p>This will allow the app to:</p>
+<ul>${items}</ul>
+<p><strong>Only approve if you trust this application.</strong></p>
+<form method="POST" action="/oauth/consent">
+<input type="hidden" name="transaction_id" value="${escapeHtml(transactionId)}">
+<button type="submit" name="action" value="deny">Deny</button>
+<button type="submit" name="action" value="approve">Approve</button>
+</form>
+</body>
+</html>`;
+  }
+
+  /** `data` signed for a cookie: `base64(JSON).hex(HMAC-SHA256)` (fastmcp's format). */
+  signConsentCookie(data) {
+    const payload = JSON.stringify(data);
+    return `${Buffer.from(payload).toString('base64')}.${this.#sign(payload)}`;
+  }
+
+  /** The data of a cookie this key signed less than 5 minutes ago, or null (constant-time signature check). */
+  validateConsentCookie(cookie) {
+    try {
+      if (typeof cookie !== 'string') return null;
+      const [payloadB64, signature, extra] = cookie.split('.');
+      if (!payloadB64 || !signature || extra !== undefined) return null;
+      const payload = Buffer.from(payloadB64, 'base64').toString('utf8');
+      const expected = Buffer.from(this.#sign(payload), 'utf8');
+      const given = Buffer.from(signature, 'utf8');
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
+      const data = JSON.parse(payload);
+      if (data === null || typeof data !== 'object' || typeof data.timestamp !== 'number') return null;
+      const age = Date.now() - data.timestamp;
+      return age >= 0 && age <= CONSENT_COOKIE_MAX_AGE_MS ? data : null;
+    } catch {
+      return null;
+    }
+  }
+
+  #sign(payload) {
+    return createHmac('sha256', this.#key).update(payload).digest('hex');
+  }
+}
+
+// ---- JWKSVerifier -------------------------------------------------------------------------------------------------
+
+/**
+ * fastmcp's JWKSVerifier: verifies a JWT against a JWKS endpoint with the optional peer dependency `jose`
+ * (`npm install jose`), as fastmcp does; its result shape (`{ valid, claims }` / `{ valid: false, error }`) and claim
+ * normalisation (`client_id` from `sub`, `scope` as an array). Usable as an OAuthProxy `tokenVerifier`.
+ * `cacheDuration` / `cooldownDuration` in milliseconds (defaults 1 hour / 30 s).
+ */
+class JWKSVerifier {
+  #config;
+  #jose;
+  #jwks;
+
+  constructor(config) {
+    if (!config || typeof config.jwksUri !== 'string') throw new TypeError('JWKSVerifier: jwksUri is required');
+    new URL(config.jwksUri); // a clear TypeError now rather than at the first verification
+    this.#config = {
+      cacheDuration: 3_600_000,
+      cooldownDuration: 30_000,
+      ...config,
+      audience: config.audience || '',
+      issuer: config.issuer || '',
+    };
+  }
+
+  getJwksUri() {
+    return this.#config.jwksUri;
+  }
+
+  /** Forgets the cached keys: the next verification fetches the JWKS again. */
+  async refreshKeys() {
+    await this.#load();
+    this.#jwks = this.#remoteSet();
+  }
+
+  async verify(token) {
+    try {
+      await this.#load();
+      const options = {};
+      if (this.#config.audience) options.audience = this.#config.audience;
+      if (this.#config.issuer) options.issuer = this.#config.issuer;
+      const { payload } = await this.#jose.jwtVerify(token, this.#jwks, options);
+      const claims = {
+        ...payload,
+        aud: payload.aud,
+        client_id: payload.client_id || payload.sub,
+        exp: payload.exp,
+        iat: payload.iat,
+        iss: payload.iss,
+        jti: payload.jti || '',
+        scope: parseScope(payload.scope),
+      };
+      return { claims, valid: true };
+    } catch (error) {
+      return { error: error?.message || 'Token verification failed', valid: false };
+    }
+  }
+
+  #remoteSet() {
+    return this.#jose.createRemoteJWKSet(new URL(this.#config.jwksUri), {
+      cacheMaxAge: this.#config.cacheDuration,
+      cooldownDuration: this.#config.cooldownDuration,
+    });
+  }
+
+  async #load() {
+    if (this.#jose) return;
+    try {
+      this.#jose = await import('jose');
+    } catch (e) {
+      throw new Error(`JWKS verification requires the 'jose' package.\nInstall it with: npm install jose\n\n${e?.message ?? ''}`);
+    }
+    this.#jwks = this.#remoteSet();
+  }
+}
+
+function parseScope(scope) {
+  if (Array.isArray(scope)) return scope.filter((s) => typeof s === 'string');
+  if (typeof scope === 'string') return scope.split(' ').filter(Boolean);
+  return [];
+}
+
 module.exports = {
+  AuthProvider,
+  AzureProvider,
+  ConsentManager,
   DEFAULT_ACCESS_TOKEN_TTL,
   DEFAULT_ACCESS_TOKEN_TTL_NO_REFRESH,
   DEFAULT_AUTHORIZATION_CODE_TTL,
@@ -1118,8 +1705,12 @@ module.exports = {
   DiskStore,
   EncryptedTokenStorage,
   FastMCPAuthError,
+  GitHubProvider,
+  GoogleProvider,
+  JWKSVerifier,
   JWTIssuer,
   MemoryTokenStorage,
+  OAuthProvider,
   OAuthProxy,
   OAuthProxyError,
   PKCEUtils,

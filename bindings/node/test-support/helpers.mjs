@@ -202,9 +202,9 @@ export function approve(browser, base, html, action = 'approve') {
 /**
  * An MCP client's and a user's walk through the proxy served at `base` (a FastMCP server): registration,
  * authorize, the consent page (approved), the upstream login at the mock provider, the callback, the code exchange,
- * all in one browser. Returns { client, tokens }.
+ * all in one browser, asking for `scope`. Returns { client, tokens }.
  */
-export async function obtainTokens(base, browser = new Browser()) {
+export async function obtainTokens(base, browser = new Browser(), { scope = 'openid' } = {}) {
   let r = await fetch(`${base}/oauth/register`, {
     body: JSON.stringify({
       client_name: 'node-test',
@@ -224,7 +224,7 @@ export async function obtainTokens(base, browser = new Browser()) {
     code_challenge_method: 'S256',
     redirect_uri: REDIRECT,
     response_type: 'code',
-    scope: 'openid',
+    scope,
     state: 'st-1',
   });
   r = await browser.fetch(`${base}/oauth/authorize?${q}`);
