@@ -314,6 +314,8 @@ export interface OAuthProxyConfig {
    * `{ valid: true }` (a throw counts as invalid); its `claims` reach the provider session's `claims`.
    */
   tokenVerifier?: TokenVerifier;
+  /** Extra: milliseconds a `tokenVerifier` may take; later, the token counts as invalid. @default 5000 */
+  tokenVerifierTimeoutMs?: number;
   transactionTtl?: number;
   upstreamAuthorizationEndpoint: string;
   upstreamClientId: string;
@@ -591,12 +593,12 @@ export interface GitHubSession extends OAuthSession {
 }
 
 export interface GoogleSession extends OAuthSession {
-  /** From Google's ID token (extra: fastmcp declares it and leaves it empty). */
+  /** From Google's ID token, when `email_verified` (extra: fastmcp declares it and leaves it empty). */
   email?: string;
 }
 
 export interface AzureSession extends OAuthSession {
-  /** `upn`, else `preferred_username`, from the ID token (extra: fastmcp declares it and leaves it empty). */
+  /** The ID token's optional `upn` claim (extra: fastmcp declares it and leaves it empty). */
   upn?: string;
 }
 
@@ -610,13 +612,19 @@ export interface MountOptions {
   remoteAddress?: (request: Request, context: unknown) => string | undefined;
 }
 
+/** This package's OAuthProxy, typed so that it also fits where fastmcp's is expected (FastMCP's `oauth.proxy`). */
+export type ProviderProxy = OAuthProxy & FastmcpOAuthProxy;
+
 /**
  * fastmcp's AuthProvider on this package's OAuthProxy. Declared as a subclass of fastmcp's (FastMCP's `auth`
- * option names that class); `getProxy()` and `createProxy()` carry fastmcp's OAuthProxy type for the same reason,
- * and return this package's `OAuthProxy`. `new FastMCP({ auth })` mounts the proxy's routes on that server itself.
+ * option names that class). `new FastMCP({ auth })` mounts the proxy's routes on that server itself.
  */
 export declare abstract class AuthProvider<TSession extends OAuthSession = OAuthSession> extends FastmcpAuthProvider<TSession> {
   constructor(config: AuthProviderOptions);
+  protected get proxy(): ProviderProxy;
+  /** The proxy: this package's OAuthProxy (`mount`, `checkBearer`, `metrics`, ... available). */
+  getProxy(): ProviderProxy;
+  protected createProxy(): ProviderProxy;
   authenticate(request: IncomingMessage | undefined): Promise<TSession | undefined>;
   /**
    * Extra: serves the proxy's routes from `server` (done by `new FastMCP({ auth: provider })` itself; needed only
@@ -629,7 +637,7 @@ export declare abstract class AuthProvider<TSession extends OAuthSession = OAuth
 export declare class OAuthProvider<TSession extends OAuthSession = OAuthSession> extends AuthProvider<TSession> {
   protected genericConfig: GenericOAuthProviderConfig;
   constructor(config: GenericOAuthProviderConfig);
-  protected createProxy(): FastmcpOAuthProxy;
+  protected createProxy(): ProviderProxy;
   protected getAuthorizationEndpoint(): string;
   protected getDefaultScopes(): string[];
   protected getTokenEndpoint(): string;
@@ -638,7 +646,7 @@ export declare class OAuthProvider<TSession extends OAuthSession = OAuthSession>
 /** GitHub OAuth Apps (default scopes `read:user`, `user:email`). Callback: `{baseUrl}/oauth/callback`. */
 export declare class GitHubProvider extends AuthProvider<GitHubSession> {
   constructor(config: AuthProviderOptions);
-  protected createProxy(): FastmcpOAuthProxy;
+  protected createProxy(): ProviderProxy;
   protected getAuthorizationEndpoint(): string;
   protected getDefaultScopes(): string[];
   protected getTokenEndpoint(): string;
@@ -647,7 +655,7 @@ export declare class GitHubProvider extends AuthProvider<GitHubSession> {
 /** Google (default scopes `openid`, `profile`, `email`; asks for offline access). Callback: `{baseUrl}/oauth/callback`. */
 export declare class GoogleProvider extends AuthProvider<GoogleSession> {
   constructor(config: AuthProviderOptions);
-  protected createProxy(): FastmcpOAuthProxy;
+  protected createProxy(): ProviderProxy;
   protected getAuthorizationEndpoint(): string;
   protected getDefaultScopes(): string[];
   protected getTokenEndpoint(): string;
@@ -657,7 +665,7 @@ export declare class GoogleProvider extends AuthProvider<GoogleSession> {
 export declare class AzureProvider extends AuthProvider<AzureSession> {
   private tenantId;
   constructor(config: AzureProviderConfig);
-  protected createProxy(): FastmcpOAuthProxy;
+  protected createProxy(): ProviderProxy;
   protected getAuthorizationEndpoint(): string;
   protected getDefaultScopes(): string[];
   protected getTokenEndpoint(): string;

@@ -609,6 +609,12 @@ function coreConfig(config) {
       case 'enableCimd':
       case 'cimd':
         break;
+      // Ours: how long a tokenVerifier may take before the token counts as invalid (ms, default 5000).
+      case 'tokenVerifierTimeoutMs':
+        if (!Number.isInteger(v) || v < 1 || v > 600_000) {
+          throw new TypeError('OAuthProxy: tokenVerifierTimeoutMs must be an integer number of milliseconds (1..600000)');
+        }
+        break;
       // Checked in JS (OAuthProxy#upstreamSession): the verifier is the user's object.
       case 'tokenVerifier':
         if (v === null || typeof v !== 'object' || typeof v.verify !== 'function') {
@@ -724,6 +730,8 @@ function errorResponse(e) {
   return jsonResponse({ error: 'server_error', error_description: 'internal error' }, 500);
 }
 
+const VERIFIER_TIMED_OUT = Symbol('tokenVerifier timed out');
+
 function form(fields) {
   const p = new URLSearchParams();
   for (const [k, v] of Object.entries(fields)) if (v != null && v !== '') p.append(k, String(v));
@@ -745,6 +753,7 @@ class OAuthProxy {
   #configJson;
   #callbackUrl;
   #verifier;
+  #verifierTimeoutMs;
 
   constructor(config) {
     if (!config || typeof config !== 'object') throw new TypeError('OAuthProxy: config must be an object');
@@ -757,6 +766,7 @@ class OAuthProxy {
     this.#metadata = callNative(() => native.proxyMetadata(json));
     this.#configJson = json;
     this.#verifier = config.tokenVerifier;
+    this.#verifierTimeoutMs = config.tokenVerifierTimeoutMs ?? 5000;
     this.#callbackUrl = `${String(config.baseUrl).replace(/\/+$/, '')}${config.redirectPath ?? '/oauth/callback'}`;
     const storage = config.tokenStorage;
     // Our stores run natively; any other TokenStorage (fastmcp's own, yours, or our EncryptedTokenStorage over
@@ -999,14 +1009,35 @@ class OAuthProxy {
   async #verifiedClaims(upstreamAccessToken) {
     if (!this.#verifier) return undefined;
     let r;
+    let timer;
     try {
-      r = await this.#verifier.verify(upstreamAccessToken);
-    } catch {
+      r = await Promise.race([
+        this.#verifier.verify(upstreamAccessToken),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(VERIFIER_TIMED_OUT), this.#verifierTimeoutMs);
+          timer.unref?.();
+        }),
+      ]);
+    } catch (e) {
       // The verifier's error text may quote the token: not logged, not returned.
-      jsLog('warn', 'tokenVerifier threw; the request is refused');
+      jsLog(
+        'warn',
+        e === VERIFIER_TIMED_OUT
+          ? `tokenVerifier did not answer within ${this.#verifierTimeoutMs} ms; the request is refused`
+          : 'tokenVerifier threw; the request is refused',
+      );
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (r?.valid !== true) return null;
+    if (r.claims === undefined || r.claims === null) return {};
+    // A verifier's claims must be a plain object (the session's `claims`); anything else is a broken verifier.
+    if (typeof r.claims !== 'object' || Array.isArray(r.claims)) {
+      jsLog('warn', 'tokenVerifier returned claims that are not an object; the request is refused');
       return null;
     }
-    return r?.valid === true ? (r.claims ?? {}) : null;
+    return r.claims;
   }
 
   /** Extra: RFC 7009 revocation by the token's client. */
@@ -1180,33 +1211,37 @@ function requireScopes(...requiredScopes) {
 // after `this.options = options`. So while a provider waits for its server, we note each FastMCP under
 // construction (through EventEmitter.init, which every EventEmitter constructor calls, FastMCP's ESM and CJS builds
 // alike), and `getOAuthConfig()` mounts on the noted server whose `options.auth` is this very provider — an
-// identity check, nothing guessed. The note is a WeakRef; the hook is removed once no provider waits. Where it
-// cannot work (a FastMCP that is no EventEmitter, `oauth: { proxy: provider.getProxy() }` given by hand), call
-// `provider.mount(server)` yourself; a warning says so.
+// identity check, nothing guessed — once per server. The note is a WeakRef; the hook notes nothing while no
+// provider is alive. Where it cannot work (a FastMCP that is no EventEmitter, `oauth` given by hand next to `auth`,
+// `oauth: { proxy: provider.getProxy() }`), call `provider.mount(server)` yourself; a warning says so.
 const events = require('node:events');
-let awaitingServer = 0;
+let liveProviders = 0;
 let underConstruction = null;
-let originalInit = null;
+let hooked = false;
+// A provider counts until it is garbage-collected (one may serve several servers in turn, e.g. across restarts).
+const providerGone = new FinalizationRegistry(() => {
+  liveProviders -= 1;
+  if (liveProviders === 0) underConstruction = null;
+});
 
 function looksLikeFastMCP(o) {
   return o != null && typeof o.getApp === 'function' && typeof o.addTool === 'function' && typeof o.start === 'function';
 }
 
-function watchForServers(on) {
-  awaitingServer += on ? 1 : -1;
-  if (awaitingServer > 0 && originalInit === null && typeof events.init === 'function') {
-    originalInit = events.init;
-    const init = originalInit;
-    events.init = function fastmcpAuthInit(...args) {
-      if (looksLikeFastMCP(this)) underConstruction = new WeakRef(this);
-      return init.apply(this, args);
-    };
-  } else if (awaitingServer <= 0 && originalInit !== null) {
-    events.init = originalInit;
-    originalInit = null;
-    underConstruction = null;
-    awaitingServer = 0;
-  }
+/**
+ * Notes FastMCP servers under construction while any provider lives. Installed once and never removed: removing it
+ * could unhook another copy of this package that wrapped it afterwards; with no provider alive it only counts.
+ */
+function watchForServers(provider) {
+  liveProviders += 1;
+  providerGone.register(provider, undefined);
+  if (hooked || typeof events.init !== 'function') return;
+  hooked = true;
+  const init = events.init;
+  events.init = function fastmcpAuthInit(...args) {
+    if (liveProviders > 0 && looksLikeFastMCP(this)) underConstruction = new WeakRef(this);
+    return init.apply(this, args);
+  };
 }
 
 const AUTH_PROVIDER_KEYS = new Set([
@@ -1241,16 +1276,17 @@ function jwtPayload(token) {
  * `previousJwtSigningKeys`, `tokenVerifier`, ...) and goes to the proxy, where an unknown one is an error.
  */
 class AuthProvider {
-  #mounted = false;
-  #waiting = false;
+  /** The servers (FastMCP or any with getApp()) this provider's routes are mounted on. */
+  #mountedOn = new WeakSet();
+  #everMounted = false;
+  #warned = false;
 
   constructor(config) {
     if (new.target === AuthProvider) throw new TypeError('AuthProvider is abstract: use a provider class');
     if (!config || typeof config !== 'object') throw new TypeError(`${new.target.name}: config must be an object`);
     this.config = config;
     this._proxy = undefined;
-    this.#waiting = true;
-    watchForServers(true);
+    watchForServers(this);
   }
 
   /** The proxy, created on first use. */
@@ -1271,6 +1307,11 @@ class AuthProvider {
     return {
       ...extra,
       ...passThrough,
+      // The subclass's upstream parameters (Google's offline access) stay unless the user sets the same names.
+      extraAuthorizationParams:
+        extra.extraAuthorizationParams || passThrough.extraAuthorizationParams
+          ? { ...extra.extraAuthorizationParams, ...passThrough.extraAuthorizationParams }
+          : undefined,
       // fastmcp: no fallback list; unset, our proxy's default (loopback redirect URIs only) applies.
       allowedRedirectUriPatterns: c.allowedRedirectUriPatterns,
       baseUrl: c.baseUrl,
@@ -1278,7 +1319,8 @@ class AuthProvider {
       encryptionKey: c.encryptionKey,
       jwtSigningKey: c.jwtSigningKey,
       scopes: c.scopes ?? this.getDefaultScopes(),
-      tokenStorage: c.tokenStorage,
+      // fastmcp falls back to memory for a null storage too.
+      tokenStorage: c.tokenStorage ?? undefined,
       upstreamAuthorizationEndpoint: this.getAuthorizationEndpoint(),
       upstreamClientId: c.clientId,
       upstreamClientSecret: c.clientSecret,
@@ -1296,13 +1338,34 @@ class AuthProvider {
    */
   async authenticate(request) {
     if (!request) return undefined;
+    this.#warnUnmounted('authenticate() is called by a server');
     const header = request.headers?.authorization;
     if (typeof header !== 'string' || !header.startsWith('Bearer ')) return undefined;
-    const found = await this.proxy._upstreamSession(header.slice(7));
+    const proxy = this.proxy;
+    // A subclass's createProxy() may return fastmcp's own OAuthProxy: then fastmcp's behaviour.
+    if (typeof proxy._upstreamSession !== 'function') {
+      const upstream = await proxy.loadUpstreamTokens(header.slice(7));
+      return upstream ? this.createSession(upstream) : undefined;
+    }
+    const found = await proxy._upstreamSession(header.slice(7));
     if (!found) return undefined;
     const session = this.createSession(found.upstream);
     if (found.claims !== undefined) session.claims = found.claims;
     return session;
+  }
+
+  /**
+   * Once per provider: a warning when a server uses it and our routes were never mounted anywhere (FastMCP built
+   * with `oauth` given by hand next to `auth`, which skips getOAuthConfig(); or getOAuthConfig() called outside
+   * FastMCP's constructor): FastMCP's built-in OAuth routes drop the browser-binding cookie and refuse every login.
+   */
+  #warnUnmounted(when) {
+    if (this.#everMounted || this.#warned || typeof this.proxy.mount !== 'function') return;
+    this.#warned = true;
+    jsLog(
+      'warn',
+      `${this.constructor.name}: ${when} but its OAuth routes are not mounted on any server; call provider.mount(server), or FastMCP's built-in OAuth routes (which drop cookies) will refuse every login`,
+    );
   }
 
   /**
@@ -1311,16 +1374,12 @@ class AuthProvider {
    */
   getOAuthConfig() {
     const proxy = this.proxy;
-    if (!this.#mounted) {
-      const server = underConstruction?.deref();
-      if (server && server.options?.auth === this) {
-        this.mount(server);
-      } else {
-        jsLog(
-          'warn',
-          `${this.constructor.name}: getOAuthConfig() was called outside a FastMCP constructor; call provider.mount(server) once the server exists, or FastMCP's built-in OAuth routes (which drop cookies) will refuse every login`,
-        );
-      }
+    const server = underConstruction?.deref();
+    if (server && server.options?.auth === this && typeof proxy.mount === 'function') {
+      // Every server this provider is given to (a shared provider, a restart in the same process) gets the routes.
+      if (!this.#mountedOn.has(server)) this.mount(server);
+    } else {
+      this.#warnUnmounted('getOAuthConfig() was called outside a FastMCP constructor');
     }
     return {
       authorizationServer: proxy.getAuthorizationServerMetadata(),
@@ -1345,11 +1404,8 @@ class AuthProvider {
    */
   mount(server, options = {}) {
     this.proxy.mount(server, options);
-    this.#mounted = true;
-    if (this.#waiting) {
-      this.#waiting = false;
-      watchForServers(false);
-    }
+    this.#mountedOn.add(server);
+    this.#everMounted = true;
     return server;
   }
 
@@ -1444,11 +1500,14 @@ class GoogleProvider extends AuthProvider {
     );
   }
 
-  /** fastmcp's session plus `email` from the ID token Google sent straight to us over TLS (OIDC Core §3.1.3.7). */
+  /**
+   * fastmcp's session plus `email` from the ID token Google sent straight to us over TLS (OIDC Core §3.1.3.7), only
+   * when Google says it is verified (`email_verified`).
+   */
   createSession(upstreamTokens) {
     const session = super.createSession(upstreamTokens);
-    const email = jwtPayload(upstreamTokens.idToken)?.email;
-    if (typeof email === 'string') session.email = email;
+    const claims = jwtPayload(upstreamTokens.idToken);
+    if (typeof claims?.email === 'string' && claims.email_verified === true) session.email = claims.email;
     return session;
   }
 
@@ -1468,13 +1527,12 @@ class GoogleProvider extends AuthProvider {
 /**
  * Microsoft Entra ID (Azure AD) v2.0, `tenantId` default `common`. As the core's Azure preset: the client secret in
  * the body. fastmcp's default scopes have no `offline_access`: add it to `scopes` for upstream refresh tokens.
- * `upn` from the ID token (`upn`, else `preferred_username`).
  */
 class AzureProvider extends AuthProvider {
   constructor(config) {
     const tenantId = config?.tenantId ?? 'common';
     // It goes into the endpoints' path: nothing but a tenant id or domain.
-    if (typeof tenantId !== 'string' || !/^[A-Za-z0-9.-]+$/.test(tenantId)) {
+    if (typeof tenantId !== 'string' || !/^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/.test(tenantId)) {
       throw new TypeError('AzureProvider: tenantId must be a tenant id, a domain, or common / organizations / consumers');
     }
     super(config);
@@ -1487,10 +1545,13 @@ class AzureProvider extends AuthProvider {
     );
   }
 
+  /**
+   * fastmcp's session plus `upn` from the ID token's `upn` claim (an optional claim of the app registration).
+   * Never from `preferred_username`, which Microsoft documents as mutable and not for authorization decisions.
+   */
   createSession(upstreamTokens) {
     const session = super.createSession(upstreamTokens);
-    const claims = jwtPayload(upstreamTokens.idToken);
-    const upn = claims?.upn ?? claims?.preferred_username;
+    const upn = jwtPayload(upstreamTokens.idToken)?.upn;
     if (typeof upn === 'string') session.upn = upn;
     return session;
   }
@@ -1521,6 +1582,7 @@ const SCOPE_TEXT = {
   'write:user': 'Modify your user information',
 };
 const CONSENT_COOKIE_MAX_AGE_MS = 5 * 60 * 1000;
+const CONSENT_CLOCK_SKEW_MS = 60 * 1000;
 
 /**
  * fastmcp's ConsentManager: a consent page and an HMAC-SHA256 signed consent cookie, in fastmcp's format
@@ -1587,7 +1649,7 @@ class ConsentManager {
     return `${Buffer.from(payload).toString('base64')}.${this.#sign(payload)}`;
   }
 
-  /** The data of a cookie this key signed less than 5 minutes ago, or null (constant-time signature check). */
+  /** The data of a cookie this key signed less than 5 minutes ago (or up to 1 minute ahead), else null; constant-time. */
   validateConsentCookie(cookie) {
     try {
       if (typeof cookie !== 'string') return null;
@@ -1600,7 +1662,8 @@ class ConsentManager {
       const data = JSON.parse(payload);
       if (data === null || typeof data !== 'object' || typeof data.timestamp !== 'number') return null;
       const age = Date.now() - data.timestamp;
-      return age >= 0 && age <= CONSENT_COOKIE_MAX_AGE_MS ? data : null;
+      // Up to a minute from the future: managers sharing a key on hosts whose clocks differ a little.
+      return age >= -CONSENT_CLOCK_SKEW_MS && age <= CONSENT_COOKIE_MAX_AGE_MS ? data : null;
     } catch {
       return null;
     }

@@ -12,4 +12,6 @@ if [ "${1:-}" = "--release" ]; then
   args+=(--release)
 fi
 cargo build -q -p fastmcp-auth-node --locked "${args[@]}" --manifest-path "$root/Cargo.toml"
-cp "$root/target/$profile/libfastmcp_auth_node.so" "$here/fastmcp-auth.linux-x64-gnu.node"
+# A new file moved into place (never written over): a process that has the old addon loaded keeps a whole one.
+cp "$root/target/$profile/libfastmcp_auth_node.so" "$here/.fastmcp-auth.node.tmp"
+mv -f "$here/.fastmcp-auth.node.tmp" "$here/fastmcp-auth.linux-x64-gnu.node"

@@ -68,6 +68,40 @@ test('the README snippet type-checks with tsc --strict against the installed typ
   );
 });
 
+test("fastmcp's own README examples of its providers, with the import changed, type-check with tsc --strict", async () => {
+  const app = join(dir, 'app');
+  const exported = new Set(Object.keys(await import(join(app, 'node_modules', 'fastmcp-auth', 'index.js'))).concat(['default']));
+  /** `import { A, B } from "fastmcp" | "fastmcp/auth"`: every name this package exports comes from it instead. */
+  const swap = (code) =>
+    code.replace(/^import \{([^}]*)\} from ["']fastmcp(?:\/auth)?["'];?$/gm, (_, names) => {
+      const all = names.split(',').map((n) => n.trim()).filter(Boolean);
+      const ours = all.filter((n) => exported.has(n) && n !== 'FastMCP');
+      const theirs = all.filter((n) => !ours.includes(n));
+      return [
+        theirs.length ? `import { ${theirs.join(', ')} } from "fastmcp";` : '',
+        ours.length ? `import { ${ours.join(', ')} } from "fastmcp-auth";` : '',
+      ].join('\n');
+    });
+  const theirReadme = readFileSync(join(app, 'node_modules', 'fastmcp', 'README.md'), 'utf8');
+  const ourReadme = readFileSync(join(here, '..', '..', 'README.md'), 'utf8');
+  const blocks = [...theirReadme.matchAll(/```ts\n([\s\S]*?)```/g)]
+    .map((m) => m[1])
+    .filter((b) => /Provider\(\{/.test(b) && /^import /m.test(b))
+    .map(swap);
+  assert.ok(blocks.length >= 3, `fastmcp's README has ${blocks.length} provider examples`);
+  assert.ok(blocks.every((b) => b.includes('from "fastmcp-auth"')), 'the import was changed in every example');
+  blocks.push(ourReadme.split('**Providers.**')[1].split('```ts\n')[1].split('```')[0]);
+  const files = blocks.map((b, i) => {
+    writeFileSync(join(app, `provider-example-${i}.ts`), b);
+    return `provider-example-${i}.ts`;
+  });
+  execFileSync(
+    join(app, 'node_modules', '.bin', 'tsc'),
+    ['--strict', '--noEmit', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', ...files],
+    { cwd: app, encoding: 'utf8' },
+  );
+});
+
 test('examples/server.mjs, importing the installed package, type-checks with tsc --strict (checkJs)', () => {
   const app = join(dir, 'app');
   const example = readFileSync(join(here, 'examples', 'server.mjs'), 'utf8').replace("from '../index.js'", "from 'fastmcp-auth'");

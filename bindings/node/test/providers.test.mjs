@@ -15,12 +15,13 @@ import { pathToFileURL } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import * as theirs from 'fastmcp';
+import * as theirsAuth from 'fastmcp/auth';
 
 import * as ours from '../index.js';
 import { Browser, freePort, obtainTokens, refreshTokens, startIdp } from '../test-support/helpers.mjs';
 
 const OURS = pathToFileURL(join(import.meta.dirname, '..', 'index.js')).href;
-const ID_CLAIMS = { email: 'ada@example.com', preferred_username: 'ada@contoso.example', sub: 'user-1', upn: 'ada@contoso.example' };
+const ID_CLAIMS = { email: 'ada@example.com', email_verified: true, sub: 'user-1', upn: 'ada@contoso.example' };
 
 let idp;
 before(async () => {
@@ -246,5 +247,108 @@ describe("the provider classes match fastmcp's", () => {
     assert.equal(await p.authenticate({ headers: { authorization: 'Basic abc' } }), undefined);
     assert.equal(await p.authenticate({ headers: { authorization: 'Bearer not-a-jwt' } }), undefined);
     p.getProxy().destroy();
+  });
+});
+
+describe('mounting, found by review', () => {
+  const quiet = { debug() {}, error() {}, info() {}, log() {}, warn() {} };
+  const providerConfig = (base, extra = {}) => ({
+    authorizationEndpoint: `${idp.url}/authorize`,
+    baseUrl: base,
+    clientId: 'upstream-client',
+    clientSecret: 'upstream secret+/=',
+    jwtSigningKey: 'mount-test-signing-key-0123456789abcdef',
+    tokenEndpoint: `${idp.url}/token`,
+    ...extra,
+  });
+  const start = async (options, port) => {
+    const server = new theirs.FastMCP({ logger: quiet, name: 'm', version: '1.0.0', ...options });
+    await server.start({ httpStream: { host: '127.0.0.1', port }, transportType: 'httpStream' });
+    return server;
+  };
+
+  test('one provider given to a second server (a restart in the same process): mounted there too', async () => {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const provider = new ours.OAuthProvider(providerConfig(base));
+    for (const round of [1, 2]) {
+      const server = await start({ auth: provider }, port);
+      try {
+        const browser = new Browser();
+        const { tokens } = await obtainTokens(base, browser);
+        assert.ok(tokens.access_token, `round ${round}`);
+        assert.ok(browser.jar.has('fastmcp_auth_browser'), `round ${round}: our routes`);
+      } finally {
+        await server.stop();
+        // Let the client's pooled keep-alive sockets see the old server close before the new one starts.
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    provider.getProxy().destroy();
+  });
+
+  test('`oauth` given by hand next to `auth` (FastMCP never asks the provider): a warning names provider.mount', async () => {
+    const seen = [];
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const provider = new ours.OAuthProvider(providerConfig(base, { logger: { warn: (m) => seen.push(m) } }));
+    const server = await start({ auth: provider, oauth: { enabled: true, proxy: provider.getProxy() } }, port);
+    try {
+      await assert.rejects(fetch(`${base}/mcp`, { method: 'POST' }).then((r) => (r.status === 401 ? Promise.reject(new Error('401')) : r)));
+      await provider.authenticate({ headers: {} });
+      assert.equal(seen.filter((m) => m.includes('provider.mount(server)')).length, 1, seen.join('\n'));
+      // Mounted by hand, it serves the flow.
+      provider.mount(server);
+      assert.ok((await obtainTokens(base)).tokens.access_token);
+    } finally {
+      await server.stop();
+      provider.getProxy().destroy();
+      ours.setLogger(console);
+    }
+  });
+
+  test("a subclass whose createProxy() returns fastmcp's own proxy gets fastmcp's behaviour, not a crash", async () => {
+    class Mine extends ours.OAuthProvider {
+      createProxy() {
+        return new theirsAuth.OAuthProxy({
+          baseUrl: this.config.baseUrl,
+          consentRequired: false,
+          upstreamAuthorizationEndpoint: `${idp.url}/authorize`,
+          upstreamClientId: 'upstream-client',
+          upstreamClientSecret: 'upstream secret+/=',
+          upstreamTokenEndpoint: `${idp.url}/token`,
+        });
+      }
+    }
+    const p = new Mine(providerConfig('http://127.0.0.1:1'));
+    const server = new theirs.FastMCP({ auth: p, logger: quiet, name: 'm', version: '1.0.0' });
+    assert.ok(server);
+    assert.equal(await p.authenticate({ headers: { authorization: 'Bearer nope' } }), undefined);
+    p.getProxy().destroy();
+  });
+
+  test('Google keeps offline access beside extra upstream parameters; Azure tenant ids are names, not paths', () => {
+    const g = new ours.GoogleProvider({ baseUrl: 'https://m.example', clientId: 'a', clientSecret: 'b', extraAuthorizationParams: { hd: 'example.com' } });
+    const cfg = g.proxyConfig({ extraAuthorizationParams: { access_type: 'offline', prompt: 'consent' } });
+    assert.deepEqual(cfg.extraAuthorizationParams, { access_type: 'offline', hd: 'example.com', prompt: 'consent' });
+    for (const tenantId of ['..', '.', 'a..b', '.a', 'a/b', 'a?b', '']) {
+      assert.throws(() => new ours.AzureProvider({ baseUrl: 'https://m.example', clientId: 'a', clientSecret: 'b', tenantId }), /tenantId/, tenantId);
+    }
+    for (const tenantId of ['common', 'contoso.onmicrosoft.com', '72f988bf-86f1-41af-91ab-2d7cd011db47']) {
+      assert.ok(new ours.AzureProvider({ baseUrl: 'https://m.example', clientId: 'a', clientSecret: 'b', tenantId }));
+    }
+  });
+
+  test('session identity fields only from trustworthy claims (email_verified; upn, never preferred_username)', () => {
+    const idToken = (claims) => `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.c2ln`;
+    const up = (claims) => ({ accessToken: 'a', expiresIn: 60, idToken: idToken(claims), issuedAt: new Date(), scope: [] });
+    const g = new ours.GoogleProvider({ baseUrl: 'https://m.example', clientId: 'a', clientSecret: 'b' });
+    assert.equal(g.createSession(up({ email: 'a@x', email_verified: true })).email, 'a@x');
+    assert.equal(g.createSession(up({ email: 'a@x', email_verified: false })).email, undefined);
+    assert.equal(g.createSession(up({ email: 'a@x' })).email, undefined);
+    const a = new ours.AzureProvider({ baseUrl: 'https://m.example', clientId: 'a', clientSecret: 'b' });
+    assert.equal(a.createSession(up({ upn: 'u@x' })).upn, 'u@x');
+    assert.equal(a.createSession(up({ preferred_username: 'u@x' })).upn, undefined);
+    assert.equal(a.createSession({ accessToken: 'a', scope: [] }).upn, undefined, 'no ID token');
   });
 });

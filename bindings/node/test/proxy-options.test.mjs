@@ -317,16 +317,20 @@ const HONOURED = {
       [{ valid: true, claims: { login: 'octocat' } }, true],
       [{ valid: false, error: 'revoked' }, false],
       ['throw', false],
+      ['hang', false],
+      [{ claims: 'not an object', valid: true }, false],
+      [{ valid: 'true' }, false],
     ];
     for (const [verdict, accepted] of verdicts) {
       const tokenVerifier = {
         verify: async (token) => {
           calls.push(token);
           if (verdict === 'throw') throw new Error(`boom ${token}`);
+          if (verdict === 'hang') return new Promise(() => {});
           return verdict;
         },
       };
-      await withProxy({ tokenVerifier }, async (p) => {
+      await withProxy({ tokenVerifier, tokenVerifierTimeoutMs: 200 }, async (p) => {
         const { tokens } = await login(p);
         const up = await p.loadUpstreamTokens(tokens.access_token);
         assert.equal(up !== null, accepted, JSON.stringify(verdict));
@@ -345,6 +349,7 @@ const HONOURED = {
         logger: null,
         tokenEndpoint: `${upstream.url}/token`,
         tokenVerifier,
+        tokenVerifierTimeoutMs: 200,
       });
       try {
         const { tokens } = await login(provider.getProxy());
@@ -357,6 +362,9 @@ const HONOURED = {
     }
     assert.ok(calls.every((t) => payload(t).department === 'engineering'), 'called with the upstream access token');
     assert.throws(() => new OAuthProxy(config({ tokenVerifier: {} })), /tokenVerifier must be a TokenVerifier/);
+    for (const bad of [0, -1, 1.5, '100', 1e9]) {
+      assert.throws(() => new OAuthProxy(config({ tokenVerifierTimeoutMs: bad })), /tokenVerifierTimeoutMs/, String(bad));
+    }
   },
   transactionTtl: () =>
     withProxy({ transactionTtl: 1 }, async (p) => {
