@@ -6,8 +6,10 @@
 // client, calls in a loop: FastMCP runs `authenticate` on every request). Also, in the server process, the time
 // `authenticate` itself takes per call, to say how much of a tool call is the provider's.
 // Usage (scripts/bench-fastmcp-server.sh builds the release addon first): node bench/fastmcp-server.mjs [codes=400]
-// [seconds of tool calls=5]. Prints a table with the ratios (ours / fastmcp's throughput: > 1 means we are faster).
+// [seconds of tool calls=5] (env ROUNDS, default 3). Prints the median of the rounds, with the ratios (ours /
+// fastmcp's throughput, fastmcp's / our server CPU per operation: > 1 means we are faster).
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -17,6 +19,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { approve, Browser, freePort, hiddenField, pkcePair, REDIRECT, startIdp, tokenRequest } from '../test-support/helpers.mjs';
 
 const CONCURRENCY = 16;
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const here = fileURLToPath(import.meta.url);
 
 // ---- the server (child process) ---------------------------------------------------------------------------------
@@ -56,7 +59,10 @@ if (process.argv[2] === '--serve') {
   await server.start({ httpStream: { host: '127.0.0.1', port: Number(port) }, transportType: 'httpStream' });
   console.log('ready');
   createInterface({ input: process.stdin }).on('line', (line) => {
-    if (line === 'auth-stats') {
+    if (line === 'cpu') {
+      const u = process.cpuUsage();
+      console.log(JSON.stringify({ us: u.user + u.system }));
+    } else if (line === 'auth-stats') {
       console.log(JSON.stringify({ calls: authCalls, meanUs: authCalls ? Number(authNs / BigInt(authCalls)) / 1000 : 0 }));
       authNs = 0n;
       authCalls = 0;
@@ -75,6 +81,10 @@ async function startSide(side, idp) {
   const ready = await next();
   if (ready !== 'ready') throw new Error(`${side}: ${ready}`);
   return {
+    cpu: async () => {
+      child.stdin.write('cpu\n');
+      return JSON.parse(await next()).us;
+    },
     authStats: async () => {
       child.stdin.write('auth-stats\n');
       return JSON.parse(await next());
@@ -107,16 +117,21 @@ async function code(base, client) {
   return { code: new URL(r.headers.get('location')).searchParams.get('code'), verifier };
 }
 
-/** Runs `job(i)` for i in [0, n) with CONCURRENCY in flight; resolves to operations per second. */
-async function throughput(n, job) {
+/**
+ * Runs `job(i)` for i in [0, n) with CONCURRENCY in flight; resolves to { rate: operations per second, cpuUs: the
+ * server process's CPU time per operation in µs }.
+ */
+async function throughput(side, n, job) {
   let i = 0;
+  const cpu0 = await side.cpu();
   const t0 = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       while (i < n) await job(i++);
     }),
   );
-  return n / (Number(process.hrtime.bigint() - t0) / 1e9);
+  const rate = n / (Number(process.hrtime.bigint() - t0) / 1e9);
+  return { cpuUs: ((await side.cpu()) - cpu0) / n, rate };
 }
 
 /** Tool calls for `seconds` by CONCURRENCY MCP clients, each with its own session; resolves to calls per second. */
@@ -166,7 +181,7 @@ async function measure(side, idp, n, seconds) {
       codes.push(...(await Promise.all(Array.from({ length: Math.min(CONCURRENCY, n - k) }, () => code(s.base, client)))));
     }
     const tokens = new Array(n);
-    const exchange = await throughput(n, async (k) => {
+    const exchange = await throughput(s, n, async (k) => {
       tokens[k] = await tokenRequest(s.base, {
         client_id: client.client_id,
         client_secret: client.client_secret,
@@ -177,7 +192,7 @@ async function measure(side, idp, n, seconds) {
       });
     });
     const refreshed = new Array(n);
-    const refresh = await throughput(n, async (k) => {
+    const refresh = await throughput(s, n, async (k) => {
       refreshed[k] = await tokenRequest(s.base, {
         client_id: client.client_id,
         client_secret: client.client_secret,
@@ -186,8 +201,10 @@ async function measure(side, idp, n, seconds) {
       });
     });
     await s.authStats(); // reset
-    const calls = await toolCalls(s.base, refreshed.map((t) => t.access_token), seconds);
+    const cpu0 = await s.cpu();
+    const rate = await toolCalls(s.base, refreshed.map((t) => t.access_token), seconds);
     const auth = await s.authStats();
+    const calls = { cpuUs: ((await s.cpu()) - cpu0) / auth.calls, rate };
     return { auth, calls, exchange, refresh };
   } finally {
     await s.stop();
@@ -199,20 +216,39 @@ async function main() {
   const seconds = Number(process.argv[3] ?? 5);
   const idp = await startIdp();
   try {
-    // fastmcp first, then ours, then fastmcp again is not needed: each side has its own fresh process and store.
-    const theirs = await measure('theirs', idp.url, n, seconds);
-    const ours = await measure('ours', idp.url, n, seconds);
-    const row = (name, a, b, unit = '/s') =>
-      console.log(`${name.padEnd(44)} ${a.toFixed(0).padStart(8)}${unit}  ${b.toFixed(0).padStart(8)}${unit}  ${(a / b).toFixed(2)}×`);
-    console.log(`${'through FastMCP over HTTP, 16 clients'.padEnd(44)} ${'ours'.padStart(10)}  ${'fastmcp'.padStart(10)}  ratio`);
+    // This 2-core machine's throughput drifts from minute to minute: ROUNDS rounds, the sides alternating (each in
+    // a fresh process with a fresh store), and the median of each figure.
+    const runs = { ours: [], theirs: [] };
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const side of r % 2 ? ['ours', 'theirs'] : ['theirs', 'ours']) runs[side].push(await measure(side, idp.url, n, seconds));
+    }
+    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const summary = (rs) => {
+      const m = (k) => ({ cpuUs: median(rs.map((x) => x[k].cpuUs)), rate: median(rs.map((x) => x[k].rate)) });
+      return { auth: { meanUs: median(rs.map((x) => x.auth.meanUs)) }, calls: m('calls'), exchange: m('exchange'), refresh: m('refresh') };
+    };
+    const ours = summary(runs.ours);
+    const theirs = summary(runs.theirs);
+    console.log(`median of ${ROUNDS} rounds, sides alternating`);
+    const row = (name, a, b) =>
+      console.log(
+        `${name.padEnd(40)} ${a.rate.toFixed(0).padStart(7)}/s ${b.rate.toFixed(0).padStart(7)}/s ${(a.rate / b.rate).toFixed(2).padStart(6)}×` +
+          `   ${a.cpuUs.toFixed(0).padStart(6)} µs ${b.cpuUs.toFixed(0).padStart(6)} µs ${(b.cpuUs / a.cpuUs).toFixed(2).padStart(6)}×`,
+      );
+    console.log(
+      `${'through FastMCP over HTTP, 16 clients'.padEnd(40)} ${'ours'.padStart(9)} ${'fastmcp'.padStart(9)}  ratio` +
+        `   server CPU per op: ours, fastmcp, ratio`,
+    );
     row(`code exchanges (${n})`, ours.exchange, theirs.exchange);
     row(`refreshes (${n}, upstream called)`, ours.refresh, theirs.refresh);
     row(`authenticated tool calls (${seconds} s)`, ours.calls, theirs.calls);
-    const share = (x) => ((x.auth.meanUs / (1e6 / (x.calls / CONCURRENCY))) * 100).toFixed(1);
+    const share = (x) => ((x.auth.meanUs / (1e6 / (x.calls.rate / CONCURRENCY))) * 100).toFixed(1);
     console.log(
-      `authenticate per call: ours ${ours.auth.meanUs.toFixed(0)} µs (${share(ours)}% of a call's latency), ` +
-        `fastmcp ${theirs.auth.meanUs.toFixed(0)} µs (${share(theirs)}%)`,
+      `authenticate per call (wall time, incl. waiting for the event loop): ours ${ours.auth.meanUs.toFixed(0)} µs ` +
+        `(${share(ours)}% of a call's latency), fastmcp ${theirs.auth.meanUs.toFixed(0)} µs (${share(theirs)}%)`,
     );
+    const fastmcpVersion = JSON.parse(readFileSync(new URL('../node_modules/fastmcp/package.json', import.meta.url), 'utf8')).version;
+    console.log(`node ${process.version}, fastmcp ${fastmcpVersion}`);
   } finally {
     await idp.close();
   }

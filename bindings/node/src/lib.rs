@@ -9,6 +9,7 @@
 //! Errors reach JS as `Error`s whose message is a JSON object: `{"code", "message"}` for library errors,
 //! `{"oauth": true, "code", "description", "status"}` for OAuth errors; `index.js` turns them into classes.
 
+use futures_util::FutureExt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,11 +83,10 @@ where
 {
     let rt = fastmcp_auth::runtime::runtime().map_err(core_err)?;
     let (deferred, promise) = env.create_deferred()?;
-    // The work runs in a task of its own and is awaited here, so that a panic inside it (a bug) still settles
-    // the Promise: with a rejection, never a request that hangs.
-    let work = rt.spawn(fut);
+    // One task: the work, with a panic inside it (a bug) caught so that it still settles the Promise — with a
+    // rejection, never a request that hangs. (A task per call, not two: each spawn wakes a runtime thread.)
     rt.spawn(async move {
-        match work.await {
+        match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
             Ok(Ok(v)) => deferred.resolve(move |_| Ok(v)),
             Ok(Err(e)) => deferred.reject(e),
             Err(_) => deferred.reject(core_err(Error::Task("the operation failed unexpectedly".into()))),
