@@ -997,8 +997,13 @@ class OAuthProxy {
    * (a rejection or a throw counts as invalid: refusing beats guessing), and `claims` are what it returned.
    */
   async _upstreamSession(fastmcpToken) {
-    const n = await this.#proxy();
-    const t = parseOrNull(await callNative(() => n.loadUpstreamTokens(String(fastmcpToken))).then(undefined, rethrow));
+    // In memory the core answers in place (µs, no hop to its runtime and back through the event loop); any other
+    // store is read off the event loop.
+    const n = this.#n ?? (await this.#opening);
+    const inline = callNative(() => n.loadUpstreamTokensInline(String(fastmcpToken)));
+    const text =
+      inline !== null ? inline : await callNative(() => n.loadUpstreamTokens(String(fastmcpToken))).then(undefined, rethrow);
+    const t = parseOrNull(text);
     if (!t) return null;
     t.issuedAt = new Date(t.issuedAt);
     const claims = await this.#verifiedClaims(t.accessToken);

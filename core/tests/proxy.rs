@@ -246,6 +246,44 @@ fn non_rotating_upstream_keeps_its_refresh_token() {
 }
 
 #[test]
+fn load_upstream_tokens_inline_only_where_the_store_completes_inline() {
+    let idp = MockIdp::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Memory (the default, encrypted or not): answered in place, as the async call answers.
+    for encrypted in [true, false] {
+        let p = proxy(&idp, |c| c.encryption_disabled = !encrypted);
+        let (_, t) = login(&p, &idp);
+        let inline = p.as_async().load_upstream_tokens_inline(&t.access_token);
+        let up = inline.expect("memory completes inline").unwrap().unwrap();
+        assert_eq!(
+            up.access_token,
+            p.load_upstream_tokens(&t.access_token)
+                .unwrap()
+                .unwrap()
+                .access_token
+        );
+        let none = |tok: &str| p.as_async().load_upstream_tokens_inline(tok).unwrap().unwrap();
+        assert!(
+            none(t.refresh_token.as_deref().unwrap()).is_none(),
+            "a refresh token"
+        );
+        assert!(none(&format!("{}x", t.access_token)).is_none(), "a forged token");
+        assert!(none("not a jwt").is_none());
+    }
+    // Disk: never in place (file I/O belongs off the caller's thread).
+    let p = proxy(&idp, |c| {
+        c.token_storage = Some(Arc::new(
+            DiskStore::open(DiskStoreOptions::new(dir.path())).unwrap(),
+        ))
+    });
+    let (_, t) = login(&p, &idp);
+    assert!(p
+        .as_async()
+        .load_upstream_tokens_inline(&t.access_token)
+        .is_none());
+}
+
+#[test]
 fn restart_with_disk_store_keeps_everything() {
     let idp = MockIdp::start();
     let dir = tempfile::tempdir().unwrap();

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
-import { approve, Browser, freePort, hiddenField, pkcePair, REDIRECT, startIdp, tokenRequest } from '../test-support/helpers.mjs';
+import { approve, authorizeUrl, Browser, freePort, hiddenField, pkcePair, REDIRECT, startIdp, tokenRequest } from '../test-support/helpers.mjs';
 
 const CONCURRENCY = 16;
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -98,16 +98,7 @@ async function startSide(side, idp) {
 async function code(base, client) {
   const browser = new Browser();
   const { challenge, verifier } = pkcePair();
-  const q = new URLSearchParams({
-    client_id: client.client_id,
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-    redirect_uri: REDIRECT,
-    response_type: 'code',
-    scope: 'openid',
-    state: 's',
-  });
-  let r = await browser.fetch(`${base}/oauth/authorize?${q}`);
+  let r = await browser.fetch(authorizeUrl(base, client, challenge));
   const html = await r.text();
   if (!hiddenField(html, 'transaction_id')) throw new Error(`authorize: ${r.status}`);
   r = await approve(browser, base, html);

@@ -937,6 +937,23 @@ impl NativeProxy {
         })
     }
 
+    /// The upstream tokens behind one of our tokens, computed in place (no thread hop) when the proxy's store
+    /// completes inline (memory): `null` when it does not (use `loadUpstreamTokens`), else the JSON text (`"null"`
+    /// when there are none).
+    #[napi]
+    pub fn load_upstream_tokens_inline(&self, token: String) -> napi::Result<Option<String>> {
+        match self.inner.as_async().load_upstream_tokens_inline(&token) {
+            None => Ok(None),
+            Some(r) => {
+                let t = r.map_err(oauth_err)?;
+                Ok(Some(
+                    t.map(|t| serde_json::to_string(&t).unwrap_or_else(|_| "null".into()))
+                        .unwrap_or_else(|| "null".into()),
+                ))
+            }
+        }
+    }
+
     /// The bearer check of a request to `resource`: `{"authorized", "claims", "upstream"}` or
     /// `{"authorized": false, "response"}` (JSON text).
     #[napi(ts_return_type = "Promise<string>")]

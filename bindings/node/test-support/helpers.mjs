@@ -199,6 +199,20 @@ export function approve(browser, base, html, action = 'approve') {
   });
 }
 
+/** The authorization URL at `base` for `client` (redirect REDIRECT, S256 `challenge`). */
+export function authorizeUrl(base, client, challenge, { scope = 'openid', state = 'st-1' } = {}) {
+  const q = new URLSearchParams({
+    client_id: client.client_id,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+    redirect_uri: REDIRECT,
+    response_type: 'code',
+    scope,
+    state,
+  });
+  return `${base}/oauth/authorize?${q}`;
+}
+
 /**
  * An MCP client's and a user's walk through the proxy served at `base` (a FastMCP server): registration,
  * authorize, the consent page (approved), the upstream login at the mock provider, the callback, the code exchange,
@@ -218,16 +232,7 @@ export async function obtainTokens(base, browser = new Browser(), { scope = 'ope
   if (r.status !== 201) throw new Error(`register: ${r.status} ${await r.text()}`);
   const client = await r.json();
   const { challenge, verifier } = pkcePair();
-  const q = new URLSearchParams({
-    client_id: client.client_id,
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-    redirect_uri: REDIRECT,
-    response_type: 'code',
-    scope,
-    state: 'st-1',
-  });
-  r = await browser.fetch(`${base}/oauth/authorize?${q}`);
+  r = await browser.fetch(authorizeUrl(base, client, challenge, { scope, state: 'st-1' }));
   let upstream = r.headers.get('location');
   if (!upstream) {
     // The consent page: approve it, as the user would.

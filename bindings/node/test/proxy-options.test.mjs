@@ -93,6 +93,19 @@ const cookieOf = (r, jar) => {
   return jar.join('; ');
 };
 
+/** The consent form of `html` approved, POSTed with the browser's `cookie`. */
+function consentPost(html, cookie) {
+  return new Request(`${BASE}/oauth/consent`, {
+    body: new URLSearchParams({
+      action: 'approve',
+      csrf_token: hiddenField(html, 'csrf_token'),
+      transaction_id: hiddenField(html, 'transaction_id'),
+    }).toString(),
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', Cookie: cookie },
+    method: 'POST',
+  });
+}
+
 /**
  * The whole login through the proxy's methods, as `mount` serves them: registration, authorize (and consent when
  * shown), the upstream login, the callback, the code exchange. Returns what each step saw.
@@ -118,17 +131,7 @@ async function login(proxy, { challengeMethod = 'S256' } = {}) {
   const consentShown = r.status === 200;
   if (consentShown) {
     const html = await r.text();
-    r = await proxy.handleConsent(
-      new Request(`${BASE}/oauth/consent`, {
-        body: new URLSearchParams({
-          action: 'approve',
-          csrf_token: hiddenField(html, 'csrf_token'),
-          transaction_id: hiddenField(html, 'transaction_id'),
-        }).toString(),
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Cookie: cookie },
-        method: 'POST',
-      }),
-    );
+    r = await proxy.handleConsent(consentPost(html, cookie));
     cookie = cookieOf(r, jar);
   }
   const upstreamAuthorize = r.headers.get('location');
@@ -380,19 +383,7 @@ const HONOURED = {
       });
       const html = await r.text();
       await sleep(2100);
-      const late = await p
-        .handleConsent(
-          new Request(`${BASE}/oauth/consent`, {
-            body: new URLSearchParams({
-              action: 'approve',
-              csrf_token: hiddenField(html, 'csrf_token'),
-              transaction_id: hiddenField(html, 'transaction_id'),
-            }).toString(),
-            headers: { 'Content-Type': 'application/x-www-form-urlencoded', Cookie: r.headers.getSetCookie()[0].split(';')[0] },
-            method: 'POST',
-          }),
-        )
-        .catch((e) => e);
+      const late = await p.handleConsent(consentPost(html, r.headers.getSetCookie()[0].split(';')[0])).catch((e) => e);
       assert.ok(late instanceof OAuthProxyError || late.status >= 400, 'an expired transaction approves nothing');
     }),
   upstreamAuthorizationEndpoint: () =>

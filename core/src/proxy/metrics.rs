@@ -286,6 +286,9 @@ impl Store for MeteredStore {
     fn as_sync(&self) -> Option<&dyn SyncStore> {
         self.inner.as_sync()
     }
+    fn completes_inline(&self) -> bool {
+        self.inner.completes_inline()
+    }
     async fn rate_limit(
         &self,
         key: &str,

@@ -34,6 +34,16 @@ impl OAuthProxy {
             .await
     }
 
+    /// [`Self::load_upstream_tokens`] run to completion in place when the store completes inline (memory, a C
+    /// callback store: no thread, file or network to wait on), else `None` — use the async one. For a caller that
+    /// must not wait but should not pay a thread hop per request either (Node's `authenticate` on every MCP call).
+    pub fn load_upstream_tokens_inline(&self, token: &str) -> Option<OAuthResult<Option<UpstreamTokens>>> {
+        if !self.store.completes_inline() {
+            return None;
+        }
+        futures_util::FutureExt::now_or_never(self.load_upstream_tokens(token))
+    }
+
     /// Verifies one of our access tokens and returns its claims when it is still live in the store.
     pub async fn verify_access_token(&self, token: &str) -> OAuthResult<Option<crate::Claims>> {
         let Some(issuer) = &self.issuer else {

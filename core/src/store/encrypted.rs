@@ -253,6 +253,9 @@ impl Store for EncryptedStore {
     fn as_sync(&self) -> Option<&dyn SyncStore> {
         self.inner.as_sync().map(|_| self as &dyn SyncStore)
     }
+    fn completes_inline(&self) -> bool {
+        self.inner.completes_inline()
+    }
     /// Counters hold no secret (the proxy hashes their keys): the inner store's shared limits, unencrypted.
     async fn rate_limit(
         &self,

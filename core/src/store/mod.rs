@@ -60,6 +60,11 @@ pub trait Store: Send + Sync + 'static {
     fn as_sync(&self) -> Option<&dyn SyncStore> {
         None
     }
+    /// Whether every operation completes when first polled, never waiting on a thread, a file or the network
+    /// (memory, a C callback store): a caller that must not wait (Node's event loop) may then run one in place.
+    fn completes_inline(&self) -> bool {
+        false
+    }
     /// One step of a rate limit shared by every process using this store (GCRA): `cost` cells against the bucket
     /// `key`, which gains one cell per `period` and holds at most `burst`. With `partial`, as many of the cells as
     /// the bucket still has are taken and the answer is always `Allowed` (a penalty, never a refusal). `Ok(None)`
@@ -177,6 +182,9 @@ macro_rules! impl_store_via_sync {
             fn as_sync(&self) -> Option<&dyn $crate::store::SyncStore> {
                 Some(self)
             }
+            fn completes_inline(&self) -> bool {
+                true
+            }
             async fn replace(
                 &self,
                 key: &str,
@@ -222,6 +230,9 @@ impl<T: Store + ?Sized> Store for Arc<T> {
     }
     fn as_sync(&self) -> Option<&dyn SyncStore> {
         (**self).as_sync()
+    }
+    fn completes_inline(&self) -> bool {
+        (**self).completes_inline()
     }
     async fn rate_limit(
         &self,
