@@ -1077,11 +1077,10 @@ class OAuthProxy {
         : typeof request?.headers?.get === 'function'
           ? request.headers.get('authorization')
           : (request?.headers?.authorization ?? request?.authorization);
-    const r = JSON.parse(
-      await callNative(() =>
-        n.checkBearer(typeof header === 'string' ? header : undefined, String(resource), requiredScopes.map(String)),
-      ).then(undefined, rethrow),
-    );
+    const args = [typeof header === 'string' ? header : undefined, String(resource), requiredScopes.map(String)];
+    // In memory the core answers in place (see loadUpstreamTokens); any other store off the event loop.
+    const inline = callNative(() => n.checkBearerInline(...args));
+    const r = JSON.parse(inline !== null ? inline : await callNative(() => n.checkBearer(...args)).then(undefined, rethrow));
     if (!r.authorized) return { ok: false, response: toResponse(JSON.stringify(r.response)) };
     r.upstream.issuedAt = new Date(r.upstream.issuedAt);
     if ((await this.#verifiedClaims(r.upstream.accessToken)) === null) {

@@ -246,7 +246,7 @@ fn non_rotating_upstream_keeps_its_refresh_token() {
 }
 
 #[test]
-fn load_upstream_tokens_inline_only_where_the_store_completes_inline() {
+fn inline_answers_only_where_the_store_completes_inline() {
     let idp = MockIdp::start();
     let dir = tempfile::tempdir().unwrap();
     // Memory (the default, encrypted or not): answered in place, as the async call answers.
@@ -269,6 +269,22 @@ fn load_upstream_tokens_inline_only_where_the_store_completes_inline() {
         );
         assert!(none(&format!("{}x", t.access_token)).is_none(), "a forged token");
         assert!(none("not a jwt").is_none());
+        // The bearer check too: the same verdicts as the async one.
+        let bearer = |h: Option<&str>, scopes: &[String]| {
+            let inline = p
+                .as_async()
+                .check_bearer_inline(h, BASE, scopes)
+                .expect("inline")
+                .unwrap();
+            let awaited = p.check_bearer(h, BASE, scopes).unwrap();
+            assert_eq!(inline.to_json(), awaited.to_json());
+            inline.to_json()
+        };
+        let auth = format!("Bearer {}", t.access_token);
+        assert_eq!(bearer(Some(&auth), &[])["authorized"], true);
+        assert_eq!(bearer(Some(&auth), &["admin".to_owned()])["authorized"], false);
+        assert_eq!(bearer(None, &[])["authorized"], false);
+        assert_eq!(bearer(Some("Bearer forged"), &[])["authorized"], false);
     }
     // Disk: never in place (file I/O belongs off the caller's thread).
     let p = proxy(&idp, |c| {
@@ -280,6 +296,10 @@ fn load_upstream_tokens_inline_only_where_the_store_completes_inline() {
     assert!(p
         .as_async()
         .load_upstream_tokens_inline(&t.access_token)
+        .is_none());
+    assert!(p
+        .as_async()
+        .check_bearer_inline(Some(&format!("Bearer {}", t.access_token)), BASE, &[])
         .is_none());
 }
 

@@ -972,6 +972,22 @@ impl NativeProxy {
         })
     }
 
+    /// `checkBearer` computed in place when the proxy's store completes inline (memory): its JSON text, or
+    /// `null` when the store does not (use `checkBearer`).
+    #[napi]
+    pub fn check_bearer_inline(
+        &self,
+        authorization: Option<String>,
+        resource: String,
+        required_scopes: Vec<String>,
+    ) -> napi::Result<Option<String>> {
+        self.inner
+            .as_async()
+            .check_bearer_inline(authorization.as_deref(), &resource, &required_scopes)
+            .map(|r| r.map(|r| r.to_json().to_string()).map_err(oauth_err))
+            .transpose()
+    }
+
     /// RFC 7009 revocation by the token's client.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn revoke<'e>(

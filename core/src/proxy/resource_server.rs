@@ -178,4 +178,18 @@ impl OAuthProxy {
             upstream: Box::new(upstream),
         })
     }
+
+    /// [`Self::check_bearer`] run to completion in place when the store completes inline (memory), else `None` —
+    /// use the async one. As [`Self::load_upstream_tokens_inline`]: for the check every MCP request pays.
+    pub fn check_bearer_inline(
+        &self,
+        authorization: Option<&str>,
+        resource: &str,
+        required_scopes: &[String],
+    ) -> Option<OAuthResult<BearerCheck>> {
+        if !self.store.completes_inline() {
+            return None;
+        }
+        futures_util::FutureExt::now_or_never(self.check_bearer(authorization, resource, required_scopes))
+    }
 }
