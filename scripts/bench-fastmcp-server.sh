@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Node, end to end: a FastMCP TypeScript server with our OAuthProvider vs the same server with fastmcp's, over HTTP,
-# same mock identity provider, one run (bindings/node/bench/fastmcp-server.mjs). Release addon. Not a test.
+# same mock identity provider, in one run of ROUNDS rounds (default 3), sides alternating, medians
+# (bindings/node/bench/fastmcp-server.mjs). Release addon. Not a test.
 # Usage: scripts/bench-fastmcp-server.sh [codes, default 400] [seconds of tool calls, default 5]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -335,6 +335,8 @@ export interface OAuthProxyConfig {
   claimLayout?: 'ts' | 'py';
   /** Extra: provider name on the consent page. */
   providerName?: string;
+  /** Extra (fastmcp Python's `valid_scopes`): the scopes a client may request; others are refused. Unset: any. */
+  validScopes?: string[];
 }
 
 export interface DCRRequest {

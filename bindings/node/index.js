@@ -1248,6 +1248,14 @@ function watchForServers(provider) {
   };
 }
 
+/** OAuthProxy options a provider sets itself, and what to use instead. */
+const PROVIDER_OWNED = {
+  upstreamAuthorizationEndpoint: 'override getAuthorizationEndpoint() (OAuthProvider: authorizationEndpoint)',
+  upstreamClientId: 'use clientId',
+  upstreamClientSecret: 'use clientSecret',
+  upstreamTokenEndpoint: 'override getTokenEndpoint() (OAuthProvider: tokenEndpoint)',
+};
+
 const AUTH_PROVIDER_KEYS = new Set([
   'allowedRedirectUriPatterns',
   'baseUrl',
@@ -1287,7 +1295,17 @@ class AuthProvider {
 
   constructor(config) {
     if (new.target === AuthProvider) throw new TypeError('AuthProvider is abstract: use a provider class');
-    if (!config || typeof config !== 'object') throw new TypeError(`${new.target.name}: config must be an object`);
+    const name = new.target.name;
+    if (!config || typeof config !== 'object') throw new TypeError(`${name}: config must be an object`);
+    // What fastmcp's types require, checked now rather than at the first login (a missing secret would only show
+    // as a failed upstream code exchange).
+    for (const k of ['baseUrl', 'clientId', 'clientSecret']) {
+      if (typeof config[k] !== 'string' || config[k] === '') throw new TypeError(`${name}: ${k} is required (a non-empty string)`);
+    }
+    // The proxy's upstream options are the provider's own: refused, never silently replaced.
+    for (const [k, instead] of Object.entries(PROVIDER_OWNED)) {
+      if (config[k] !== undefined) throw new TypeError(`${name}: ${k} is not an option of a provider; ${instead}`);
+    }
     this.config = config;
     this._proxy = undefined;
     watchForServers(this);

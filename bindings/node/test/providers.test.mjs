@@ -233,6 +233,20 @@ describe("the provider classes match fastmcp's", () => {
     assert.throws(() => new ours.AuthProvider({ ...config }), /abstract/);
     assert.throws(() => new ours.GitHubProvider(), /config must be an object/);
     assert.throws(() => new ours.AzureProvider({ ...config, tenantId: '../evil?x=' }), /tenantId/);
+    // What fastmcp's types require is checked at construction (a missing secret would only show at the callback).
+    for (const k of ['baseUrl', 'clientId', 'clientSecret']) {
+      assert.throws(() => new ours.GoogleProvider({ ...config, [k]: undefined }), new RegExp(`GoogleProvider: ${k} is required`));
+      assert.throws(() => new ours.GoogleProvider({ ...config, [k]: '' }), new RegExp(`${k} is required`));
+    }
+    // The proxy's upstream options belong to the provider: refused with what to use instead, never ignored.
+    for (const [k, hint] of [
+      ['upstreamAuthorizationEndpoint', /getAuthorizationEndpoint/],
+      ['upstreamTokenEndpoint', /getTokenEndpoint/],
+      ['upstreamClientId', /use clientId/],
+      ['upstreamClientSecret', /use clientSecret/],
+    ]) {
+      assert.throws(() => new ours.GitHubProvider({ ...config, [k]: 'https://evil.example/x' }), hint, k);
+    }
     // Our OAuthProxy options pass through; a typo is refused, never dropped.
     const p = new ours.GitHubProvider({ ...config, refreshGraceWindow: 5 });
     assert.ok(p.getProxy() instanceof ours.OAuthProxy);
