@@ -22,7 +22,6 @@
 //! has expired. A full scan (every file read) runs when the store opens and then hourly, to pick up entries
 //! other processes wrote.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -42,11 +41,13 @@ use sha2::{Digest, Sha256};
 pub use super::disk_guard::MAX_ENTRY_BYTES;
 use super::disk_guard::{check_permissions, open_entry_file, read_entry_file};
 use super::sweeper::Sweeper;
-use super::{expires_at_ms, fingerprint, now_ms, validate_key, Store, SyncStore, NO_EXPIRY_MS};
+use super::{expires_at_ms, fingerprint, now_ms, validate_key, Store, SyncStore};
 
 // `Store::replace` (compare-and-swap by exchanging files) in its own file.
+mod expiry_index;
 mod replace;
 use crate::error::{Error, Result};
+use expiry_index::ExpiryIndex;
 
 /// Everything but `[A-Za-z0-9_-]` is percent-encoded.
 const ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'_').remove(b'-');
@@ -137,60 +138,6 @@ struct Names {
     records_key: bool,
     /// fastmcp's name for the key, when it differs from ours.
     legacy: Option<String>,
-}
-
-#[derive(Default)]
-struct ExpiryIndex {
-    by_time: BTreeMap<u64, HashSet<String>>,
-    by_name: HashMap<String, u64>,
-}
-
-impl ExpiryIndex {
-    fn set(&mut self, name: &str, expires_at: u64) {
-        self.remove(name);
-        if expires_at >= NO_EXPIRY_MS {
-            return;
-        }
-        self.by_time
-            .entry(expires_at)
-            .or_default()
-            .insert(name.to_owned());
-        self.by_name.insert(name.to_owned(), expires_at);
-    }
-
-    /// Records a name known to be absent from the index (the full scan's merge): one allocation, no lookup.
-    fn insert_new(&mut self, name: String, expires_at: u64) {
-        if expires_at >= NO_EXPIRY_MS {
-            return;
-        }
-        self.by_time.entry(expires_at).or_default().insert(name.clone());
-        self.by_name.insert(name, expires_at);
-    }
-
-    fn remove(&mut self, name: &str) {
-        if let Some(t) = self.by_name.remove(name) {
-            if let Some(set) = self.by_time.get_mut(&t) {
-                set.remove(name);
-                if set.is_empty() {
-                    self.by_time.remove(&t);
-                }
-            }
-        }
-    }
-
-    /// Removes and returns the names whose expiry is before `now`.
-    fn drain_expired(&mut self, now: u64) -> Vec<String> {
-        let later = self.by_time.split_off(&now);
-        let expired = std::mem::replace(&mut self.by_time, later);
-        let mut out = Vec::new();
-        for (_, names) in expired {
-            for n in names {
-                self.by_name.remove(&n);
-                out.push(n);
-            }
-        }
-        out
-    }
 }
 
 struct Inner {
@@ -859,7 +806,7 @@ impl Inner {
             for (n, live) in results {
                 removed += n;
                 for (name, t) in live {
-                    if !index.by_name.contains_key(&name) {
+                    if !index.contains(&name) {
                         index.insert_new(name, t);
                     }
                 }
@@ -1013,17 +960,5 @@ mod tests {
         assert_eq!(compact, r#"{"a b":[1,"x \" y"]}"#);
         let v: Value = serde_json::from_str(pretty).unwrap();
         assert_eq!(compact, v.to_string());
-    }
-
-    #[test]
-    fn index_drains_in_order() {
-        let mut i = ExpiryIndex::default();
-        i.set("a", 10);
-        i.set("b", 20);
-        i.set("c", NO_EXPIRY_MS);
-        i.set("a", 30);
-        assert_eq!(i.drain_expired(25), vec!["b".to_string()]);
-        assert_eq!(i.drain_expired(31), vec!["a".to_string()]);
-        assert!(i.by_name.is_empty());
     }
 }
