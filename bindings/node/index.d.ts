@@ -335,6 +335,11 @@ export interface OAuthProxyConfig {
   claimLayout?: 'ts' | 'py';
   /** Extra: provider name on the consent page. */
   providerName?: string;
+  /**
+   * Extra: a provider's settings from the core's presets (how the secret is sent upstream, the consent page's name,
+   * Google's offline access), under the options given; endpoints and scopes stay as given.
+   */
+  preset?: 'github' | 'google' | 'azure';
   /** Extra (fastmcp Python's `valid_scopes`): the scopes a client may request; others are refused. Unset: any. */
   validScopes?: string[];
 }

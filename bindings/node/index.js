@@ -1495,7 +1495,7 @@ class OAuthProvider extends AuthProvider {
  */
 class GitHubProvider extends AuthProvider {
   createProxy() {
-    return new OAuthProxy(this.proxyConfig({ providerName: 'GitHub', upstreamTokenEndpointAuthMethod: 'client_secret_post' }));
+    return new OAuthProxy(this.proxyConfig({ preset: 'github' }));
   }
 
   getAuthorizationEndpoint() {
@@ -1517,9 +1517,7 @@ class GitHubProvider extends AuthProvider {
  */
 class GoogleProvider extends AuthProvider {
   createProxy() {
-    return new OAuthProxy(
-      this.proxyConfig({ extraAuthorizationParams: { access_type: 'offline', prompt: 'consent' }, providerName: 'Google' }),
-    );
+    return new OAuthProxy(this.proxyConfig({ preset: 'google' }));
   }
 
   /**
@@ -1562,9 +1560,7 @@ class AzureProvider extends AuthProvider {
   }
 
   createProxy() {
-    return new OAuthProxy(
-      this.proxyConfig({ providerName: 'Microsoft', upstreamTokenEndpointAuthMethod: 'client_secret_post' }, ['tenantId']),
-    );
+    return new OAuthProxy(this.proxyConfig({ preset: 'azure' }, ['tenantId']));
   }
 
   /**

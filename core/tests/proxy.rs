@@ -939,6 +939,69 @@ fn config_from_json() {
     }
 }
 
+/// `preset` (what the bindings' provider classes send): the provider's settings, under the members given; the
+/// endpoints and scopes stay as given.
+#[test]
+fn config_preset_from_json() {
+    use fastmcp_auth::proxy::UpstreamAuthMethod;
+    let with = |extra: Value| {
+        let mut m = json!({
+            "base_url": BASE, "upstream_authorization_endpoint": "https://idp/authorize",
+            "upstream_token_endpoint": "https://idp/token", "upstream_client_id": "id", "upstream_client_secret": "s",
+            "scopes": ["openid"]
+        });
+        m.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        OAuthProxyConfig::from_json(&m)
+    };
+    type Case<'a> = (&'a str, UpstreamAuthMethod, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
+        ("github", UpstreamAuthMethod::ClientSecretPost, "GitHub", &[]),
+        (
+            "google",
+            UpstreamAuthMethod::ClientSecretBasic,
+            "Google",
+            &[("access_type", "offline"), ("prompt", "consent")],
+        ),
+        ("azure", UpstreamAuthMethod::ClientSecretPost, "Microsoft", &[]),
+    ];
+    for (name, method, shown, params) in cases {
+        let c = with(json!({ "preset": name })).unwrap();
+        assert_eq!(c.upstream_token_endpoint_auth_method, *method, "{name}");
+        assert_eq!(c.provider_name.as_deref(), Some(*shown), "{name}");
+        assert_eq!(
+            c.upstream_authorization_endpoint, "https://idp/authorize",
+            "{name}: endpoints as given"
+        );
+        assert_eq!(c.scopes, vec!["openid".to_string()], "{name}: scopes as given");
+        for (k, v) in *params {
+            assert_eq!(
+                c.extra_authorization_params.get(*k).map(String::as_str),
+                Some(*v),
+                "{name} {k}"
+            );
+        }
+    }
+    // Members given win; parameters given add to the preset's.
+    let c = with(json!({
+        "preset": "google", "provider_name": "Workspace", "upstream_token_endpoint_auth_method": "client_secret_post",
+        "extra_authorization_params": {"hd": "example.com", "prompt": "select_account"}
+    }))
+    .unwrap();
+    assert_eq!(c.provider_name.as_deref(), Some("Workspace"));
+    assert_eq!(
+        c.upstream_token_endpoint_auth_method,
+        UpstreamAuthMethod::ClientSecretPost
+    );
+    assert_eq!(c.extra_authorization_params["access_type"], "offline");
+    assert_eq!(c.extra_authorization_params["hd"], "example.com");
+    assert_eq!(c.extra_authorization_params["prompt"], "select_account");
+    for bad in [json!({"preset": "okta"}), json!({"preset": 1})] {
+        assert!(with(bad).is_err());
+    }
+}
+
 #[test]
 fn upstream_claims_pass_through_when_configured() {
     use fastmcp_auth::proxy::ClaimsPassthrough;

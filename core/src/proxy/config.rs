@@ -524,6 +524,7 @@ impl OAuthProxyConfig {
             "rate_limits",
             "metrics_client_ids",
             "strict",
+            "preset",
         ];
         if let Some(k) = m.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(Error::InvalidArgument(format!("unknown config member `{k}`")));
@@ -539,6 +540,25 @@ impl OAuthProxyConfig {
         c.previous_encryption_keys = strings("previous_encryption_keys")?.unwrap_or_default();
         c.encryption_disabled = b("encryption_disabled")?.unwrap_or(false);
         c.jwt_signing_key = s("jwt_signing_key")?;
+        // `preset`: a provider's settings from the presets above (how the secret is sent upstream, the name on the
+        // consent page, extra authorization parameters), under the members given. Endpoints and scopes stay as
+        // given: the bindings' provider classes name their own (fastmcp's defaults).
+        if let Some(name) = s("preset")? {
+            let (base, id, secret) = (
+                c.base_url.clone(),
+                c.upstream_client_id.clone(),
+                c.upstream_client_secret.clone(),
+            );
+            let p = match name.as_str() {
+                "github" => Self::github(base, id, secret),
+                "google" => Self::google(base, id, secret),
+                "azure" => Self::azure(base, "common", id, secret),
+                _ => return Err(bad("preset", "\"github\", \"google\" or \"azure\"")),
+            };
+            c.upstream_token_endpoint_auth_method = p.upstream_token_endpoint_auth_method;
+            c.provider_name = p.provider_name;
+            c.extra_authorization_params = p.extra_authorization_params;
+        }
         c.previous_jwt_signing_keys = strings("previous_jwt_signing_keys")?.unwrap_or_default();
         // Optional members overwrite the defaults only when present.
         macro_rules! set {
@@ -604,7 +624,9 @@ impl OAuthProxyConfig {
         if let Some(x) = secs("refresh_grace_window")? {
             c.refresh_grace_window = x;
         }
-        c.provider_name = s("provider_name")?;
+        if let Some(x) = s("provider_name")? {
+            c.provider_name = Some(x);
+        }
         c.valid_scopes = strings("valid_scopes")?;
         if let Some(x) = m.get("custom_claims_passthrough") {
             c.custom_claims_passthrough = ClaimsPassthrough::from_json(x)?;
