@@ -999,7 +999,7 @@ class OAuthProxy {
   async _upstreamSession(fastmcpToken) {
     // In memory the core answers in place (µs, no hop to its runtime and back through the event loop); any other
     // store is read off the event loop.
-    const n = this.#n ?? (await this.#opening);
+    const n = await this.#proxy();
     const inline = callNative(() => n.loadUpstreamTokensInline(String(fastmcpToken)));
     const text =
       inline !== null ? inline : await callNative(() => n.loadUpstreamTokens(String(fastmcpToken))).then(undefined, rethrow);
@@ -1070,6 +1070,13 @@ class OAuthProxy {
    * 401/403 Response with its `WWW-Authenticate` challenge, to throw from FastMCP's `authenticate` as it is.
    */
   async checkBearer(request, resource, requiredScopes = []) {
+    const { verifiedClaims, ...r } = await this.#bearer(request, resource, requiredScopes);
+    void verifiedClaims;
+    return r;
+  }
+
+  /** checkBearer, with the tokenVerifier's claims (`verifiedClaims`) when the token passes. */
+  async #bearer(request, resource, requiredScopes) {
     const n = await this.#proxy();
     const header =
       typeof request === 'string'
@@ -1083,7 +1090,8 @@ class OAuthProxy {
     const r = JSON.parse(inline !== null ? inline : await callNative(() => n.checkBearer(...args)).then(undefined, rethrow));
     if (!r.authorized) return { ok: false, response: toResponse(JSON.stringify(r.response)) };
     r.upstream.issuedAt = new Date(r.upstream.issuedAt);
-    if ((await this.#verifiedClaims(r.upstream.accessToken)) === null) {
+    const verified = await this.#verifiedClaims(r.upstream.accessToken);
+    if (verified === null) {
       // RFC 6750 §3.1: the token is no longer good upstream.
       return {
         ok: false,
@@ -1096,7 +1104,17 @@ class OAuthProxy {
         }),
       };
     }
-    return { claims: r.claims, ok: true, upstream: r.upstream };
+    return { claims: r.claims, ok: true, upstream: r.upstream, verifiedClaims: verified };
+  }
+
+  /**
+   * Internal (AuthProvider): `{ upstream, claims }` (the tokenVerifier's claims) behind a request's Authorization
+   * header when it is a live token of ours for `resource` (RFC 8707 audience binding, RFC 9728; MCP authorization,
+   * "Token Audience Binding"), else null.
+   */
+  async _bearerSession(authorization, resource) {
+    const r = await this.#bearer(String(authorization), resource, []);
+    return r.ok ? { claims: r.verifiedClaims, upstream: r.upstream } : null;
   }
 
   /** RFC 8414 metadata with fastmcp's camelCase names (FastMCP converts them back to snake_case). */
@@ -1369,7 +1387,11 @@ class AuthProvider {
       const upstream = await proxy.loadUpstreamTokens(header.slice(7));
       return upstream ? this.createSession(upstream) : undefined;
     }
-    const found = await proxy._upstreamSession(header.slice(7));
+    // The token must have been issued for this server: the MCP endpoint the request went to, or `baseUrl` (what
+    // getOAuthConfig() advertises as the resource). A token of ours for another resource is refused (RFC 8707),
+    // which fastmcp's authenticate does not check.
+    const path = new URL(request.url ?? '/', 'http://x').pathname;
+    const found = await proxy._bearerSession(header, `${new URL(this.config.baseUrl).origin}${path}`);
     if (!found) return undefined;
     const session = this.createSession(found.upstream);
     if (found.claims !== undefined) session.claims = found.claims;

@@ -200,7 +200,7 @@ export function approve(browser, base, html, action = 'approve') {
 }
 
 /** The authorization URL at `base` for `client` (redirect REDIRECT, S256 `challenge`). */
-export function authorizeUrl(base, client, challenge, { scope = 'openid', state = 'st-1' } = {}) {
+export function authorizeUrl(base, client, challenge, { resource, scope = 'openid', state = 'st-1' } = {}) {
   const q = new URLSearchParams({
     client_id: client.client_id,
     code_challenge: challenge,
@@ -210,6 +210,7 @@ export function authorizeUrl(base, client, challenge, { scope = 'openid', state 
     scope,
     state,
   });
+  if (resource) q.set('resource', resource);
   return `${base}/oauth/authorize?${q}`;
 }
 
@@ -218,7 +219,7 @@ export function authorizeUrl(base, client, challenge, { scope = 'openid', state 
  * authorize, the consent page (approved), the upstream login at the mock provider, the callback, the code exchange,
  * all in one browser, asking for `scope`. Returns { client, tokens }.
  */
-export async function obtainTokens(base, browser = new Browser(), { scope = 'openid' } = {}) {
+export async function obtainTokens(base, browser = new Browser(), { resource, scope = 'openid' } = {}) {
   let r = await fetch(`${base}/oauth/register`, {
     body: JSON.stringify({
       client_name: 'node-test',
@@ -232,7 +233,7 @@ export async function obtainTokens(base, browser = new Browser(), { scope = 'ope
   if (r.status !== 201) throw new Error(`register: ${r.status} ${await r.text()}`);
   const client = await r.json();
   const { challenge, verifier } = pkcePair();
-  r = await browser.fetch(authorizeUrl(base, client, challenge, { scope, state: 'st-1' }));
+  r = await browser.fetch(authorizeUrl(base, client, challenge, { resource, scope, state: 'st-1' }));
   let upstream = r.headers.get('location');
   if (!upstream) {
     // The consent page: approve it, as the user would.
@@ -262,6 +263,7 @@ export async function obtainTokens(base, browser = new Browser(), { scope = 'ope
     code_verifier: verifier,
     grant_type: 'authorization_code',
     redirect_uri: REDIRECT,
+    resource,
   });
   return { client, tokens };
 }

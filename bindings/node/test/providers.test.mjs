@@ -321,6 +321,31 @@ describe('mounting, found by review', () => {
     }
   });
 
+  test('a token of ours issued for another resource opens nothing here (RFC 8707 audience binding)', async () => {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const other = 'https://other-mcp.example.com/mcp';
+    const provider = new ours.OAuthProvider(providerConfig(base, { acceptedResources: [other] }));
+    const server = await start({ auth: provider }, port);
+    try {
+      for (const [resource, opens] of [
+        [undefined, true],
+        [base, true],
+        [`${base}/mcp`, true],
+        [`${base}/admin-only`, false],
+        [other, false],
+      ]) {
+        const { tokens } = await obtainTokens(base, new Browser(), { resource });
+        const session = await provider.authenticate({ headers: { authorization: `Bearer ${tokens.access_token}` }, url: '/mcp' });
+        assert.equal(session !== undefined, opens, String(resource));
+        if (!opens) await assert.rejects(callTool(base, tokens.access_token), String(resource));
+      }
+    } finally {
+      await server.stop();
+      provider.getProxy().destroy();
+    }
+  });
+
   test("a subclass whose createProxy() returns fastmcp's own proxy gets fastmcp's behaviour, not a crash", async () => {
     class Mine extends ours.OAuthProvider {
       createProxy() {
