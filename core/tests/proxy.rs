@@ -1002,6 +1002,53 @@ fn config_preset_from_json() {
     }
 }
 
+/// `route_layout`: the endpoints metadata names and the consent form posts to, per layout (a server switching from
+/// fastmcp Python keeps its URLs).
+#[test]
+fn route_layout_names_the_endpoints() {
+    let idp = MockIdp::start();
+    let cases: &[(Option<&str>, &str)] = &[(None, "/oauth"), (Some("ts"), "/oauth"), (Some("py"), "")];
+    for (layout, prefix) in cases {
+        let mut m = json!({
+            "base_url": BASE, "upstream_authorization_endpoint": idp.authorize_url(),
+            "upstream_token_endpoint": idp.token_url(), "upstream_client_id": "id",
+            "upstream_client_secret": "s"
+        });
+        if let Some(l) = layout {
+            m["route_layout"] = json!(l);
+        }
+        let c = OAuthProxyConfig::from_json(&m).unwrap();
+        let meta = c.authorization_server_metadata();
+        for (member, name) in [
+            ("authorization_endpoint", "authorize"),
+            ("token_endpoint", "token"),
+            ("registration_endpoint", "register"),
+            ("revocation_endpoint", "revoke"),
+        ] {
+            assert_eq!(
+                meta[member],
+                format!("{BASE}{prefix}/{name}"),
+                "{layout:?} {member}"
+            );
+        }
+        let p = OAuthProxy::new(c).unwrap();
+        let client = register(&p);
+        let page = p.authorize(&authorize_params(&client)).unwrap();
+        let body = page.body.clone().unwrap();
+        assert!(
+            body.contains(&format!("action=\"{BASE}{prefix}/consent\"")),
+            "{layout:?}: consent form posts to the layout's path"
+        );
+    }
+    for bad in [json!("rust"), json!(1)] {
+        let m = json!({
+            "base_url": BASE, "upstream_authorization_endpoint": "https://idp/a", "upstream_token_endpoint": "https://idp/t",
+            "upstream_client_id": "id", "upstream_client_secret": "s", "route_layout": bad
+        });
+        assert!(OAuthProxyConfig::from_json(&m).is_err());
+    }
+}
+
 #[test]
 fn upstream_claims_pass_through_when_configured() {
     use fastmcp_auth::proxy::ClaimsPassthrough;
@@ -1418,6 +1465,46 @@ fn upstream_without_expires_in() {
     });
     let (_, t) = login(&p, &idp);
     assert_eq!(t.expires_in, fastmcp_auth::proxy::MAX_LIFETIME_SECS);
+}
+
+/// fastmcp Python's `fastmcp_access_token_expiry_seconds`: our access lifetime decoupled from upstream's, but never
+/// longer than upstream's when nothing could renew it. Table: (override, upstream expires_in, upstream refresh
+/// token) → our `expires_in`.
+#[test]
+fn access_lifetime_override() {
+    let idp = MockIdp::start();
+    let cases: &[(Option<u64>, u64, bool, u64)] = &[
+        (None, 600, true, 600),
+        (Some(60), 600, true, 60),
+        (Some(86_400), 600, true, 86_400),
+        (Some(86_400), 600, false, 600),
+        (Some(60), 600, false, 60),
+        (Some(60), 0, false, 60),
+        (Some(86_400), 0, true, 86_400),
+    ];
+    for &(over, expires_in, refresh, want) in cases {
+        idp.configure(|s| {
+            s.expires_in = expires_in;
+            s.issue_refresh_tokens = refresh;
+        });
+        let p = proxy(&idp, |c| c.fastmcp_access_token_expiry_seconds = over);
+        let (_, t) = login(&p, &idp);
+        assert_eq!(t.expires_in, want, "{over:?} {expires_in} {refresh}");
+        let claims = claims_of(&t.access_token);
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            want
+        );
+    }
+    let base = json!({
+        "base_url": BASE, "upstream_authorization_endpoint": "https://idp/a", "upstream_token_endpoint": "https://idp/t",
+        "upstream_client_id": "id", "upstream_client_secret": "s"
+    });
+    for bad in [json!(0), json!(-1), json!("60"), json!(1e12)] {
+        let mut m = base.clone();
+        m["fastmcp_access_token_expiry_seconds"] = bad.clone();
+        assert!(OAuthProxyConfig::from_json(&m).is_err(), "{bad}");
+    }
 }
 
 /// RFC 6749 §6 and Entra's AADSTS90009.

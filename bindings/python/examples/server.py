@@ -1,5 +1,5 @@
-"""A fastmcp Python server whose OAuth proxy keeps its state in fastmcp-auth's encrypted DiskStore and signs its
-JWTs with fastmcp-auth's JWTIssuer.
+"""A fastmcp Python server whose OAuth proxy is fastmcp-auth's Rust core (fastmcp_auth.fastmcp.OAuthProxy: fastmcp's
+arguments, every OAuth route and token check served by the core), its state in fastmcp-auth's encrypted DiskStore.
 
     pip install fastmcp ./bindings/python
     UPSTREAM_AUTHORIZE=https://idp.example.com/authorize UPSTREAM_TOKEN=https://idp.example.com/token \\

@@ -5,6 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod kv_store;
+mod serve;
+
 use fastmcp_auth::blocking::{OAuthProxy as CoreProxy, Store as CoreStore};
 use fastmcp_auth::keys::{derive_jwt_key_with_iterations, key_material, JWT_KEY_PBKDF2_ITERATIONS};
 use fastmcp_auth::pkce::{self, ChallengeMethod, CodeVerifier};
@@ -54,7 +57,7 @@ fn to_py_err(e: Error) -> PyErr {
     })
 }
 
-fn oauth_err(e: OAuthError) -> PyErr {
+pub(crate) fn oauth_err(e: OAuthError) -> PyErr {
     Python::attach(|py| {
         let made = errors(py)
             .and_then(|m| m.getattr("OAuthProxyError"))
@@ -171,7 +174,7 @@ fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
     )))
 }
 
-fn from_json<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn from_json<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
         Value::Null => py.None().into_bound(py),
         Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
@@ -276,6 +279,62 @@ impl PyStore {
     fn close(&self) {
         self.inner.close()
     }
+
+    /// `save` as an awaitable run on the library's runtime (the event loop never waits; `fastmcp_auth.aio`).
+    #[pyo3(signature = (key, value, ttl=None))]
+    fn save_async<'py>(
+        &self,
+        py: Python<'py>,
+        key: String,
+        value: &Bound<'py, PyAny>,
+        ttl: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (v, ttl) = (to_json(value)?, ttl_of(ttl)?);
+        let store = self.inner.as_async().clone();
+        store_future(
+            py,
+            async move { store.save(&key, v, ttl).await.map(|()| Value::Null) },
+        )
+    }
+
+    /// `get` as an awaitable (see `save_async`).
+    fn get_async<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.inner.as_async().clone();
+        store_future(py, async move {
+            store.get(&key).await.map(|v| v.unwrap_or(Value::Null))
+        })
+    }
+
+    /// `delete` as an awaitable (see `save_async`).
+    fn delete_async<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.inner.as_async().clone();
+        store_future(py, async move { store.delete(&key).await.map(Value::Bool) })
+    }
+
+    /// `take` as an awaitable (see `save_async`).
+    fn take_async<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.inner.as_async().clone();
+        store_future(py, async move {
+            store.take(&key).await.map(|v| v.unwrap_or(Value::Null))
+        })
+    }
+}
+
+/// Runs a store operation on the core's runtime; the asyncio future completes with its JSON answer as Python
+/// data, or raises the mapped error (a panic: `FastMCPAuthError`).
+fn store_future<'py, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: std::future::Future<Output = fastmcp_auth::Result<Value>> + Send + 'static,
+{
+    use futures_util::FutureExt;
+    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        let v = std::panic::AssertUnwindSafe(fut)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(core_panic()))
+            .map_err(to_py_err)?;
+        Python::attach(|py| from_json(py, &v).map(Bound::unbind))
+    })
 }
 
 fn interval(seconds: f64) -> PyResult<Option<Duration>> {
@@ -556,10 +615,23 @@ struct PyOAuthProxy {
 impl PyOAuthProxy {
     #[new]
     #[pyo3(signature = (config, storage=None))]
-    fn new(py: Python<'_>, config: &Bound<'_, PyAny>, storage: Option<PyRef<'_, PyStore>>) -> PyResult<Self> {
+    fn new(py: Python<'_>, config: &Bound<'_, PyAny>, storage: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let mut c = OAuthProxyConfig::from_json(&to_json(config)?).map_err(to_py_err)?;
-        if let Some(s) = storage {
-            c.token_storage = Some(s.inner.as_async().clone());
+        match storage {
+            None => {}
+            Some(s) if s.is_none() => {}
+            Some(s) => match s.cast::<PyStore>() {
+                Ok(st) => c.token_storage = Some(st.get().inner.as_async().clone()),
+                // `fastmcp_auth.fastmcp._KeyValueBridge` over any py-key-value AsyncKeyValue: async API only.
+                Err(_) if s.hasattr("_fastmcp_auth_bridge")? => {
+                    c.token_storage = Some(Arc::new(kv_store::PyKvStore::new(s.clone().unbind())))
+                }
+                Err(_) => {
+                    return Err(PyTypeError::new_err(
+                        "storage must be a fastmcp_auth Store (or, through fastmcp_auth.fastmcp, an AsyncKeyValue)",
+                    ))
+                }
+            },
         }
         let inner = detached(py, core_panic, || CoreProxy::new(c)).map_err(to_py_err)?;
         Ok(PyOAuthProxy { inner })
@@ -774,6 +846,113 @@ impl PyOAuthProxy {
     fn close(&self) {
         self.inner.close()
     }
+
+    // ---- awaitable endpoints (see serve.rs): each returns an asyncio future of {"status", "headers", "body"} --
+
+    /// RFC 7591 registration: the raw JSON body.
+    #[pyo3(signature = (body, remote_addr=None))]
+    fn serve_register<'py>(
+        &self,
+        py: Python<'py>,
+        body: Vec<u8>,
+        remote_addr: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        serve::register(py, self.inner.as_async().clone(), body, remote_addr)
+    }
+
+    /// The authorization endpoint: the raw query string and the `Cookie` header.
+    #[pyo3(signature = (query, cookie=None, remote_addr=None))]
+    fn serve_authorize<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        cookie: Option<String>,
+        remote_addr: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        serve::authorize(py, self.inner.as_async().clone(), query, cookie, remote_addr)
+    }
+
+    /// The consent form's POST: the raw urlencoded body and the `Cookie` header.
+    #[pyo3(signature = (form, cookie=None, remote_addr=None))]
+    fn serve_consent<'py>(
+        &self,
+        py: Python<'py>,
+        form: Vec<u8>,
+        cookie: Option<String>,
+        remote_addr: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        serve::consent(py, self.inner.as_async().clone(), form, cookie, remote_addr)
+    }
+
+    /// The upstream callback: the raw query string and the `Cookie` header.
+    #[pyo3(signature = (query, cookie=None, remote_addr=None))]
+    fn serve_callback<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        cookie: Option<String>,
+        remote_addr: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        serve::callback(py, self.inner.as_async().clone(), query, cookie, remote_addr)
+    }
+
+    /// The token endpoint (any grant): the raw urlencoded body and the `Authorization` header.
+    #[pyo3(signature = (form, authorization=None, remote_addr=None))]
+    fn serve_token<'py>(
+        &self,
+        py: Python<'py>,
+        form: Vec<u8>,
+        authorization: Option<String>,
+        remote_addr: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        serve::token(
+            py,
+            self.inner.as_async().clone(),
+            form,
+            authorization,
+            remote_addr,
+        )
+    }
+
+    /// RFC 7009 revocation: the raw urlencoded body and the `Authorization` header.
+    #[pyo3(signature = (form, authorization=None, remote_addr=None))]
+    fn serve_revoke<'py>(
+        &self,
+        py: Python<'py>,
+        form: Vec<u8>,
+        authorization: Option<String>,
+        remote_addr: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        serve::revoke(
+            py,
+            self.inner.as_async().clone(),
+            form,
+            authorization,
+            remote_addr,
+        )
+    }
+
+    /// An awaitable bearer check of `token` for `resource` (the MCP endpoint URL): `{"claims", "upstream"}` when
+    /// the token is ours, live, for this resource and backed by upstream tokens, else None. Storage failures raise
+    /// `OAuthProxyError` (`server_error`).
+    fn verify_async<'py>(
+        &self,
+        py: Python<'py>,
+        token: String,
+        resource: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        serve::verify(py, self.inner.as_async().clone(), token, resource)
+    }
+
+    /// `verify_async`'s answer computed in place when the store never waits (memory), else `NotImplemented`.
+    fn verify_inline<'py>(
+        &self,
+        py: Python<'py>,
+        token: &str,
+        resource: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        serve::verify_inline(py, self.inner.as_async(), token, resource)
+    }
 }
 
 impl PyOAuthProxy {
@@ -973,6 +1152,10 @@ mod py_logging {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // Awaitables run on the core's one runtime, where its HTTP clients and Redis connections live (runtime.rs).
+    // Err: already set (a second import in a subinterpreter-free process cannot happen; harmless either way).
+    let _ =
+        pyo3_async_runtimes::tokio::init_with_runtime(fastmcp_auth::runtime::runtime().map_err(to_py_err)?);
     m.add_class::<PyStore>()?;
     m.add_class::<PyMemoryStore>()?;
     m.add_class::<PyDiskStore>()?;

@@ -2,6 +2,7 @@
 loopback mock identity provider: a client registers, logs in through the consent page and the provider, exchanges the
 code, and calls the MCP tool with its Bearer JWT (401 without)."""
 
+import html
 import json
 import os
 import re
@@ -69,13 +70,12 @@ def test_the_example_logs_a_client_in_and_serves_the_tool(idp, tmp_path):
                 "client_id": reg["client_id"], "redirect_uri": REDIRECT, "response_type": "code", "state": "st",
                 "code_challenge": challenge, "code_challenge_method": "S256", "resource": f"{base}/mcp",
             })
-            if r.status_code in (302, 303, 307) and urllib.parse.urlsplit(r.headers["location"]).path == "/consent":
-                consent_url = r.headers["location"]
-                r = http.get(consent_url)
             if r.status_code == 200:
-                # fastmcp's consent page: approve, as the user would (its cookies ride in the client's jar).
-                fields = dict(re.findall(r'name="(txn_id|csrf_token|submit)" value="([^"]*)"', r.text))
-                r = http.post(str(r.url), data={**fields, "action": "approve"})
+                # The consent page (served by the core): approve, as the user would, with the browser-binding
+                # cookie the page set (it rides in the client's jar) and every hidden field, to the form's action.
+                action = html.unescape(re.search(r'action="([^"]+)"', r.text).group(1))
+                fields = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', r.text))
+                r = http.post(action, data={**fields, "action": "approve"})
             assert r.status_code in (302, 303, 307), r.text
             callback = browser(r.headers["location"])
             cb = urllib.parse.urlsplit(callback)

@@ -201,6 +201,10 @@ pub struct OAuthProxyConfig {
     /// Apps answer so): without a way to refresh, a short lifetime would log the user out every hour. Default one
     /// year (fastmcp Python's rule and name, #2534).
     pub fallback_access_token_expiry_seconds: u64,
+    /// Our access tokens' lifetime whatever upstream's `expires_in` (seconds; fastmcp Python's name and rule): for
+    /// upstreams with short-lived tokens and clients that refresh badly. Without an upstream refresh token it can
+    /// only shorten the lifetime (nothing could renew it). `None` (default): upstream's lifetime.
+    pub fastmcp_access_token_expiry_seconds: Option<u64>,
     /// Refresh-token lifetime when upstream gives none (seconds).
     pub refresh_token_ttl: u64,
     /// Lifetime of the codes we hand to clients (seconds).
@@ -254,6 +258,9 @@ pub struct OAuthProxyConfig {
     pub redirect_path: String,
     /// Claim layout of our JWTs.
     pub claim_layout: ClaimLayout,
+    /// Where the proxy's endpoints live under `base_url` (metadata and the consent form name them): fastmcp TS's
+    /// `/oauth/authorize` … (default) or fastmcp Python's `/authorize` …; the callback is `redirect_path` either way.
+    pub route_layout: RouteLayout,
     /// A just-rotated refresh token presented again within this window gets a fresh access token (client retry,
     /// replicas racing); after it, the reuse counts as replay and revokes the grant (RFC 9700 §4.14.2).
     pub refresh_grace_window: Duration,
@@ -291,6 +298,62 @@ impl std::fmt::Debug for OAuthProxyConfig {
     }
 }
 
+/// One of the proxy's endpoints (the callback is `redirect_path`, outside the layout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// RFC 6749 §3.1 authorization endpoint.
+    Authorize,
+    /// RFC 6749 §3.2 token endpoint.
+    Token,
+    /// RFC 7591 registration endpoint.
+    Register,
+    /// RFC 7009 revocation endpoint.
+    Revoke,
+    /// The consent form's POST target.
+    Consent,
+}
+
+/// Whose endpoint paths the proxy serves, so a server switching to us keeps its URLs (clients find them through
+/// RFC 8414 metadata either way; reverse-proxy rules and firewall allow-lists name them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RouteLayout {
+    /// fastmcp TS: `/oauth/authorize`, `/oauth/token`, `/oauth/register`, `/oauth/revoke`, `/oauth/consent`.
+    #[default]
+    FastmcpTs,
+    /// fastmcp Python (`OAuthProxy.get_routes`): `/authorize`, `/token`, `/register`, `/revoke`, `/consent`.
+    FastmcpPython,
+}
+
+impl RouteLayout {
+    /// Parses `ts` / `py` (as `claim_layout`).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "ts" | "typescript" | "fastmcp-ts" => Ok(RouteLayout::FastmcpTs),
+            "py" | "python" | "fastmcp-py" => Ok(RouteLayout::FastmcpPython),
+            _ => Err(Error::InvalidArgument(
+                "config `route_layout` must be `ts` or `py`".into(),
+            )),
+        }
+    }
+
+    /// The path of `route` under `base_url`.
+    pub fn path(self, route: Route) -> &'static str {
+        let ts = matches!(self, RouteLayout::FastmcpTs);
+        match route {
+            Route::Authorize if ts => "/oauth/authorize",
+            Route::Authorize => "/authorize",
+            Route::Token if ts => "/oauth/token",
+            Route::Token => "/token",
+            Route::Register if ts => "/oauth/register",
+            Route::Register => "/register",
+            Route::Revoke if ts => "/oauth/revoke",
+            Route::Revoke => "/revoke",
+            Route::Consent if ts => "/oauth/consent",
+            Route::Consent => "/consent",
+        }
+    }
+}
+
 /// Default redirect-URI allow-list: loopback on any port or none, any path (RFC 8252 §7.3).
 pub fn default_redirect_patterns() -> Vec<String> {
     vec![
@@ -324,6 +387,7 @@ impl OAuthProxyConfig {
             enable_token_swap: true,
             access_token_ttl: 3600,
             fallback_access_token_expiry_seconds: 365 * 86_400,
+            fastmcp_access_token_expiry_seconds: None,
             refresh_token_ttl: 2_592_000,
             authorization_code_ttl: 300,
             transaction_ttl: 600,
@@ -346,6 +410,7 @@ impl OAuthProxyConfig {
             upstream_request_timeout: Duration::from_secs(10),
             redirect_path: "/oauth/callback".into(),
             claim_layout: ClaimLayout::FastmcpTs,
+            route_layout: RouteLayout::FastmcpTs,
             refresh_grace_window: Duration::from_secs(30),
             provider_name: None,
             custom_claims_passthrough: None,
@@ -424,7 +489,7 @@ impl OAuthProxyConfig {
     }
 
     /// Builds a configuration from a JSON object whose members are this struct's field names (durations in
-    /// seconds, `claim_layout` `"ts"`/`"py"`). The five upstream/base fields are required; unknown members are an
+    /// seconds, `claim_layout` and `route_layout` `"ts"`/`"py"`). The five upstream/base fields are required; unknown members are an
     /// error (a typo must not silently fall back to a default). `token_storage` cannot be given as JSON.
     /// This is what the C, Python and Node bindings hand over.
     pub fn from_json(v: &serde_json::Value) -> Result<Self> {
@@ -495,6 +560,7 @@ impl OAuthProxyConfig {
             "enable_token_swap",
             "access_token_ttl",
             "fallback_access_token_expiry_seconds",
+            "fastmcp_access_token_expiry_seconds",
             "valid_scopes",
             "send_scope_on_refresh",
             "accepted_resources",
@@ -517,6 +583,7 @@ impl OAuthProxyConfig {
             "upstream_request_timeout",
             "redirect_path",
             "claim_layout",
+            "route_layout",
             "refresh_grace_window",
             "provider_name",
             "custom_claims_passthrough",
@@ -560,6 +627,7 @@ impl OAuthProxyConfig {
             c.extra_authorization_params = p.extra_authorization_params;
         }
         c.previous_jwt_signing_keys = strings("previous_jwt_signing_keys")?.unwrap_or_default();
+        c.fastmcp_access_token_expiry_seconds = u("fastmcp_access_token_expiry_seconds")?;
         // Optional members overwrite the defaults only when present.
         macro_rules! set {
             ($($field:ident: $get:ident),* $(,)?) => {
@@ -621,6 +689,9 @@ impl OAuthProxyConfig {
         if let Some(x) = s("claim_layout")? {
             c.claim_layout = ClaimLayout::parse(&x)?;
         }
+        if let Some(x) = s("route_layout")? {
+            c.route_layout = RouteLayout::parse(&x)?;
+        }
         if let Some(x) = secs("refresh_grace_window")? {
             c.refresh_grace_window = x;
         }
@@ -641,15 +712,20 @@ impl OAuthProxyConfig {
         Ok(c)
     }
 
+    /// The absolute URL of one of the proxy's endpoints (`base_url` + its path in `route_layout`).
+    pub fn endpoint_url(&self, route: Route) -> String {
+        format!("{}{}", self.base_url, self.route_layout.path(route))
+    }
+
     /// RFC 8414 authorization server metadata of a proxy with this configuration.
     pub fn authorization_server_metadata(&self) -> Value {
         let b = &self.base_url;
         let mut m = json!({
             "issuer": b,
-            "authorization_endpoint": format!("{b}/oauth/authorize"),
-            "token_endpoint": format!("{b}/oauth/token"),
-            "registration_endpoint": format!("{b}/oauth/register"),
-            "revocation_endpoint": format!("{b}/oauth/revoke"),
+            "authorization_endpoint": self.endpoint_url(Route::Authorize),
+            "token_endpoint": self.endpoint_url(Route::Token),
+            "registration_endpoint": self.endpoint_url(Route::Register),
+            "revocation_endpoint": self.endpoint_url(Route::Revoke),
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "code_challenge_methods_supported": if self.allow_plain_pkce { json!(["S256", "plain"]) } else { json!(["S256"]) },
@@ -788,6 +864,13 @@ impl OAuthProxyConfig {
             if v > MAX_LIFETIME_SECS {
                 return Err(Error::InvalidArgument(format!(
                     "{name} must be at most {MAX_LIFETIME_SECS} seconds (10 years)"
+                )));
+            }
+        }
+        if let Some(v) = self.fastmcp_access_token_expiry_seconds {
+            if v == 0 || v > MAX_LIFETIME_SECS {
+                return Err(Error::InvalidArgument(format!(
+                    "fastmcp_access_token_expiry_seconds must be between 1 and {MAX_LIFETIME_SECS} seconds"
                 )));
             }
         }

@@ -82,7 +82,7 @@ impl OAuthProxy {
             host = escape_html(&redirect_host),
             redirect = escape_html(&tx.client_callback_url),
             scopes = scopes,
-            action = escape_html(&format!("{}/oauth/consent", self.config.base_url)),
+            action = escape_html(&self.config.endpoint_url(super::config::Route::Consent)),
             tx = escape_html(&tx.id),
             csrf = escape_html(csrf_token),
         );

@@ -41,7 +41,8 @@ mod upstream;
 
 pub use claims::ClaimsPassthrough;
 pub use config::{
-    default_redirect_patterns, CimdOptions, OAuthProxyConfig, UpstreamAuthMethod, MAX_LIFETIME_SECS,
+    default_redirect_patterns, CimdOptions, OAuthProxyConfig, Route, RouteLayout, UpstreamAuthMethod,
+    MAX_LIFETIME_SECS,
 };
 pub use error::{OAuthError, OAuthResult};
 pub use health::Health;

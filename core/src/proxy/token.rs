@@ -241,11 +241,18 @@ impl OAuthProxy {
     /// `expires_in` when it gave one; else `access_token_ttl` when it gave a refresh token (the client refreshes),
     /// else `fallback_access_token_expiry_seconds` (nothing to refresh with: GitHub OAuth Apps). Refresh tokens
     /// live upstream's `refresh_expires_in`, else `refresh_token_ttl`; none without an upstream refresh token.
+    /// `fastmcp_access_token_expiry_seconds` replaces the access lifetime, but only shortens it when upstream gave
+    /// no refresh token (fastmcp Python's rule: nothing could renew a longer one).
     pub(super) fn ttls(&self, up: &UpstreamTokens) -> (u64, u64) {
-        let access = match (up.expires_in, &up.refresh_token) {
+        let upstream = match (up.expires_in, &up.refresh_token) {
             (0, Some(_)) => self.config.access_token_ttl,
             (0, None) => self.config.fallback_access_token_expiry_seconds,
             (n, _) => n,
+        };
+        let access = match (self.config.fastmcp_access_token_expiry_seconds, &up.refresh_token) {
+            (Some(v), Some(_)) => v,
+            (Some(v), None) => v.min(upstream),
+            (None, _) => upstream,
         };
         let refresh = if up.refresh_token.is_some() {
             up.refresh_expires_in.unwrap_or(self.config.refresh_token_ttl)

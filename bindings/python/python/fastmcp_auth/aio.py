@@ -5,14 +5,13 @@ Pass one as ``client_storage=`` to fastmcp's OAuthProxy and providers::
     from fastmcp_auth.aio import AsyncDiskStore
     storage = AsyncDiskStore("/var/lib/fastmcp/oauth")
 
-Every coroutine runs the native call on a worker thread (``asyncio.to_thread``); the native call releases the
-GIL, so the event loop never waits on disk or Redis. Entries are stored as ``{"value": {...}, "expiresAt": t}``
+Every coroutine awaits the native operation, which runs on the library's tokio runtime (pyo3-async-runtimes):
+no thread hop per call, the GIL is not held while the store works, and the event loop never waits on disk or Redis. Entries are stored as ``{"value": {...}, "expiresAt": t}``
 (seconds since the epoch, or None) under ``"<collection>::<key>"``, so ``ttl()`` can report what is left.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Dict, List, Optional, SupportsFloat, Tuple, Union
@@ -48,36 +47,36 @@ class AsyncStore:
             return None, None
         return raw["value"], left
 
-    def _put_sync(self, key: str, value: Mapping[str, Any], ttl: Optional[SupportsFloat]) -> None:
+    def _entry(self, value: Mapping[str, Any], ttl: Optional[SupportsFloat]) -> Tuple[Dict[str, Any], Optional[float]]:
         if not isinstance(value, Mapping):
             raise TypeError("value must be a mapping")
         seconds = None if ttl is None else float(ttl)
         if seconds is not None and seconds <= 0:
             raise ValueError("ttl must be positive")
-        entry = {"value": dict(value), "expiresAt": None if seconds is None else time.time() + seconds}
-        self.store.save(key, entry, ttl=seconds)
+        return {"value": dict(value), "expiresAt": None if seconds is None else time.time() + seconds}, seconds
 
     async def get(self, key: str, *, collection: Optional[str] = None) -> Entry:
         """The value under ``key`` in ``collection``, or None."""
         k = self._key(key, collection)
-        return self._unwrap(await asyncio.to_thread(self.store.get, k))[0]
+        return self._unwrap(await self.store.get_async(k))[0]
 
     async def ttl(self, key: str, *, collection: Optional[str] = None) -> Tuple[Entry, Optional[float]]:
         """``(value, seconds left)``; ``(None, None)`` when absent."""
         k = self._key(key, collection)
-        return self._unwrap(await asyncio.to_thread(self.store.get, k))
+        return self._unwrap(await self.store.get_async(k))
 
     async def put(
         self, key: str, value: Mapping[str, Any], *, collection: Optional[str] = None, ttl: Optional[SupportsFloat] = None
     ) -> None:
         """Stores ``value`` (a mapping of JSON data), optionally for ``ttl`` seconds."""
         k = self._key(key, collection)
-        await asyncio.to_thread(self._put_sync, k, value, ttl)
+        entry, seconds = self._entry(value, ttl)
+        await self.store.save_async(k, entry, seconds)
 
     async def delete(self, key: str, *, collection: Optional[str] = None) -> bool:
         """Removes ``key``; True when it existed."""
         k = self._key(key, collection)
-        return bool(await asyncio.to_thread(self.store.delete, k))
+        return bool(await self.store.delete_async(k))
 
     async def get_many(self, keys: Sequence[str], *, collection: Optional[str] = None) -> List[Entry]:
         return [await self.get(k, collection=collection) for k in keys]
@@ -106,7 +105,7 @@ class AsyncStore:
     async def take(self, key: str, *, collection: Optional[str] = None) -> Entry:
         """Atomic get-and-delete (not in the protocol; single-use codes)."""
         k = self._key(key, collection)
-        return self._unwrap(await asyncio.to_thread(self.store.take, k))[0]
+        return self._unwrap(await self.store.take_async(k))[0]
 
 
 class AsyncMemoryStore(AsyncStore):

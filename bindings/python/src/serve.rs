@@ -1,0 +1,255 @@
+//! The proxy's HTTP endpoints as awaitables for asyncio (`fastmcp_auth.fastmcp` serves them from Starlette).
+//!
+//! Each call parses the request parts, spawns the core's future on the core's tokio runtime and returns an asyncio
+//! future (pyo3-async-runtimes) that completes with `{"status", "headers", "body"}` — the exact answer to send,
+//! errors included (RFC 6749 §5.2 JSON with the status the core chose). The GIL is held only to convert arguments
+//! and the answer, never while the core waits on a store, upstream or a timer; the event loop never blocks.
+//!
+//! A panic inside the core (a bug) becomes a bare 500, never a crash of the host.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use fastmcp_auth::proxy::{
+    AuthorizeParams, CallbackParams, ConsentParams, HttpResponse, OAuthError, OAuthProxy, RevocationRequest,
+    TokenRequest,
+};
+use futures_util::FutureExt;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use serde_json::{json, Value};
+
+/// The JSON answer of an OAuth error, with the headers RFC 6749 §5.2 and RFC 6585 ask for.
+pub(crate) fn error_response(e: &OAuthError) -> HttpResponse {
+    let mut r = HttpResponse::from_error(e);
+    r.headers.push(("Pragma".into(), "no-cache".into()));
+    if let Some(s) = e.retry_after {
+        r.headers.push(("Retry-After".into(), s.to_string()));
+    }
+    if e.status == 401 {
+        // RFC 6749 §5.2: a 401 from the token endpoint names the scheme the client may authenticate with.
+        r.headers
+            .push(("WWW-Authenticate".into(), "Basic realm=\"oauth\"".into()));
+    }
+    r
+}
+
+/// A JSON answer that is never cached (RFC 6749 §5.1).
+pub(crate) fn json_response(status: u16, v: &Value) -> HttpResponse {
+    HttpResponse {
+        status,
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Cache-Control".into(), "no-store".into()),
+            ("Pragma".into(), "no-cache".into()),
+        ],
+        body: Some(v.to_string()),
+    }
+}
+
+fn response_to_py(py: Python<'_>, r: &HttpResponse) -> PyResult<Py<PyAny>> {
+    let d = PyDict::new(py);
+    d.set_item("status", r.status)?;
+    let headers = PyList::empty(py);
+    for (k, v) in &r.headers {
+        headers.append((k.as_str(), v.as_str()))?;
+    }
+    d.set_item("headers", headers)?;
+    d.set_item("body", r.body.as_deref())?;
+    Ok(d.into_any().unbind())
+}
+
+/// Runs `fut` on the core's runtime; the returned asyncio future completes with its response dict.
+fn respond<'py, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = HttpResponse> + Send + 'static,
+{
+    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        let r = std::panic::AssertUnwindSafe(fut)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| error_response(&OAuthError::server_error("internal error")));
+        Python::attach(|py| response_to_py(py, &r))
+    })
+}
+
+fn page(r: Result<HttpResponse, OAuthError>) -> HttpResponse {
+    r.unwrap_or_else(|e| error_response(&e))
+}
+
+/// RFC 7591 §3: the registration request's JSON body → 201 with the client information, or 400
+/// `invalid_client_metadata` / `invalid_redirect_uri`.
+pub(crate) fn register<'py>(
+    py: Python<'py>,
+    proxy: Arc<OAuthProxy>,
+    body: Vec<u8>,
+    remote_addr: Option<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    respond(py, async move {
+        // serde_json refuses nesting deeper than 128 levels itself: no stack overflow on hostile input.
+        let request: Value = match serde_json::from_slice(&body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                return json_response(
+                    400,
+                    &json!({"error": "invalid_client_metadata", "error_description": "body must be a JSON object"}),
+                )
+            }
+        };
+        match proxy.register_client_from(&request, remote_addr.as_deref()).await {
+            Ok(v) => json_response(201, &v),
+            Err(e) => error_response(&e),
+        }
+    })
+}
+
+/// RFC 6749 §4.1.1: the authorization request (query string, the browser's `Cookie` header) → consent page or
+/// redirect, with the browser-binding `Set-Cookie`.
+pub(crate) fn authorize<'py>(
+    py: Python<'py>,
+    proxy: Arc<OAuthProxy>,
+    query: String,
+    cookie: Option<String>,
+    remote_addr: Option<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    respond(py, async move {
+        let p = match AuthorizeParams::from_query(&query) {
+            Ok(p) => p
+                .with_cookie(cookie.as_deref())
+                .with_remote_addr(remote_addr.as_deref()),
+            Err(e) => return error_response(&e),
+        };
+        page(proxy.authorize(&p).await)
+    })
+}
+
+/// The consent form's POST (urlencoded body, the browser's `Cookie` header).
+pub(crate) fn consent<'py>(
+    py: Python<'py>,
+    proxy: Arc<OAuthProxy>,
+    form: Vec<u8>,
+    cookie: Option<String>,
+    remote_addr: Option<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    respond(py, async move {
+        let p = match ConsentParams::from_form(&form) {
+            Ok(p) => p
+                .with_cookie(cookie.as_deref())
+                .with_remote_addr(remote_addr.as_deref()),
+            Err(e) => return error_response(&e),
+        };
+        page(proxy.handle_consent(&p).await)
+    })
+}
+
+/// The upstream provider's redirect back to `redirect_path` (query string, the browser's `Cookie` header).
+pub(crate) fn callback<'py>(
+    py: Python<'py>,
+    proxy: Arc<OAuthProxy>,
+    query: String,
+    cookie: Option<String>,
+    remote_addr: Option<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    respond(py, async move {
+        let p = match CallbackParams::from_query(&query) {
+            Ok(p) => p
+                .with_cookie(cookie.as_deref())
+                .with_remote_addr(remote_addr.as_deref()),
+            Err(e) => return error_response(&e),
+        };
+        page(proxy.handle_callback(&p).await)
+    })
+}
+
+/// RFC 6749 §3.2: the token endpoint, any grant (urlencoded body, `Authorization` header) → 200 token JSON or the
+/// §5.2 error.
+pub(crate) fn token<'py>(
+    py: Python<'py>,
+    proxy: Arc<OAuthProxy>,
+    form: Vec<u8>,
+    authorization: Option<String>,
+    remote_addr: Option<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    respond(py, async move {
+        let req = match TokenRequest::from_form(&form, authorization.as_deref()) {
+            Ok(r) => r.with_remote_addr(remote_addr.as_deref()),
+            Err(e) => return error_response(&e),
+        };
+        match proxy.token(&req).await {
+            Ok(t) => json_response(200, &t.to_json()),
+            Err(e) => error_response(&e),
+        }
+    })
+}
+
+/// RFC 7009 §2: revocation (urlencoded body, `Authorization` header) → 200 with no body, also for unknown tokens
+/// (§2.2), or the error.
+pub(crate) fn revoke<'py>(
+    py: Python<'py>,
+    proxy: Arc<OAuthProxy>,
+    form: Vec<u8>,
+    authorization: Option<String>,
+    remote_addr: Option<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    respond(py, async move {
+        let req = match RevocationRequest::from_form(&form, authorization.as_deref()) {
+            Ok(r) => r.with_remote_addr(remote_addr.as_deref()),
+            Err(e) => return error_response(&e),
+        };
+        match proxy.revoke_request(&req).await {
+            Ok(()) => HttpResponse {
+                status: 200,
+                headers: vec![("Cache-Control".into(), "no-store".into())],
+                body: None,
+            },
+            Err(e) => error_response(&e),
+        }
+    })
+}
+
+/// What a bearer check of `token` for `resource` found, for `verify_token`: `{"claims", "upstream"}` when the
+/// token is ours, live, for this resource and backed by upstream tokens; None otherwise; a storage failure raises.
+fn bearer_json(
+    r: fastmcp_auth::proxy::OAuthResult<fastmcp_auth::proxy::BearerCheck>,
+) -> Result<Value, OAuthError> {
+    match r? {
+        fastmcp_auth::proxy::BearerCheck::Authorized { claims, upstream } => Ok(json!({
+            "claims": claims,
+            "upstream": serde_json::to_value(upstream.as_ref()).unwrap_or_default(),
+        })),
+        fastmcp_auth::proxy::BearerCheck::Challenge(_) => Ok(Value::Null),
+    }
+}
+
+/// `verify_token`'s check, awaited: see [`bearer_json`].
+pub(crate) fn verify<'py>(
+    py: Python<'py>,
+    proxy: Arc<OAuthProxy>,
+    token: String,
+    resource: String,
+) -> PyResult<Bound<'py, PyAny>> {
+    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        let header = format!("Bearer {token}");
+        let r = std::panic::AssertUnwindSafe(proxy.check_bearer(Some(&header), &resource, &[]))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(OAuthError::server_error("internal error")));
+        let v = bearer_json(r).map_err(crate::oauth_err)?;
+        Python::attach(|py| crate::from_json(py, &v).map(Bound::unbind))
+    })
+}
+
+/// The same check run in place when the store answers without waiting (memory): the dict / None, or the Python
+/// value `NotImplemented` when the caller must await [`verify`] instead.
+pub(crate) fn verify_inline<'py>(
+    py: Python<'py>,
+    proxy: &OAuthProxy,
+    token: &str,
+    resource: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let header = format!("Bearer {token}");
+    match proxy.check_bearer_inline(Some(&header), resource, &[]) {
+        None => Ok(py.NotImplemented().into_bound(py)),
+        Some(r) => crate::from_json(py, &bearer_json(r).map_err(crate::oauth_err)?),
+    }
+}

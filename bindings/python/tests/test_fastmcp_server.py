@@ -1,0 +1,252 @@
+"""A real fastmcp Python server (PyPI ``fastmcp``) with ``auth=fastmcp_auth.fastmcp.OAuthProxy(...)`` on a real
+loopback port, driven by the official MCP Python SDK's own OAuth client (``mcp.client.auth.OAuthClientProvider``
+over the streamable HTTP client): discovery, registration, authorize with ``resource``, consent, the mock identity
+provider, callback, token, a tool call reading ``get_access_token()``, a refresh, a restart on the same store. The test
+only plays the browser (it follows what the SDK hands its redirect handler, submits the consent form, and hands the
+code back). The same with fastmcp's own default storage (Fernet over FileTreeStore) as ``client_storage``."""
+
+import asyncio
+import html
+import re
+import socket
+import urllib.parse
+
+import httpx2 as httpx
+import pytest
+import uvicorn
+from fastmcp import FastMCP
+from fastmcp.server.auth.auth import AccessToken, TokenVerifier
+from fastmcp.server.dependencies import get_access_token
+from mcp import ClientSession
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+
+import fastmcp_auth as fa
+from fastmcp_auth.aio import AsyncDiskStore
+from fastmcp_auth.fastmcp import OAuthProxy
+
+CLIENT_REDIRECT = "http://127.0.0.1:33419/callback"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class UpstreamVerifier(TokenVerifier):
+    """The mock provider's access tokens (opaque ``up-at-…``), as a provider's verifier would see them."""
+
+    def __init__(self):
+        super().__init__(required_scopes=["openid"])
+        self.seen = []
+
+    async def verify_token(self, token):
+        self.seen.append(token)
+        if token.startswith("up-at-"):
+            return AccessToken(token=token, client_id="upstream-app", scopes=["openid"], expires_at=None,
+                               claims={"login": "ada"})
+        return None
+
+
+class MemoryTokens:
+    """The SDK client's TokenStorage (what a real client keeps on disk)."""
+
+    def __init__(self):
+        self.tokens = None
+        self.client = None
+
+    async def get_tokens(self):
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken):
+        self.tokens = tokens
+
+    async def get_client_info(self):
+        return self.client
+
+    async def set_client_info(self, info: OAuthClientInformationFull):
+        self.client = info
+
+
+class Browser:
+    """Plays the user's browser: a cookie jar, no automatic redirects, the consent form approved."""
+
+    def __init__(self, base):
+        self.http = httpx.AsyncClient(follow_redirects=False, timeout=10)
+        self.base = base
+        self.result = None
+        self.pages = []
+
+    async def visit(self, url):
+        r = await self.http.get(url)
+        for _ in range(10):
+            if r.status_code == 200 and "<form" in r.text:
+                self.pages.append(r)
+                action = html.unescape(re.search(r'action="([^"]+)"', r.text).group(1))
+                fields = dict(re.findall(r'name="(transaction_id|csrf_token)" value="([^"]*)"', r.text))
+                r = await self.http.post(action, data={**fields, "action": "approve"})
+                continue
+            assert r.status_code in (302, 303), (r.status_code, r.text[:300])
+            location = r.headers["location"]
+            if location.startswith(CLIENT_REDIRECT):
+                q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+                self.result = AuthorizationCodeResult(code=q["code"], state=q.get("state"), iss=q.get("iss"))
+                return
+            r = await self.http.get(location)
+        raise AssertionError("too many redirects")
+
+    async def redirect_handler(self, url):
+        await self.visit(url)
+
+    async def callback_handler(self):
+        assert self.result is not None
+        return self.result
+
+
+def sdk_client(mcp_url, storage, browser):
+    return OAuthClientProvider(
+        server_url=mcp_url,
+        client_metadata=OAuthClientMetadata(
+            client_name="sdk-test", redirect_uris=[CLIENT_REDIRECT], grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"], token_endpoint_auth_method="none",
+        ),
+        storage=storage,
+        redirect_handler=browser.redirect_handler,
+        callback_handler=browser.callback_handler,
+    )
+
+
+def build_server(idp, port, storage, verifier, **extra):
+    base = f"http://127.0.0.1:{port}"
+    auth = OAuthProxy(
+        upstream_authorization_endpoint=f"{idp}/authorize",
+        upstream_token_endpoint=f"{idp}/token",
+        upstream_client_id="upstream-client",
+        upstream_client_secret="upstream secret+/=",
+        token_verifier=verifier,
+        base_url=base,
+        client_storage=storage,
+        jwt_signing_key="a-long-enough-jwt-signing-key-for-tests",
+        **extra,
+    )
+    mcp = FastMCP("py-server", auth=auth)
+
+    @mcp.tool
+    def whoami() -> dict:
+        t = get_access_token()
+        return {"client_id": t.client_id, "login": (t.claims or {}).get("login"), "scopes": t.scopes,
+                "token_is_upstream": t.token.startswith("up-at-")}
+
+    return auth, mcp.http_app(path="/mcp")
+
+
+class Served:
+    def __init__(self, app, port):
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+
+    async def __aenter__(self):
+        self.task = asyncio.create_task(self.server.serve())
+        for _ in range(500):
+            if self.server.started:
+                return self
+            await asyncio.sleep(0.01)
+        raise AssertionError("server did not start")
+
+    async def __aexit__(self, *exc):
+        self.server.should_exit = True
+        await self.task
+
+
+async def call_whoami(mcp_url, provider):
+    async with httpx.AsyncClient(auth=provider, timeout=30) as http:
+        async with streamable_http_client(mcp_url, http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                r = await session.call_tool("whoami", {})
+                assert not r.is_error, r
+                return r.structured_content or r.content
+
+
+async def scenario(idp, storage_factory, expect_files=None):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    mcp_url = f"{base}/mcp"
+    tokens, browser = MemoryTokens(), Browser(base)
+    verifier = UpstreamVerifier()
+    auth, app = build_server(idp, port, storage_factory(), verifier, fastmcp_access_token_expiry_seconds=2)
+    async with Served(app, port):
+        # Unauthenticated: 401 pointing at the RFC 9728 metadata (what the SDK discovers from).
+        async with httpx.AsyncClient() as h:
+            r = await h.post(mcp_url, json={})
+            assert r.status_code == 401
+            assert "resource_metadata=" in r.headers["www-authenticate"]
+            meta = (await h.get(f"{base}/.well-known/oauth-authorization-server")).json()
+            assert meta["token_endpoint"] == f"{base}/token" and meta["registration_endpoint"] == f"{base}/register"
+        client = sdk_client(mcp_url, tokens, browser)
+        who = await call_whoami(mcp_url, client)
+        assert who["client_id"] == "upstream-app" and who["login"] == "ada" and who["token_is_upstream"], who
+        assert len(browser.pages) == 1, "one consent page, approved"
+        first = tokens.tokens
+        assert first.refresh_token
+        # Our token is bound to the MCP endpoint (RFC 8707: the SDK sent `resource`).
+        claims = fa.JWTIssuer(base, mcp_url, auth._jwt_signing_key).verify_token(first.access_token)
+        assert claims["aud"] == mcp_url
+        # After expiry the SDK refreshes on its own (refresh_token grant through our /token), no new login.
+        await asyncio.sleep(2.5)
+        who = await call_whoami(mcp_url, client)
+        assert who["login"] == "ada"
+        assert tokens.tokens.access_token != first.access_token and tokens.tokens.refresh_token != first.refresh_token
+        assert len(browser.pages) == 1, "refreshed, not logged in again"
+        # The rotated-out refresh token is refused after the grace window... and a forged bearer is a 401.
+        async with httpx.AsyncClient() as h:
+            r = await h.post(mcp_url, json={}, headers={"Authorization": "Bearer " + first.access_token[:-2] + "xx"})
+            assert r.status_code == 401
+    # Restart on the same store: the client's refresh token (its access token has expired meanwhile) still works,
+    # nobody logs in again.
+    await asyncio.sleep(2.5)
+    auth2, app2 = build_server(idp, port, storage_factory(), UpstreamVerifier(), fastmcp_access_token_expiry_seconds=2)
+    async with Served(app2, port):
+        before = tokens.tokens.access_token
+        who = await call_whoami(mcp_url, client)
+        assert tokens.tokens.access_token != before, "refreshed against the restarted server"
+        assert who["login"] == "ada"
+        assert len(browser.pages) == 1
+    auth.close()
+    auth2.close()
+
+
+def test_sdk_client_logs_in_calls_refreshes_and_survives_restart_on_our_disk_store(idp, tmp_path):
+    directory = tmp_path / "oauth"
+    asyncio.run(scenario(idp, lambda: AsyncDiskStore(directory)))
+    assert any(directory.iterdir()), "state lives in our DiskStore"
+
+
+def test_same_with_fastmcps_default_storage(idp, tmp_path):
+    """fastmcp's own default client_storage (FernetEncryptionWrapper over FileTreeStore) through the bridge."""
+    from cryptography.fernet import Fernet
+    from key_value.aio.stores.filetree import (
+        FileTreeStore,
+        FileTreeV1CollectionSanitizationStrategy,
+        FileTreeV1KeySanitizationStrategy,
+    )
+    from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
+
+    directory = tmp_path / "filetree"
+    directory.mkdir()
+    key = Fernet.generate_key()
+
+    def storage():
+        return FernetEncryptionWrapper(
+            key_value=FileTreeStore(
+                data_directory=directory,
+                key_sanitization_strategy=FileTreeV1KeySanitizationStrategy(directory),
+                collection_sanitization_strategy=FileTreeV1CollectionSanitizationStrategy(directory),
+            ),
+            fernet=Fernet(key=key),
+            raise_on_decryption_error=False,
+        )
+
+    asyncio.run(scenario(idp, storage))
+    assert any(directory.rglob("*")), "state lives in fastmcp's store"
