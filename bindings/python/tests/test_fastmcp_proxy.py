@@ -1,6 +1,7 @@
-"""fastmcp Python's own OAuthProxy (from PyPI) with our DiskStore as client_storage and our JWTIssuer in place of
-its own: registration, authorize, the callback against the loopback mock identity provider, token exchange, an
-authenticated request (load_access_token), a refresh; then a new proxy on the same directory accepts the tokens."""
+"""fastmcp_auth.fastmcp.OAuthProxy (fastmcp's arguments, served by the core) with our DiskStore as client_storage,
+its Starlette routes driven in process: registration, authorize, the callback against the loopback mock identity
+provider, token exchange, an authenticated request (load_access_token), a refresh; then a new proxy on the same
+directory accepts the tokens."""
 
 import asyncio
 import base64
@@ -46,7 +47,7 @@ def make(idp, directory):
         require_authorization_consent=False,
     )
     routes = proxy.get_routes(mcp_path="/mcp")
-    # fastmcp_auth.fastmcp.OAuthProxy put our JWTIssuer in place of fastmcp's.
+    # As fastmcp's, it exposes the issuer of its tokens (ours).
     assert isinstance(proxy.jwt_issuer, fa.JWTIssuer)
     return proxy, Starlette(routes=routes)
 
@@ -110,8 +111,9 @@ async def flow(idp, directory):
         })
         assert r.status_code == 200, r.text
         tokens = r.json()
-        # Our issuer signed it: it verifies with ours, and fastmcp accepts it on a request.
-        fa.JWTIssuer(proxy.jwt_issuer.issuer, proxy.jwt_issuer.audience, SIGNING_KEY).verify_token(tokens["access_token"])
+        # Signed with the key given (bytes: as they are, as fastmcp); no `resource` was sent, so the audience is
+        # base_url (the core's rule), which verify_token accepts for this server.
+        fa.JWTIssuer(proxy.jwt_issuer.issuer, BASE, SIGNING_KEY).verify_token(tokens["access_token"])
         assert await proxy.load_access_token(tokens["access_token"]) is not None
         r = await http.post("/token", data={
             "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],

@@ -250,3 +250,57 @@ def test_same_with_fastmcps_default_storage(idp, tmp_path):
 
     asyncio.run(scenario(idp, storage))
     assert any(directory.rglob("*")), "state lives in fastmcp's store"
+
+
+def mock_github_api(request):
+    """GitHub's REST API as GitHubTokenVerifier calls it: /user and /user/repos (its scopes header)."""
+    token = request.headers.get("authorization", "").removeprefix("Bearer ")
+    if not token.startswith("up-at-"):
+        return httpx.Response(401, json={"message": "Bad credentials"})
+    if request.url.path == "/user":
+        return httpx.Response(200, json={"id": 583231, "login": "octocat", "name": "The Octocat", "email": None})
+    if request.url.path == "/user/repos":
+        return httpx.Response(200, json=[], headers={"x-oauth-scopes": "user, repo"})
+    return httpx.Response(404)
+
+
+def test_github_provider_with_the_import_swapped(idp, tmp_path):
+    """fastmcp's GitHub example with `from fastmcp_auth.fastmcp import GitHubProvider`, against a mock GitHub (our
+    mock provider's authorize/token endpoints, GitHub's /user through fastmcp's own GitHubTokenVerifier)."""
+    from fastmcp_auth.fastmcp import GitHubProvider
+
+    class MockGitHub(GitHubProvider):
+        upstream_authorization_endpoint = f"{idp}/authorize"
+        upstream_token_endpoint = f"{idp}/token"
+
+    async def run():
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        mcp_url = f"{base}/mcp"
+        api = httpx.AsyncClient(transport=httpx.MockTransport(mock_github_api))
+        auth = MockGitHub(client_id="upstream-client", client_secret="upstream secret+/=", base_url=base,
+                          client_storage=AsyncDiskStore(tmp_path / "gh"), http_client=api,
+                          jwt_signing_key="github-test-signing-key-0123456789")
+        mcp = FastMCP("GitHub App", auth=auth)
+
+        @mcp.tool
+        def me() -> dict:
+            t = get_access_token()
+            return {"login": t.claims.get("login"), "name": t.claims.get("name"), "scopes": t.scopes}
+
+        tokens, browser = MemoryTokens(), Browser(base)
+        async with Served(mcp.http_app(path="/mcp"), port):
+            client = sdk_client(mcp_url, tokens, browser)
+            async with httpx.AsyncClient(auth=client, timeout=30) as http:
+                async with streamable_http_client(mcp_url, http_client=http) as (read, write):
+                    async with ClientSession(read, write) as session:
+                        await session.initialize()
+                        r = await session.call_tool("me", {})
+                        assert not r.is_error, r
+                        who = r.structured_content
+            # The consent page names GitHub (the core's preset).
+            assert "GitHub" in browser.pages[0].text
+        assert who["login"] == "octocat" and who["name"] == "The Octocat" and "user" in who["scopes"], who
+        auth.close()
+
+    asyncio.run(run())

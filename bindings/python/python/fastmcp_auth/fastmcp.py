@@ -479,4 +479,130 @@ class OAuthProxy(OAuthProvider):
         self._core.close()
 
 
-__all__ = ["OAuthProxy"]
+class GitHubProvider(OAuthProxy):
+    """fastmcp's ``GitHubProvider`` (same constructor, fastmcp 4.2.3) on the core: GitHub's endpoints, the secret
+    sent in the body, the one-year lifetime GitHub OAuth Apps' non-expiring tokens get, and fastmcp's own
+    ``GitHubTokenVerifier`` (GitHub's ``/user``: ``login``, ``name``, ``email`` reach ``get_access_token().claims``).
+    ``upstream_authorization_endpoint`` / ``upstream_token_endpoint`` are class attributes (GitHub Enterprise: a
+    subclass names its host)."""
+
+    _preset = "github"
+    upstream_authorization_endpoint = "https://github.com/login/oauth/authorize"
+    upstream_token_endpoint = "https://github.com/login/oauth/access_token"
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        base_url: Any,
+        resource_base_url: Any = None,
+        issuer_url: Any = None,
+        redirect_path: Optional[str] = None,
+        required_scopes: Optional[List[str]] = None,
+        timeout_seconds: int = 10,
+        cache_ttl_seconds: Optional[int] = None,
+        max_cache_size: Optional[int] = None,
+        allowed_client_redirect_uris: Optional[List[str]] = None,
+        client_storage: Any = None,
+        jwt_signing_key: Union[str, bytes, None] = None,
+        require_authorization_consent: Union[bool, Literal["remember", "external"]] = True,
+        consent_csp_policy: Optional[str] = None,
+        forward_resource: bool = True,
+        fallback_refresh_token_expiry_seconds: Optional[int] = None,
+        fastmcp_access_token_expiry_seconds: Optional[int] = None,
+        token_expiry_threshold_seconds: int = 0,
+        http_client: Any = None,
+        enable_cimd: bool = True,
+        identity_assertion: Any = None,
+        **extras: Any,
+    ) -> None:
+        from fastmcp.server.auth.providers.github import GitHubTokenVerifier
+        from fastmcp.utilities.auth import parse_scopes
+
+        scopes = parse_scopes(required_scopes) if required_scopes is not None else ["user"]
+        verifier = GitHubTokenVerifier(
+            required_scopes=scopes, timeout_seconds=timeout_seconds, cache_ttl_seconds=cache_ttl_seconds,
+            max_cache_size=max_cache_size, http_client=http_client,
+        )
+        super().__init__(
+            upstream_authorization_endpoint=self.upstream_authorization_endpoint,
+            upstream_token_endpoint=self.upstream_token_endpoint,
+            upstream_client_id=client_id, upstream_client_secret=client_secret, token_verifier=verifier,
+            base_url=base_url, resource_base_url=resource_base_url, redirect_path=redirect_path,
+            issuer_url=issuer_url or base_url, allowed_client_redirect_uris=allowed_client_redirect_uris,
+            client_storage=client_storage, jwt_signing_key=jwt_signing_key,
+            require_authorization_consent=require_authorization_consent, consent_csp_policy=consent_csp_policy,
+            forward_resource=forward_resource,
+            fallback_refresh_token_expiry_seconds=fallback_refresh_token_expiry_seconds,
+            fastmcp_access_token_expiry_seconds=fastmcp_access_token_expiry_seconds,
+            token_expiry_threshold_seconds=token_expiry_threshold_seconds, enable_cimd=enable_cimd,
+            identity_assertion=identity_assertion, **extras,
+        )
+
+
+class GoogleProvider(OAuthProxy):
+    """fastmcp's ``GoogleProvider`` (same constructor, fastmcp 4.2.3) on the core: Google's endpoints, offline
+    access (``access_type=offline``, ``prompt=consent``, yours on top), scope shorthands normalised as fastmcp does,
+    and fastmcp's own ``GoogleTokenVerifier`` (audience = ``client_id``)."""
+
+    _preset = "google"
+    upstream_authorization_endpoint = "https://accounts.google.com/o/oauth2/v2/auth"
+    upstream_token_endpoint = "https://oauth2.googleapis.com/token"
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: Optional[str] = None,
+        base_url: Any,
+        resource_base_url: Any = None,
+        issuer_url: Any = None,
+        redirect_path: Optional[str] = None,
+        required_scopes: Optional[List[str]] = None,
+        valid_scopes: Optional[List[str]] = None,
+        timeout_seconds: int = 10,
+        cache_ttl_seconds: Optional[int] = None,
+        max_cache_size: Optional[int] = None,
+        allowed_client_redirect_uris: Optional[List[str]] = None,
+        client_storage: Any = None,
+        jwt_signing_key: Union[str, bytes, None] = None,
+        require_authorization_consent: Union[bool, Literal["remember", "external"]] = True,
+        consent_csp_policy: Optional[str] = None,
+        forward_resource: bool = True,
+        fallback_refresh_token_expiry_seconds: Optional[int] = None,
+        fastmcp_access_token_expiry_seconds: Optional[int] = None,
+        token_expiry_threshold_seconds: int = 0,
+        extra_authorize_params: Optional[Dict[str, str]] = None,
+        http_client: Any = None,
+        enable_cimd: bool = True,
+        identity_assertion: Any = None,
+        **extras: Any,
+    ) -> None:
+        from fastmcp.server.auth.providers.google import GoogleTokenVerifier, _normalize_google_scope
+        from fastmcp.utilities.auth import parse_scopes
+
+        scopes = parse_scopes(required_scopes) if required_scopes is not None else ["openid"]
+        valid = [_normalize_google_scope(x) for x in parse_scopes(valid_scopes)] if valid_scopes is not None else None
+        verifier = GoogleTokenVerifier(
+            required_scopes=scopes, timeout_seconds=timeout_seconds, cache_ttl_seconds=cache_ttl_seconds,
+            max_cache_size=max_cache_size, http_client=http_client, audience=client_id,
+        )
+        params = {"access_type": "offline", "prompt": "consent", **(extra_authorize_params or {})}
+        super().__init__(
+            upstream_authorization_endpoint=self.upstream_authorization_endpoint,
+            upstream_token_endpoint=self.upstream_token_endpoint,
+            upstream_client_id=client_id, upstream_client_secret=client_secret, token_verifier=verifier,
+            base_url=base_url, resource_base_url=resource_base_url, redirect_path=redirect_path,
+            issuer_url=issuer_url or base_url, allowed_client_redirect_uris=allowed_client_redirect_uris,
+            client_storage=client_storage, jwt_signing_key=jwt_signing_key,
+            require_authorization_consent=require_authorization_consent, consent_csp_policy=consent_csp_policy,
+            forward_resource=forward_resource,
+            fallback_refresh_token_expiry_seconds=fallback_refresh_token_expiry_seconds,
+            fastmcp_access_token_expiry_seconds=fastmcp_access_token_expiry_seconds,
+            token_expiry_threshold_seconds=token_expiry_threshold_seconds, extra_authorize_params=params,
+            valid_scopes=valid, enable_cimd=enable_cimd, identity_assertion=identity_assertion, **extras,
+        )
+
+
+__all__ = ["OAuthProxy", "GitHubProvider", "GoogleProvider"]
