@@ -22,6 +22,9 @@ pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
                         .max(2),
                 )
                 .thread_name("fastmcp-auth")
+                // File I/O (DiskStore) runs on the blocking pool: a few threads keep a disk busy, while hundreds (tokio's
+                // default, 512) would be created by a burst of concurrent operations and cost more than they save.
+                .max_blocking_threads(4)
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())

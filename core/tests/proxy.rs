@@ -303,6 +303,81 @@ fn inline_answers_only_where_the_store_completes_inline() {
         .is_none());
 }
 
+/// `check_bearer_blocking`: on a store with a synchronous face (disk, memory) the check runs on the caller's
+/// thread with the same verdicts as the async one (live, other scope, absent, forged, refresh token, revoked); a
+/// store without one (async only) answers `None`. The reads are still counted in the metrics.
+#[test]
+fn blocking_bearer_check_matches_the_async_one() {
+    let idp = MockIdp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(DiskStore::open(DiskStoreOptions::new(dir.path())).unwrap());
+    let p = proxy(&idp, |c| c.token_storage = Some(disk.clone()));
+    let (client, t) = login(&p, &idp);
+    let (_, other) = login(&p, &idp);
+    p.revoke(&other.access_token, &client.id, client.secret.as_deref())
+        .ok();
+    let live = format!("Bearer {}", t.access_token);
+    let refresh = format!("Bearer {}", t.refresh_token.clone().unwrap());
+    let forged = format!("Bearer {}x", t.access_token);
+    let revoked = format!("Bearer {}", other.access_token);
+    let gets = |p: &OAuthProxy| {
+        p.as_async()
+            .metrics_text()
+            .lines()
+            .filter(|l| l.starts_with("fastmcp_auth_store_operations_total") && l.contains("op=\"get\""))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum::<f64>()
+    };
+    type Case<'a> = (&'a str, Option<&'a str>, &'a [&'a str], bool);
+    let cases: &[Case] = &[
+        ("live", Some(&live), &[], true),
+        ("missing scope", Some(&live), &["admin"], false),
+        ("no header", None, &[], false),
+        ("forged", Some(&forged), &[], false),
+        ("refresh token", Some(&refresh), &[], false),
+        ("not bearer", Some("Basic abc"), &[], false),
+    ];
+    for (name, header, scopes, ok) in cases {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        let before = gets(&p);
+        let blocking = p
+            .as_async()
+            .check_bearer_blocking(*header, BASE, &scopes)
+            .expect("disk has a synchronous face")
+            .unwrap();
+        let awaited = p.check_bearer(*header, BASE, &scopes).unwrap();
+        assert_eq!(blocking.to_json(), awaited.to_json(), "{name}");
+        assert_eq!(blocking.to_json()["authorized"], *ok, "{name}");
+        if *name == "live" {
+            assert!(gets(&p) >= before + 4.0, "both checks' reads are counted");
+        }
+    }
+    // Revocation reached the store: refused by both (whichever revoke answered, the verdicts agree).
+    let b = p
+        .as_async()
+        .check_bearer_blocking(Some(&revoked), BASE, &[])
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        b.to_json(),
+        p.check_bearer(Some(&revoked), BASE, &[]).unwrap().to_json()
+    );
+    // An async-only store: no blocking answer; the async check still works.
+    let flaky = Arc::new(FlakyStore {
+        inner: Arc::new(fastmcp_auth::store::MemoryStore::new()),
+        countdown: 0.into(),
+        span: 1.into(),
+    });
+    let q = proxy(&idp, |c| c.token_storage = Some(flaky.clone()));
+    let (_, t) = login(&q, &idp);
+    let h = format!("Bearer {}", t.access_token);
+    assert!(q.as_async().check_bearer_blocking(Some(&h), BASE, &[]).is_none());
+    assert_eq!(
+        q.check_bearer(Some(&h), BASE, &[]).unwrap().to_json()["authorized"],
+        true
+    );
+}
+
 #[test]
 fn restart_with_disk_store_keeps_everything() {
     let idp = MockIdp::start();

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod bridge;
 mod kv_store;
 mod serve;
 
@@ -33,7 +34,7 @@ fn errors(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
 }
 
 /// One place mapping core errors to Python classes, on `Error::code()` (never on message text).
-fn to_py_err(e: Error) -> PyErr {
+pub(crate) fn to_py_err(e: Error) -> PyErr {
     Python::attach(|py| {
         let code = e.code().as_str();
         let class = match e.code() {
@@ -290,51 +291,93 @@ impl PyStore {
         ttl: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (v, ttl) = (to_json(value)?, ttl_of(ttl)?);
-        let store = self.inner.as_async().clone();
-        store_future(
-            py,
-            async move { store.save(&key, v, ttl).await.map(|()| Value::Null) },
-        )
+        self.op(py, StoreOp::Save(key, v, ttl))
     }
 
     /// `get` as an awaitable (see `save_async`).
     fn get_async<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
-        let store = self.inner.as_async().clone();
-        store_future(py, async move {
-            store.get(&key).await.map(|v| v.unwrap_or(Value::Null))
-        })
+        self.op(py, StoreOp::Get(key))
     }
 
     /// `delete` as an awaitable (see `save_async`).
     fn delete_async<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
-        let store = self.inner.as_async().clone();
-        store_future(py, async move { store.delete(&key).await.map(Value::Bool) })
+        self.op(py, StoreOp::Delete(key))
     }
 
     /// `take` as an awaitable (see `save_async`).
     fn take_async<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
-        let store = self.inner.as_async().clone();
-        store_future(py, async move {
-            store.take(&key).await.map(|v| v.unwrap_or(Value::Null))
-        })
+        self.op(py, StoreOp::Take(key))
     }
 }
 
-/// Runs a store operation on the core's runtime; the asyncio future completes with its JSON answer as Python
-/// data, or raises the mapped error (a panic: `FastMCPAuthError`).
-fn store_future<'py, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
-where
-    F: std::future::Future<Output = fastmcp_auth::Result<Value>> + Send + 'static,
-{
-    use futures_util::FutureExt;
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
-        let v = std::panic::AssertUnwindSafe(fut)
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| Err(core_panic()))
-            .map_err(to_py_err)?;
-        Python::attach(|py| from_json(py, &v).map(Bound::unbind))
+/// One store operation, for the awaitable methods.
+enum StoreOp {
+    Save(String, Value, Option<Duration>),
+    Get(String),
+    Delete(String),
+    Take(String),
+}
+
+impl StoreOp {
+    async fn run(self, store: &dyn fastmcp_auth::store::Store) -> fastmcp_auth::Result<Value> {
+        match self {
+            StoreOp::Save(k, v, ttl) => store.save(&k, v, ttl).await.map(|()| Value::Null),
+            StoreOp::Get(k) => store.get(&k).await.map(|v| v.unwrap_or(Value::Null)),
+            StoreOp::Delete(k) => store.delete(&k).await.map(Value::Bool),
+            StoreOp::Take(k) => store.take(&k).await.map(|v| v.unwrap_or(Value::Null)),
+        }
+    }
+
+    fn run_sync(self, store: &dyn fastmcp_auth::store::SyncStore) -> fastmcp_auth::Result<Value> {
+        match self {
+            StoreOp::Save(k, v, ttl) => store.save_sync(&k, v, ttl).map(|()| Value::Null),
+            StoreOp::Get(k) => store.get_sync(&k).map(|v| v.unwrap_or(Value::Null)),
+            StoreOp::Delete(k) => store.delete_sync(&k).map(Value::Bool),
+            StoreOp::Take(k) => store.take_sync(&k).map(|v| v.unwrap_or(Value::Null)),
+        }
+    }
+}
+
+fn complete_json(r: fastmcp_auth::Result<Value>) -> bridge::Complete {
+    Box::new(move |py: Python<'_>| {
+        let v = r.map_err(to_py_err)?;
+        from_json(py, &v).map(Bound::unbind)
     })
+}
+
+impl PyStore {
+    /// An awaitable of `op`: answered in place by a store that never waits (memory); run on the blocking pool by a
+    /// store with a synchronous face (disk: one thread hop each way); else awaited on the runtime (Redis).
+    fn op<'py>(&self, py: Python<'py>, op: StoreOp) -> PyResult<Bound<'py, PyAny>> {
+        use futures_util::FutureExt;
+        let store = self.inner.as_async().clone();
+        if store.completes_inline() {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                op.run(store.as_ref()).now_or_never()
+            }))
+            .unwrap_or_else(|_| Some(Err(core_panic())));
+            if let Some(r) = r {
+                return bridge::ready(py, complete_json(r));
+            }
+            return Err(to_py_err(Error::Task("the store did not answer in place".into())));
+        }
+        if store.as_sync().is_some() {
+            return bridge::spawn_blocking(py, move || {
+                let r = match store.as_sync() {
+                    Some(s) => op.run_sync(s),
+                    None => Err(core_panic()),
+                };
+                complete_json(r)
+            });
+        }
+        bridge::spawn(py, async move {
+            let r = std::panic::AssertUnwindSafe(op.run(store.as_ref()))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(core_panic()));
+            complete_json(r)
+        })
+    }
 }
 
 fn interval(seconds: f64) -> PyResult<Option<Duration>> {

@@ -1,9 +1,9 @@
 //! The proxy's HTTP endpoints as awaitables for asyncio (`fastmcp_auth.fastmcp` serves them from Starlette).
 //!
 //! Each call parses the request parts, spawns the core's future on the core's tokio runtime and returns an asyncio
-//! future (pyo3-async-runtimes) that completes with `{"status", "headers", "body"}` — the exact answer to send,
-//! errors included (RFC 6749 §5.2 JSON with the status the core chose). The GIL is held only to convert arguments
-//! and the answer, never while the core waits on a store, upstream or a timer; the event loop never blocks.
+//! future (bridge.rs) that completes with `{"status", "headers", "body"}` — the exact answer to send, errors
+//! included (RFC 6749 §5.2 JSON with the status the core chose). The GIL is held only on the event loop's thread to
+//! convert arguments and the answer, never while the core waits on a store, upstream or a timer.
 //!
 //! A panic inside the core (a bug) becomes a bare 500, never a crash of the host.
 
@@ -59,17 +59,17 @@ fn response_to_py(py: Python<'_>, r: &HttpResponse) -> PyResult<Py<PyAny>> {
     Ok(d.into_any().unbind())
 }
 
-/// Runs `fut` on the core's runtime; the returned asyncio future completes with its response dict.
+/// Runs `fut` on the core's runtime; the returned asyncio future completes with its response dict (a panic: 500).
 fn respond<'py, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
 where
     F: Future<Output = HttpResponse> + Send + 'static,
 {
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+    crate::bridge::spawn(py, async move {
         let r = std::panic::AssertUnwindSafe(fut)
             .catch_unwind()
             .await
             .unwrap_or_else(|_| error_response(&OAuthError::server_error("internal error")));
-        Python::attach(|py| response_to_py(py, &r))
+        Box::new(move |py: Python<'_>| response_to_py(py, &r)) as crate::bridge::Complete
     })
 }
 
@@ -221,21 +221,39 @@ fn bearer_json(
     }
 }
 
-/// `verify_token`'s check, awaited: see [`bearer_json`].
+/// `verify_token`'s check, awaited: see [`bearer_json`]. On a store with a synchronous face (disk) the whole check
+/// runs on the runtime's blocking pool (one thread hop each way, `check_bearer_blocking`); otherwise (Redis, a
+/// Python store) on the runtime.
 pub(crate) fn verify<'py>(
     py: Python<'py>,
     proxy: Arc<OAuthProxy>,
     token: String,
     resource: String,
 ) -> PyResult<Bound<'py, PyAny>> {
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
-        let header = format!("Bearer {token}");
+    fn complete(
+        r: fastmcp_auth::proxy::OAuthResult<fastmcp_auth::proxy::BearerCheck>,
+    ) -> crate::bridge::Complete {
+        let v = bearer_json(r);
+        Box::new(move |py: Python<'_>| {
+            let v = v.map_err(crate::oauth_err)?;
+            crate::from_json(py, &v).map(Bound::unbind)
+        })
+    }
+    let header = format!("Bearer {token}");
+    if proxy.store().as_sync().is_some() {
+        return crate::bridge::spawn_blocking(py, move || {
+            let r = proxy
+                .check_bearer_blocking(Some(&header), &resource, &[])
+                .unwrap_or_else(|| Err(OAuthError::server_error("internal error")));
+            complete(r)
+        });
+    }
+    crate::bridge::spawn(py, async move {
         let r = std::panic::AssertUnwindSafe(proxy.check_bearer(Some(&header), &resource, &[]))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(OAuthError::server_error("internal error")));
-        let v = bearer_json(r).map_err(crate::oauth_err)?;
-        Python::attach(|py| crate::from_json(py, &v).map(Bound::unbind))
+        complete(r)
     })
 }
 

@@ -259,6 +259,55 @@ impl MeteredStore {
     }
 }
 
+impl MeteredStore {
+    fn timed_sync<T>(
+        &self,
+        op: &'static str,
+        run: impl FnOnce(&dyn SyncStore) -> crate::Result<T>,
+    ) -> crate::Result<T> {
+        let started = Instant::now();
+        let r = match self.inner.as_sync() {
+            Some(s) => run(s),
+            None => Err(crate::Error::Task("the store has no synchronous face".into())),
+        };
+        let outcome = if r.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .store_ops
+            .get_or_create(&[("op", op), ("outcome", outcome)])
+            .inc();
+        self.metrics
+            .store_seconds
+            .get_or_create(&[("op", op)])
+            .observe(started.elapsed().as_secs_f64());
+        r
+    }
+}
+
+/// Only reachable through `as_sync`, which answers `Some` only when the store below has a synchronous face.
+impl SyncStore for MeteredStore {
+    fn save_sync(&self, key: &str, value: Value, ttl: Option<Duration>) -> crate::Result<()> {
+        self.timed_sync("save", |s| s.save_sync(key, value, ttl))
+    }
+    fn get_sync(&self, key: &str) -> crate::Result<Option<Value>> {
+        self.timed_sync("get", |s| s.get_sync(key))
+    }
+    fn delete_sync(&self, key: &str) -> crate::Result<bool> {
+        self.timed_sync("delete", |s| s.delete_sync(key))
+    }
+    fn take_sync(&self, key: &str) -> crate::Result<Option<Value>> {
+        self.timed_sync("take", |s| s.take_sync(key))
+    }
+    fn cleanup_sync(&self) -> crate::Result<u64> {
+        self.timed_sync("cleanup", |s| s.cleanup_sync())
+    }
+    fn size_sync(&self) -> crate::Result<u64> {
+        self.timed_sync("size", |s| s.size_sync())
+    }
+    fn keys_sync(&self) -> crate::Result<Vec<String>> {
+        self.timed_sync("keys", |s| s.keys_sync())
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for MeteredStore {
     async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> crate::Result<()> {
@@ -282,9 +331,9 @@ impl Store for MeteredStore {
     async fn keys(&self) -> crate::Result<Vec<String>> {
         self.inner.keys().await
     }
-    /// The synchronous face of the store below, uncounted (the proxy's flows use the async one).
+    /// The synchronous face of the store below, counted and timed like the async one.
     fn as_sync(&self) -> Option<&dyn SyncStore> {
-        self.inner.as_sync()
+        self.inner.as_sync().map(|_| self as &dyn SyncStore)
     }
     fn completes_inline(&self) -> bool {
         self.inner.completes_inline()

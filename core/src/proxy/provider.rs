@@ -25,6 +25,12 @@ use super::rate_limit::{Caller, Endpoint, Limiter};
 use super::redirect_policy::RedirectPolicy;
 use super::resource::ResourcePolicy;
 use super::upstream::Upstream;
+
+thread_local! {
+    /// Set while a blocking caller runs a read-only flow on its own thread (`check_bearer_blocking`): `get_json`
+    /// then reads through the store's synchronous face instead of hopping to the runtime's blocking pool.
+    static SYNC_READS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 use crate::jwt::JwtIssuer;
 use crate::store::{EncryptedStore, MemoryStore, Store};
 
@@ -276,11 +282,29 @@ impl OAuthProxy {
     // ---- storage helpers ------------------------------------------------------------------------------------
 
     pub(super) async fn get_json<T: DeserializeOwned>(&self, key: &str) -> OAuthResult<Option<T>> {
-        Ok(self
+        let v = match self
             .store
-            .get(key)
-            .await?
-            .and_then(|v| serde_json::from_value(v).ok()))
+            .as_sync()
+            .filter(|_| SYNC_READS.with(std::cell::Cell::get))
+        {
+            Some(s) => s.get_sync(key)?,
+            None => self.store.get(key).await?,
+        };
+        Ok(v.and_then(|v| serde_json::from_value(v).ok()))
+    }
+
+    /// Runs `f` with the store's reads done directly on this thread through its synchronous face (see
+    /// [`Self::check_bearer_blocking`]); the flag is per thread and reset however `f` ends.
+    pub(super) fn with_sync_reads<T>(f: impl FnOnce() -> T) -> T {
+        struct Reset(bool);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                let was = self.0;
+                SYNC_READS.with(|c| c.set(was));
+            }
+        }
+        let _reset = Reset(SYNC_READS.with(|c| c.replace(true)));
+        f()
     }
 
     pub(super) async fn take_json<T: DeserializeOwned>(&self, key: &str) -> OAuthResult<Option<T>> {

@@ -153,7 +153,8 @@ impl OAuthProxy {
                 None,
             ))
         };
-        let Some(claims) = self.verify_access_token(token).await? else {
+        // The token's claims and upstream tokens in one pass (one signature check, one read per store step).
+        let Some((claims, upstream)) = self.access_session(token).await? else {
             return Ok(invalid());
         };
         let aud = claims.get("aud").and_then(Value::as_str).unwrap_or_default();
@@ -170,9 +171,6 @@ impl OAuthProxy {
                 Some(&required_scopes.join(" ")),
             )));
         }
-        let Some(upstream) = self.load_upstream_tokens(token).await? else {
-            return Ok(invalid());
-        };
         Ok(BearerCheck::Authorized {
             claims,
             upstream: Box::new(upstream),
@@ -191,5 +189,20 @@ impl OAuthProxy {
             return None;
         }
         futures_util::FutureExt::now_or_never(self.check_bearer(authorization, resource, required_scopes))
+    }
+
+    /// [`Self::check_bearer`] run to completion on this thread, reading the store through its synchronous face
+    /// (disk), when it has one; else `None` — use the async one. For a caller already on a thread that may block
+    /// (a blocking pool): one thread hop per check instead of one per store read. The check only reads the store.
+    pub fn check_bearer_blocking(
+        &self,
+        authorization: Option<&str>,
+        resource: &str,
+        required_scopes: &[String],
+    ) -> Option<OAuthResult<BearerCheck>> {
+        self.store.as_sync()?;
+        OAuthProxy::with_sync_reads(|| {
+            futures_util::FutureExt::now_or_never(self.check_bearer(authorization, resource, required_scopes))
+        })
     }
 }

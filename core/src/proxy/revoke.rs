@@ -15,6 +15,16 @@ impl OAuthProxy {
     /// The upstream tokens behind one of our access tokens; `None` when the token is invalid, expired, revoked,
     /// or a refresh token.
     pub async fn load_upstream_tokens(&self, token: &str) -> OAuthResult<Option<UpstreamTokens>> {
+        Ok(self.access_session(token).await?.map(|(_, up)| up))
+    }
+
+    /// One of our live access tokens: its claims and the upstream tokens behind it, or `None` (invalid, expired,
+    /// revoked, a refresh token). The signature is checked once and the store read once per step (mapping, then
+    /// upstream tokens): this is what every MCP request pays.
+    pub(super) async fn access_session(
+        &self,
+        token: &str,
+    ) -> OAuthResult<Option<(crate::Claims, UpstreamTokens)>> {
         let Some(issuer) = &self.issuer else {
             return Ok(None);
         };
@@ -30,8 +40,10 @@ impl OAuthProxy {
         if mapping.token_use.as_deref() == Some("refresh") {
             return Ok(None);
         }
-        self.get_json(&format!("upstream:{}", mapping.upstream_token_key))
-            .await
+        let up = self
+            .get_json(&format!("upstream:{}", mapping.upstream_token_key))
+            .await?;
+        Ok(up.map(|up| (claims, up)))
     }
 
     /// [`Self::load_upstream_tokens`] run to completion in place when the store completes inline (memory, a C
@@ -46,16 +58,7 @@ impl OAuthProxy {
 
     /// Verifies one of our access tokens and returns its claims when it is still live in the store.
     pub async fn verify_access_token(&self, token: &str) -> OAuthResult<Option<crate::Claims>> {
-        let Some(issuer) = &self.issuer else {
-            return Ok(None);
-        };
-        let Ok(claims) = issuer.verify(token, TokenUse::Access) else {
-            return Ok(None);
-        };
-        if self.load_upstream_tokens(token).await?.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(claims))
+        Ok(self.access_session(token).await?.map(|(claims, _)| claims))
     }
 
     /// RFC 7009 revocation of one of our tokens. Revoking a refresh token revokes its whole grant; an access
