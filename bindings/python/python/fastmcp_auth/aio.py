@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Dict, List, Optional, SupportsFloat, Tuple, Union
+from typing import Any, Awaitable, Dict, List, Optional, SupportsFloat, Tuple, Union
 
 from ._native import DiskStore, EncryptedStore, MemoryStore, RedisStore, Store
 
@@ -48,12 +48,17 @@ class AsyncStore:
         return raw["value"], left
 
     def _entry(self, value: Mapping[str, Any], ttl: Optional[SupportsFloat]) -> Tuple[Dict[str, Any], Optional[float]]:
-        if not isinstance(value, Mapping):
-            raise TypeError("value must be a mapping")
-        seconds = None if ttl is None else float(ttl)
-        if seconds is not None and seconds <= 0:
+        # `type(...) is dict` first: the ABC check costs a microsecond, which 2,000 concurrent puts pay at once.
+        if type(value) is not dict:
+            if not isinstance(value, Mapping):
+                raise TypeError("value must be a mapping")
+            value = dict(value)
+        if ttl is None:
+            return {"value": value, "expiresAt": None}, None
+        seconds = float(ttl)
+        if not seconds > 0:
             raise ValueError("ttl must be positive")
-        return {"value": dict(value), "expiresAt": None if seconds is None else time.time() + seconds}, seconds
+        return {"value": value, "expiresAt": time.time() + seconds}, seconds
 
     async def get(self, key: str, *, collection: Optional[str] = None) -> Entry:
         """The value under ``key`` in ``collection``, or None."""
@@ -65,13 +70,14 @@ class AsyncStore:
         k = self._key(key, collection)
         return self._unwrap(await self.store.get_async(k))
 
-    async def put(
+    def put(
         self, key: str, value: Mapping[str, Any], *, collection: Optional[str] = None, ttl: Optional[SupportsFloat] = None
-    ) -> None:
-        """Stores ``value`` (a mapping of JSON data), optionally for ``ttl`` seconds."""
+    ) -> Awaitable[None]:
+        """Stores ``value`` (a mapping of JSON data), optionally for ``ttl`` seconds. Returns the native awaitable
+        directly (no coroutine frame per call); a bad argument raises ``TypeError`` / ``ValueError`` at the call."""
         k = self._key(key, collection)
         entry, seconds = self._entry(value, ttl)
-        await self.store.save_async(k, entry, seconds)
+        return self.store.save_async(k, entry, seconds)
 
     async def delete(self, key: str, *, collection: Optional[str] = None) -> bool:
         """Removes ``key``; True when it existed."""
