@@ -1424,6 +1424,86 @@ fn login_with(
     p.token(&req)
 }
 
+/// Entra ID's scope rules (fastmcp Python's AzureProvider): prefixed upstream, OIDC-only extras on token requests,
+/// the prefix stripped from what upstream grants; other providers untouched (the table is in upstream_scopes.rs).
+#[test]
+fn upstream_scope_prefix_end_to_end() {
+    let idp = MockIdp::start();
+    idp.configure(|s| s.scope = Some("api://app-id/read openid offline_access".into()));
+    let p = proxy(&idp, |c| {
+        c.upstream_scope_prefix = Some("api://app-id/".into());
+        c.additional_authorize_scopes = vec!["User.Read".into(), "offline_access".into()];
+        c.valid_scopes = Some(vec!["read".into(), "openid".into()]);
+    });
+    let c = register(&p);
+    let verifier = CodeVerifier::generate(64).unwrap();
+    let params = AuthorizeParams {
+        client_id: Some(c.id.clone()),
+        redirect_uri: Some(REDIRECT.into()),
+        response_type: Some("code".into()),
+        state: Some("st".into()),
+        scope: Some("read openid".into()),
+        code_challenge: Some(verifier.challenge(fastmcp_auth::ChallengeMethod::S256)),
+        code_challenge_method: Some("S256".into()),
+        ..Default::default()
+    };
+    let page = p.authorize(&params).unwrap();
+    let up = p.handle_consent(&consent_of(&page, "approve")).unwrap();
+    let loc = up.location().unwrap().to_owned();
+    assert_eq!(
+        param(&loc, "scope").as_deref(),
+        Some("api://app-id/read openid User.Read offline_access")
+    );
+    let cb = idp.login(&loc).unwrap();
+    let back = p.handle_callback(&callback_of(&page, &cb)).unwrap();
+    let code = param(back.location().unwrap(), "code").unwrap();
+    let form = |k: &str| {
+        idp.counts()
+            .last_token_form
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        form("scope").as_deref(),
+        Some("api://app-id/read openid offline_access"),
+        "the code exchange names this API's scopes and the OIDC extras only (AADSTS28000 / AADSTS28003)"
+    );
+    let t = p.token(&code_request(&c, &code, verifier.as_str())).unwrap();
+    assert_eq!(
+        t.scope.as_deref(),
+        Some("read openid"),
+        "our token: the client's grant"
+    );
+    let up = p.load_upstream_tokens(&t.access_token).unwrap().unwrap();
+    assert_eq!(
+        up.scope,
+        ["read", "openid", "offline_access"],
+        "upstream's grant, in the client's terms"
+    );
+    let r = p
+        .token(&refresh_request(&c, t.refresh_token.as_deref().unwrap()))
+        .unwrap();
+    assert_eq!(form("grant_type").as_deref(), Some("refresh_token"));
+    assert!(
+        form("scope").unwrap().starts_with("api://app-id/read"),
+        "the refresh asks in upstream's terms: {:?}",
+        form("scope")
+    );
+    assert!(!r.scope.unwrap_or_default().contains("api://"));
+    // Without a prefix: scopes go upstream as given, the exchange carries none.
+    let q = proxy(&idp, |_| {});
+    let c = register(&q);
+    login_with(&q, &idp, &c, |a| a.scope = Some("openid email".into()), |_| {}).unwrap();
+    assert_eq!(form("scope"), None);
+    // A prefix that is not a scope-token ending in `/` is refused.
+    for bad in ["api://app-id", "api://app id/", ""] {
+        let mut cfg = OAuthProxyConfig::new(BASE, "https://idp/a", "https://idp/t", "id", "s");
+        cfg.upstream_scope_prefix = Some(bad.into());
+        assert!(fastmcp_auth::proxy::OAuthProxy::new(cfg).is_err(), "{bad:?}");
+    }
+}
+
 fn claims_of(token: &str) -> Value {
     fastmcp_auth::dangerous::insecure_decode_claims(token)
         .map(Value::Object)

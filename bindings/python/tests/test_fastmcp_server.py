@@ -78,6 +78,7 @@ class Browser:
         self.base = base
         self.result = None
         self.pages = []
+        self.visited = []
 
     async def visit(self, url):
         r = await self.http.get(url)
@@ -90,6 +91,7 @@ class Browser:
                 continue
             assert r.status_code in (302, 303), (r.status_code, r.text[:300])
             location = r.headers["location"]
+            self.visited.append(location)
             if location.startswith(CLIENT_REDIRECT):
                 q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
                 self.result = AuthorizationCodeResult(code=q["code"], state=q.get("state"), iss=q.get("iss"))
@@ -304,3 +306,100 @@ def test_github_provider_with_the_import_swapped(idp, tmp_path):
         auth.close()
 
     asyncio.run(run())
+
+
+def test_azure_provider_with_the_import_swapped(idp, tmp_path):
+    """fastmcp's AzureProvider arguments on ours: the API's scopes go to Entra prefixed with the identifier URI, with
+    the additional scopes and offline_access, and no `resource`; the client's tokens carry the short scopes. (The
+    mock provider stands in for Entra; fastmcp's JWTVerifier on Entra's JWKS is swapped for the mock's verifier.)"""
+    from fastmcp_auth.fastmcp import AzureProvider
+
+    class MockEntra(AzureProvider):
+        @staticmethod
+        def upstream_authorization_endpoint_for(base_authority, tenant_id):
+            return f"{idp}/authorize"
+
+        @staticmethod
+        def upstream_token_endpoint_for(base_authority, tenant_id):
+            return f"{idp}/token"
+
+    async def run():
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        mcp_url = f"{base}/mcp"
+        auth = MockEntra(client_id="upstream-client", client_secret="upstream secret+/=", tenant_id="contoso.example",
+                         required_scopes=["read", "openid"], additional_authorize_scopes=["User.Read"],
+                         base_url=base, client_storage=AsyncDiskStore(tmp_path / "entra"),
+                         jwt_signing_key="entra-test-signing-key-0123456789")
+        assert auth._token_validator.audience == ["upstream-client", "api://upstream-client"]
+        class EntraTokens(TokenVerifier):
+            # What fastmcp's JWTVerifier reads from an Entra access token: its `scp` (short form).
+            async def verify_token(self, token):
+                ok = token.startswith("up-at-")
+                return AccessToken(token=token, client_id="entra-app", scopes=["read"], expires_at=None) if ok else None
+
+        auth._token_validator = EntraTokens(required_scopes=["read"])
+        mcp = FastMCP("Entra App", auth=auth)
+
+        @mcp.tool
+        def me() -> dict:
+            t = get_access_token()
+            return {"client_id": t.client_id}
+
+        tokens, browser = MemoryTokens(), Browser(base)
+        async with Served(mcp.http_app(path="/mcp"), port):
+            client = OAuthClientProvider(
+                server_url=mcp_url,
+                client_metadata=OAuthClientMetadata(
+                    client_name="sdk-test", redirect_uris=[CLIENT_REDIRECT], scope="read",
+                    grant_types=["authorization_code", "refresh_token"], response_types=["code"],
+                    token_endpoint_auth_method="none",
+                ),
+                storage=tokens, redirect_handler=browser.redirect_handler, callback_handler=browser.callback_handler,
+            )
+            async with httpx.AsyncClient(auth=client, timeout=30) as http:
+                async with streamable_http_client(mcp_url, http_client=http) as (read, write):
+                    async with ClientSession(read, write) as session:
+                        await session.initialize()
+                        r = await session.call_tool("me", {})
+                        assert not r.is_error, r
+            assert "Microsoft" in browser.pages[0].text
+        upstream = next(u for u in browser.visited if u.startswith(f"{idp}/authorize"))
+        q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(upstream).query))
+        asked = q["scope"].split()
+        assert asked[0] == "api://upstream-client/read" and asked[-2:] == ["User.Read", "offline_access"], q
+        assert "read" not in asked, q
+        assert "resource" not in q and q["prompt"] == "select_account", q
+        assert "api://" not in (tokens.tokens.scope or ""), tokens.tokens.scope
+        auth.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("kwargs,error", [
+    ({"upstream_revocation_endpoint": "https://idp/revoke"}, NotImplementedError),
+    ({"extra_token_params": {"audience": "x"}}, NotImplementedError),
+    ({"consent_csp_policy": ""}, NotImplementedError),
+    ({"token_expiry_threshold_seconds": 30}, NotImplementedError),
+    ({"identity_assertion": object()}, NotImplementedError),
+    ({"issuer_url": "https://issuer.example.com"}, NotImplementedError),
+    ({"upstream_client_secret": None, "jwt_signing_key": "k" * 32}, NotImplementedError),
+    ({"token_endpoint_auth_method": "none"}, NotImplementedError),
+    ({"jwt_signing_key": b"\xff\xfe" * 16}, NotImplementedError),
+    ({"client_storage": object()}, TypeError),
+    ({"core_options": {"base_url": "https://other"}}, ValueError),
+    ({"core_options": {"no_such_member": 1}}, fa.InvalidArgumentError),
+    ({"allowed_client_redirect_uris": ["javascript:*"]}, fa.FastMCPAuthError),
+])
+def test_what_the_core_cannot_honour_is_refused_by_name(idp, kwargs, error):
+    """No argument is silently ignored: each one the core cannot honour raises, naming it."""
+    args = dict(upstream_authorization_endpoint=f"{idp}/authorize", upstream_token_endpoint=f"{idp}/token",
+                upstream_client_id="upstream-client", upstream_client_secret="upstream secret+/=",
+                token_verifier=UpstreamVerifier(), base_url="http://127.0.0.1:8000",
+                client_storage=fa.MemoryStore())
+    args.update(kwargs)
+    with pytest.raises(error) as e:
+        OAuthProxy(**args)
+    if error is NotImplementedError:
+        name = next(iter(kwargs)) if "upstream_client_secret" not in kwargs else "upstream_client_secret"
+        assert name in str(e.value), e.value

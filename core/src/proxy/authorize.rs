@@ -245,8 +245,9 @@ impl OAuthProxy {
             q.append_pair("redirect_uri", &self.redirect_uri);
             q.append_pair("response_type", "code");
             q.append_pair("state", &tx.id);
-            if !tx.scope.is_empty() {
-                q.append_pair("scope", &tx.scope.join(" "));
+            let scope = self.config.upstream_scopes().authorize(&tx.scope);
+            if !scope.is_empty() {
+                q.append_pair("scope", &scope.join(" "));
             }
             if self.config.forward_pkce {
                 q.append_pair("code_challenge", &tx.proxy_code_challenge);

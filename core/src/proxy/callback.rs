@@ -97,6 +97,7 @@ impl OAuthProxy {
             .config
             .forward_pkce
             .then_some(tx.proxy_code_verifier.as_str());
+        let scope = self.config.upstream_scopes().token_request(&tx.scope);
         let exchanged = self
             .upstream_token(
                 Grant::AuthorizationCode {
@@ -104,6 +105,7 @@ impl OAuthProxy {
                     redirect_uri: &self.redirect_uri,
                     code_verifier: verifier,
                     resource: tx.resource.as_deref().filter(|_| self.config.forward_resource),
+                    scope: scope.as_deref(),
                 },
                 &tx.scope,
             )

@@ -261,6 +261,12 @@ pub struct OAuthProxyConfig {
     /// Where the proxy's endpoints live under `base_url` (metadata and the consent form name them): fastmcp TS's
     /// `/oauth/authorize` … (default) or fastmcp Python's `/authorize` …; the callback is `redirect_path` either way.
     pub route_layout: RouteLayout,
+    /// Prefix of the API's scopes at upstream (`api://<client id>/`, Microsoft Entra ID; see
+    /// [`upstream_scopes`](super::upstream_scopes)). `None` (default): scopes go upstream as the client gave them.
+    pub upstream_scope_prefix: Option<String>,
+    /// Scopes added to every upstream authorization request (other resources', `offline_access`); of these only
+    /// the OpenID Connect ones go with token requests when `upstream_scope_prefix` is set.
+    pub additional_authorize_scopes: Vec<String>,
     /// A just-rotated refresh token presented again within this window gets a fresh access token (client retry,
     /// replicas racing); after it, the reuse counts as replay and revokes the grant (RFC 9700 §4.14.2).
     pub refresh_grace_window: Duration,
@@ -411,6 +417,8 @@ impl OAuthProxyConfig {
             redirect_path: "/oauth/callback".into(),
             claim_layout: ClaimLayout::FastmcpTs,
             route_layout: RouteLayout::FastmcpTs,
+            upstream_scope_prefix: None,
+            additional_authorize_scopes: Vec::new(),
             refresh_grace_window: Duration::from_secs(30),
             provider_name: None,
             custom_claims_passthrough: None,
@@ -584,6 +592,8 @@ impl OAuthProxyConfig {
             "redirect_path",
             "claim_layout",
             "route_layout",
+            "upstream_scope_prefix",
+            "additional_authorize_scopes",
             "refresh_grace_window",
             "provider_name",
             "custom_claims_passthrough",
@@ -628,6 +638,8 @@ impl OAuthProxyConfig {
         }
         c.previous_jwt_signing_keys = strings("previous_jwt_signing_keys")?.unwrap_or_default();
         c.fastmcp_access_token_expiry_seconds = u("fastmcp_access_token_expiry_seconds")?;
+        c.upstream_scope_prefix = s("upstream_scope_prefix")?;
+        c.additional_authorize_scopes = strings("additional_authorize_scopes")?.unwrap_or_default();
         // Optional members overwrite the defaults only when present.
         macro_rules! set {
             ($($field:ident: $get:ident),* $(,)?) => {
@@ -710,6 +722,14 @@ impl OAuthProxyConfig {
         }
         c.validate()?;
         Ok(c)
+    }
+
+    /// How scopes cross to upstream and back (see [`upstream_scopes`](super::upstream_scopes)).
+    pub fn upstream_scopes(&self) -> super::upstream_scopes::UpstreamScopes {
+        super::upstream_scopes::UpstreamScopes {
+            prefix: self.upstream_scope_prefix.clone(),
+            additional: self.additional_authorize_scopes.clone(),
+        }
     }
 
     /// The absolute URL of one of the proxy's endpoints (`base_url` + its path in `route_layout`).
@@ -866,6 +886,24 @@ impl OAuthProxyConfig {
                     "{name} must be at most {MAX_LIFETIME_SECS} seconds (10 years)"
                 )));
             }
+        }
+        if let Some(p) = &self.upstream_scope_prefix {
+            // Scope-tokens only (RFC 6749 §3.3): the prefix goes into every scope sent upstream.
+            if p.is_empty() || !p.ends_with('/') || !super::scope_policy::is_scope_token(p) {
+                return Err(Error::InvalidArgument(
+                    "upstream_scope_prefix must be a scope-token ending with `/` (e.g. api://<client id>/)"
+                        .into(),
+                ));
+            }
+        }
+        if !self
+            .additional_authorize_scopes
+            .iter()
+            .all(|s| super::scope_policy::is_scope_token(s))
+        {
+            return Err(Error::InvalidArgument(
+                "additional_authorize_scopes must be RFC 6749 scope-tokens".into(),
+            ));
         }
         if let Some(v) = self.fastmcp_access_token_expiry_seconds {
             if v == 0 || v > MAX_LIFETIME_SECS {

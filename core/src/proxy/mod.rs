@@ -38,6 +38,7 @@ pub mod scope_policy;
 pub mod secret_policy;
 mod token;
 mod upstream;
+pub mod upstream_scopes;
 
 pub use claims::ClaimsPassthrough;
 pub use config::{

@@ -269,7 +269,14 @@ impl OAuthProxy {
             super::upstream::Grant::RefreshToken { .. } => "refresh_token",
         };
         let started = Instant::now();
-        let r = self.upstream.token(grant, fallback_scope).await;
+        // Upstream's grant in our clients' terms (Entra's `api://…/read` → `read`; identity for other providers).
+        let r = self.upstream.token(grant, fallback_scope).await.map(|mut t| {
+            t.scope = self
+                .config
+                .upstream_scopes()
+                .from_upstream(std::mem::take(&mut t.scope));
+            t
+        });
         let outcome = match &r {
             Ok(_) => "ok",
             Err(e) if e.is_transient() => "failed",

@@ -43,11 +43,12 @@ impl OAuthProxy {
         }
         // (The client's registered scope is enforced at authorize; a refresh can only narrow what that gave.)
         let Some(issuer) = &self.issuer else {
+            let scope = self.config.upstream_scopes().refresh_scope(req.scope.clone());
             let up = self
                 .upstream_token(
                     Grant::RefreshToken {
                         refresh_token: token,
-                        scope: req.scope.as_deref(),
+                        scope: scope.as_deref(),
                         resource: req.resource.as_deref().filter(|_| self.config.forward_resource),
                     },
                     &[],
@@ -216,6 +217,7 @@ impl OAuthProxy {
                 }
                 None => None,
             };
+            let scope = self.config.upstream_scopes().refresh_scope(scope);
             let fallback_scope = requested
                 .map(<[String]>::to_vec)
                 .unwrap_or_else(|| old.scope.clone());

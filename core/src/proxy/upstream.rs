@@ -35,6 +35,8 @@ pub(crate) enum Grant<'a> {
         code_verifier: Option<&'a str>,
         /// RFC 8707 resource, when forwarded.
         resource: Option<&'a str>,
+        /// Scopes, for providers that require them here (Entra: see `upstream_scopes`).
+        scope: Option<&'a str>,
     },
     RefreshToken {
         refresh_token: &'a str,
@@ -81,12 +83,16 @@ impl Upstream {
                     redirect_uri,
                     code_verifier,
                     resource,
+                    scope,
                 } => {
                     form.append_pair("grant_type", "authorization_code");
                     form.append_pair("code", code);
                     form.append_pair("redirect_uri", redirect_uri);
                     if let Some(v) = code_verifier {
                         form.append_pair("code_verifier", v);
+                    }
+                    if let Some(s) = scope {
+                        form.append_pair("scope", s);
                     }
                     if let Some(r) = resource {
                         form.append_pair("resource", r);

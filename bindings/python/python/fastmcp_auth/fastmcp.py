@@ -317,7 +317,7 @@ class OAuthProxy(OAuthProvider):
         if self._preset is not None:
             config["preset"] = self._preset
         for k, v in (core_options or {}).items():
-            if k in config and k not in ("preset",):
+            if k in config and k not in ("preset", "forward_resource"):
                 raise ValueError(f"core_options: `{k}` is set from the fastmcp arguments; pass it there")
             config[k] = v
         self._config = config
@@ -605,4 +605,120 @@ class GoogleProvider(OAuthProxy):
         )
 
 
-__all__ = ["OAuthProxy", "GitHubProvider", "GoogleProvider"]
+class AzureProvider(OAuthProxy):
+    """fastmcp's ``AzureProvider`` (Microsoft Entra ID, same constructor, fastmcp 4.2.3) on the core: the tenant's
+    v2 endpoints under ``base_authority``, the API's scopes prefixed with ``identifier_uri`` upstream and stripped
+    from what Entra grants, ``additional_authorize_scopes`` (+ ``offline_access``) on the authorization request and
+    only their OIDC ones on token requests (the core's ``upstream_scope_prefix`` rules, AADSTS28000 / AADSTS28003),
+    no ``resource`` parameter upstream (v2 endpoints take scopes instead), ``prompt=select_account`` unless
+    ``extra_authorize_params`` is given, and fastmcp's own ``JWTVerifier`` on the tenant's JWKS (audience: the
+    client id or ``identifier_uri``; only non-OIDC scopes enforced). Not yet: ``from_b2c`` and the On-Behalf-Of
+    helpers (``get_obo_credential``), which raise ``NotImplementedError``."""
+
+    _preset = "azure"
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: Optional[str] = None,
+        tenant_id: str,
+        required_scopes: List[str],
+        base_url: str,
+        resource_base_url: Any = None,
+        identifier_uri: Optional[str] = None,
+        issuer_url: Optional[str] = None,
+        redirect_path: Optional[str] = None,
+        additional_authorize_scopes: Optional[List[str]] = None,
+        allowed_client_redirect_uris: Optional[List[str]] = None,
+        client_storage: Any = None,
+        jwt_signing_key: Union[str, bytes, None] = None,
+        require_authorization_consent: Union[bool, Literal["remember", "external"]] = True,
+        consent_csp_policy: Optional[str] = None,
+        forward_resource: bool = True,
+        fallback_refresh_token_expiry_seconds: Optional[int] = None,
+        fastmcp_access_token_expiry_seconds: Optional[int] = None,
+        token_expiry_threshold_seconds: int = 0,
+        base_authority: str = "login.microsoftonline.com",
+        token_issuer: Optional[str] = None,
+        extra_authorize_params: Optional[Dict[str, str]] = None,
+        http_client: Any = None,
+        enable_cimd: bool = True,
+        identity_assertion: Any = None,
+        **extras: Any,
+    ) -> None:
+        from fastmcp.server.auth.providers.azure import OIDC_SCOPES
+        from fastmcp.server.auth.providers.jwt import JWTVerifier
+        from fastmcp.utilities.auth import parse_scopes
+
+        # Beyond fastmcp, which pastes it into the URLs as given: the tenant must be one path segment.
+        if not tenant_id or any(c in tenant_id for c in "/?#\\") or tenant_id in (".", ".."):
+            raise ValueError("tenant_id must be a tenant id, a domain, or one of common / organizations / consumers")
+        scopes = parse_scopes(required_scopes) or []
+        additional = list(parse_scopes(additional_authorize_scopes) or []) if additional_authorize_scopes else []
+        if "offline_access" not in additional:
+            additional.append("offline_access")
+        self._tenant_id = tenant_id
+        self._base_authority = base_authority
+        self.identifier_uri = identifier_uri or f"api://{client_id}"
+        self.additional_authorize_scopes = additional
+        validation_scopes = [x for x in scopes if x not in OIDC_SCOPES]
+        if not validation_scopes:
+            raise ValueError(
+                "AzureProvider requires at least one non-OIDC scope in required_scopes (e.g., 'read', 'write'). "
+                "OIDC scopes like 'openid', 'profile', 'email', and 'offline_access' are not included in Azure "
+                "access token claims and cannot be used for scope enforcement."
+            )
+        verifier = JWTVerifier(
+            jwks_uri=f"https://{base_authority}/{tenant_id}/discovery/v2.0/keys",
+            issuer=token_issuer or f"https://{base_authority}/{tenant_id}/v2.0",
+            audience=[client_id, self.identifier_uri],
+            algorithm="RS256",
+            required_scopes=validation_scopes,
+            http_client=http_client,
+        )
+        if extra_authorize_params is None:
+            extra_authorize_params = {"prompt": "select_account"}
+        core = dict(extras.pop("core_options", None) or {})
+        core.setdefault("upstream_scope_prefix", f"{self.identifier_uri.rstrip('/')}/")
+        core.setdefault("additional_authorize_scopes", additional)
+        # Entra v2 takes scopes, not RFC 8707 resources (fastmcp drops `resource` upstream for Azure too); our own
+        # tokens stay bound to this server's resource whatever this says.
+        del forward_resource
+        super().__init__(
+            upstream_authorization_endpoint=self.upstream_authorization_endpoint_for(base_authority, tenant_id),
+            upstream_token_endpoint=self.upstream_token_endpoint_for(base_authority, tenant_id),
+            upstream_client_id=client_id, upstream_client_secret=client_secret, token_verifier=verifier,
+            base_url=base_url, resource_base_url=resource_base_url, redirect_path=redirect_path,
+            issuer_url=issuer_url or base_url, allowed_client_redirect_uris=allowed_client_redirect_uris,
+            client_storage=client_storage, jwt_signing_key=jwt_signing_key,
+            require_authorization_consent=require_authorization_consent, consent_csp_policy=consent_csp_policy,
+            forward_resource=False,
+            fallback_refresh_token_expiry_seconds=fallback_refresh_token_expiry_seconds,
+            fastmcp_access_token_expiry_seconds=fastmcp_access_token_expiry_seconds,
+            token_expiry_threshold_seconds=token_expiry_threshold_seconds,
+            extra_authorize_params=extra_authorize_params, valid_scopes=scopes, enable_cimd=enable_cimd,
+            identity_assertion=identity_assertion, core_options=core, **extras,
+        )
+
+    @staticmethod
+    def upstream_authorization_endpoint_for(base_authority: str, tenant_id: str) -> str:
+        """The tenant's v2 authorization endpoint (a subclass may point elsewhere, e.g. a test double)."""
+        return f"https://{base_authority}/{tenant_id}/oauth2/v2.0/authorize"
+
+    @staticmethod
+    def upstream_token_endpoint_for(base_authority: str, tenant_id: str) -> str:
+        """The tenant's v2 token endpoint."""
+        return f"https://{base_authority}/{tenant_id}/oauth2/v2.0/token"
+
+    @classmethod
+    def from_b2c(cls, *args: Any, **kwargs: Any) -> "AzureProvider":
+        raise NotImplementedError("fastmcp_auth.fastmcp.AzureProvider.from_b2c is not supported yet; use fastmcp's")
+
+    async def get_obo_credential(self, user_assertion: str) -> Any:
+        raise NotImplementedError(
+            "fastmcp_auth.fastmcp.AzureProvider: On-Behalf-Of credentials are not supported yet; use fastmcp's"
+        )
+
+
+__all__ = ["OAuthProxy", "GitHubProvider", "GoogleProvider", "AzureProvider"]
