@@ -144,11 +144,8 @@ impl Bridge {
     }
 }
 
-/// Runs `work` on the core's runtime and returns an asyncio future of what its `Complete` builds.
-pub(crate) fn spawn<'py, F>(py: Python<'py>, work: F) -> PyResult<Bound<'py, PyAny>>
-where
-    F: Future<Output = Complete> + Send + 'static,
-{
+/// A new future of the running loop's bridge, registered under a fresh id: what a finished operation completes.
+fn pending(py: Python<'_>) -> PyResult<(Bound<'_, PyAny>, u64, Arc<Shared>, TaskLocals)> {
     let bridge = Bridge::current(py)?;
     let b = bridge.get();
     let fut = b.event_loop.bind(py).call_method0("create_future")?;
@@ -157,9 +154,17 @@ where
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(id, fut.clone().unbind());
-    let shared = b.shared.clone();
+    Ok((fut, id, b.shared.clone(), b.locals.clone()))
+}
+
+/// Runs `work` on the core's runtime and returns an asyncio future of what its `Complete` builds.
+pub(crate) fn spawn<'py, F>(py: Python<'py>, work: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = Complete> + Send + 'static,
+{
+    let (fut, id, shared, locals) = pending(py)?;
     // The task-local event loop lets a Python-backed store (kv_store.rs) schedule its coroutines on this loop.
-    let scoped = pyo3_async_runtimes::tokio::scope(b.locals.clone(), work);
+    let scoped = pyo3_async_runtimes::tokio::scope(locals, work);
     fastmcp_auth::runtime::runtime()
         .map_err(crate::to_py_err)?
         .spawn(async move {
@@ -176,15 +181,7 @@ pub(crate) fn spawn_blocking<'py, F>(py: Python<'py>, work: F) -> PyResult<Bound
 where
     F: FnOnce() -> Complete + Send + 'static,
 {
-    let bridge = Bridge::current(py)?;
-    let b = bridge.get();
-    let fut = b.event_loop.bind(py).call_method0("create_future")?;
-    let id = b.next.fetch_add(1, Ordering::Relaxed);
-    b.pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id, fut.clone().unbind());
-    let shared = b.shared.clone();
+    let (fut, id, shared, _) = pending(py)?;
     fastmcp_auth::runtime::runtime()
         .map_err(crate::to_py_err)?
         .spawn_blocking(move || {

@@ -103,63 +103,44 @@ pub(crate) fn register<'py>(
     })
 }
 
-/// RFC 6749 §4.1.1: the authorization request (query string, the browser's `Cookie` header) → consent page or
-/// redirect, with the browser-binding `Set-Cookie`.
-pub(crate) fn authorize<'py>(
-    py: Python<'py>,
-    proxy: Arc<OAuthProxy>,
-    query: String,
-    cookie: Option<String>,
-    remote_addr: Option<String>,
-) -> PyResult<Bound<'py, PyAny>> {
-    respond(py, async move {
-        let p = match AuthorizeParams::from_query(&query) {
-            Ok(p) => p
-                .with_cookie(cookie.as_deref())
-                .with_remote_addr(remote_addr.as_deref()),
-            Err(e) => return error_response(&e),
-        };
-        page(proxy.authorize(&p).await)
-    })
+/// One browser step: the request part parsed, the browser's `Cookie` header and address attached, the core's step
+/// run; its page or redirect (with any `Set-Cookie`) is the answer.
+macro_rules! browser_step {
+    ($(#[$doc:meta])* $name:ident($input:ty) => $params:ident::$parse:ident, $step:ident) => {
+        $(#[$doc])*
+        pub(crate) fn $name<'py>(
+            py: Python<'py>,
+            proxy: Arc<OAuthProxy>,
+            input: $input,
+            cookie: Option<String>,
+            remote_addr: Option<String>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            respond(py, async move {
+                let p = match $params::$parse(&input) {
+                    Ok(p) => p
+                        .with_cookie(cookie.as_deref())
+                        .with_remote_addr(remote_addr.as_deref()),
+                    Err(e) => return error_response(&e),
+                };
+                page(proxy.$step(&p).await)
+            })
+        }
+    };
 }
 
-/// The consent form's POST (urlencoded body, the browser's `Cookie` header).
-pub(crate) fn consent<'py>(
-    py: Python<'py>,
-    proxy: Arc<OAuthProxy>,
-    form: Vec<u8>,
-    cookie: Option<String>,
-    remote_addr: Option<String>,
-) -> PyResult<Bound<'py, PyAny>> {
-    respond(py, async move {
-        let p = match ConsentParams::from_form(&form) {
-            Ok(p) => p
-                .with_cookie(cookie.as_deref())
-                .with_remote_addr(remote_addr.as_deref()),
-            Err(e) => return error_response(&e),
-        };
-        page(proxy.handle_consent(&p).await)
-    })
-}
-
-/// The upstream provider's redirect back to `redirect_path` (query string, the browser's `Cookie` header).
-pub(crate) fn callback<'py>(
-    py: Python<'py>,
-    proxy: Arc<OAuthProxy>,
-    query: String,
-    cookie: Option<String>,
-    remote_addr: Option<String>,
-) -> PyResult<Bound<'py, PyAny>> {
-    respond(py, async move {
-        let p = match CallbackParams::from_query(&query) {
-            Ok(p) => p
-                .with_cookie(cookie.as_deref())
-                .with_remote_addr(remote_addr.as_deref()),
-            Err(e) => return error_response(&e),
-        };
-        page(proxy.handle_callback(&p).await)
-    })
-}
+browser_step!(
+    /// RFC 6749 §4.1.1: the authorization request (query string) → consent page or redirect, with the
+    /// browser-binding `Set-Cookie`.
+    authorize(String) => AuthorizeParams::from_query, authorize
+);
+browser_step!(
+    /// The consent form's POST (urlencoded body).
+    consent(Vec<u8>) => ConsentParams::from_form, handle_consent
+);
+browser_step!(
+    /// The upstream provider's redirect back to `redirect_path` (query string).
+    callback(String) => CallbackParams::from_query, handle_callback
+);
 
 /// RFC 6749 §3.2: the token endpoint, any grant (urlencoded body, `Authorization` header) → 200 token JSON or the
 /// §5.2 error.

@@ -161,12 +161,13 @@ class Served:
         await self.task
 
 
-async def call_whoami(mcp_url, provider):
+async def call_tool(mcp_url, provider, name="whoami"):
+    """One MCP session over the SDK's streamable HTTP client with its OAuth provider; the tool's structured result."""
     async with httpx.AsyncClient(auth=provider, timeout=30) as http:
         async with streamable_http_client(mcp_url, http_client=http) as (read, write):
             async with ClientSession(read, write) as session:
                 await session.initialize()
-                r = await session.call_tool("whoami", {})
+                r = await session.call_tool(name, {})
                 assert not r.is_error, r
                 return r.structured_content or r.content
 
@@ -187,7 +188,7 @@ async def scenario(idp, storage_factory, expect_files=None):
             meta = (await h.get(f"{base}/.well-known/oauth-authorization-server")).json()
             assert meta["token_endpoint"] == f"{base}/token" and meta["registration_endpoint"] == f"{base}/register"
         client = sdk_client(mcp_url, tokens, browser)
-        who = await call_whoami(mcp_url, client)
+        who = await call_tool(mcp_url, client)
         assert who["client_id"] == "upstream-app" and who["login"] == "ada" and who["token_is_upstream"], who
         assert len(browser.pages) == 1, "one consent page, approved"
         first = tokens.tokens
@@ -197,7 +198,7 @@ async def scenario(idp, storage_factory, expect_files=None):
         assert claims["aud"] == mcp_url
         # After expiry the SDK refreshes on its own (refresh_token grant through our /token), no new login.
         await asyncio.sleep(2.5)
-        who = await call_whoami(mcp_url, client)
+        who = await call_tool(mcp_url, client)
         assert who["login"] == "ada"
         assert tokens.tokens.access_token != first.access_token and tokens.tokens.refresh_token != first.refresh_token
         assert len(browser.pages) == 1, "refreshed, not logged in again"
@@ -211,7 +212,7 @@ async def scenario(idp, storage_factory, expect_files=None):
     auth2, app2 = build_server(idp, port, storage_factory(), UpstreamVerifier(), fastmcp_access_token_expiry_seconds=2)
     async with Served(app2, port):
         before = tokens.tokens.access_token
-        who = await call_whoami(mcp_url, client)
+        who = await call_tool(mcp_url, client)
         assert tokens.tokens.access_token != before, "refreshed against the restarted server"
         assert who["login"] == "ada"
         assert len(browser.pages) == 1
@@ -292,14 +293,7 @@ def test_github_provider_with_the_import_swapped(idp, tmp_path):
 
         tokens, browser = MemoryTokens(), Browser(base)
         async with Served(mcp.http_app(path="/mcp"), port):
-            client = sdk_client(mcp_url, tokens, browser)
-            async with httpx.AsyncClient(auth=client, timeout=30) as http:
-                async with streamable_http_client(mcp_url, http_client=http) as (read, write):
-                    async with ClientSession(read, write) as session:
-                        await session.initialize()
-                        r = await session.call_tool("me", {})
-                        assert not r.is_error, r
-                        who = r.structured_content
+            who = await call_tool(mcp_url, sdk_client(mcp_url, tokens, browser), "me")
             # The consent page names GitHub (the core's preset).
             assert "GitHub" in browser.pages[0].text
         assert who["login"] == "octocat" and who["name"] == "The Octocat" and "user" in who["scopes"], who
@@ -357,12 +351,7 @@ def test_azure_provider_with_the_import_swapped(idp, tmp_path):
                 ),
                 storage=tokens, redirect_handler=browser.redirect_handler, callback_handler=browser.callback_handler,
             )
-            async with httpx.AsyncClient(auth=client, timeout=30) as http:
-                async with streamable_http_client(mcp_url, http_client=http) as (read, write):
-                    async with ClientSession(read, write) as session:
-                        await session.initialize()
-                        r = await session.call_tool("me", {})
-                        assert not r.is_error, r
+            await call_tool(mcp_url, client, "me")
             assert "Microsoft" in browser.pages[0].text
         upstream = next(u for u in browser.visited if u.startswith(f"{idp}/authorize"))
         q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(upstream).query))
@@ -403,3 +392,103 @@ def test_what_the_core_cannot_honour_is_refused_by_name(idp, kwargs, error):
     if error is NotImplementedError:
         name = next(iter(kwargs)) if "upstream_client_secret" not in kwargs else "upstream_client_secret"
         assert name in str(e.value), e.value
+
+
+def test_default_storage_is_our_disk_store_and_survives_a_restart(idp, monkeypatch, tmp_path):
+    """No client_storage: our encrypted DiskStore under FASTMCP_HOME/oauth-proxy-rs/<key fingerprint>, so a new
+    process with the same configuration still honours the tokens (fastmcp's default survives restarts too)."""
+    import fastmcp
+    from starlette.applications import Starlette
+
+    from .test_fastmcp_proxy import obtain_tokens
+
+    monkeypatch.setattr(fastmcp.settings, "home", tmp_path)
+
+    def make():
+        return OAuthProxy(upstream_authorization_endpoint=f"{idp}/authorize", upstream_token_endpoint=f"{idp}/token",
+                          upstream_client_id="upstream-client", upstream_client_secret="upstream secret+/=",
+                          token_verifier=UpstreamVerifier(), base_url="http://localhost:8000",
+                          jwt_signing_key="default-storage-test-key-0123456789", require_authorization_consent=False)
+
+    async def run():
+        auth = make()
+        app = Starlette(routes=auth.get_routes(mcp_path="/mcp"))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost:8000") as h:
+            tokens = await obtain_tokens(h)
+        assert await auth.verify_token(tokens["access_token"]) is not None
+        auth.close()
+        again = make()
+        again.set_mcp_path("/mcp")
+        assert await again.verify_token(tokens["access_token"]) is not None
+        again.close()
+
+    asyncio.run(run())
+    dirs = list((tmp_path / "oauth-proxy-rs").iterdir())
+    assert len(dirs) == 1 and any(dirs[0].iterdir())
+    # Encrypted at rest: no token text in any file.
+    for f in dirs[0].rglob("*"):
+        if f.is_file():
+            assert b"up-at-" not in f.read_bytes() and b"up-rt-" not in f.read_bytes()
+
+
+class BrokenStore:
+    """An AsyncKeyValue whose backend is down, with a secret in its error text."""
+
+    async def get(self, key, *, collection=None):
+        raise RuntimeError("redis://admin:hunter2@db down")
+
+    put = delete = get
+
+
+def test_a_failing_client_storage_is_a_clean_server_error(idp):
+    from starlette.applications import Starlette
+
+    auth = OAuthProxy(upstream_authorization_endpoint=f"{idp}/authorize", upstream_token_endpoint=f"{idp}/token",
+                      upstream_client_id="upstream-client", upstream_client_secret="upstream secret+/=",
+                      token_verifier=UpstreamVerifier(), base_url="http://localhost:8000",
+                      client_storage=BrokenStore(), jwt_signing_key="broken-store-test-key-0123456789")
+
+    async def run():
+        app = Starlette(routes=auth.get_routes(mcp_path="/mcp"))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost:8000") as h:
+            r = await h.post("/register", json={"redirect_uris": [CLIENT_REDIRECT]})
+            assert r.status_code in (500, 503), r.text
+            assert "hunter2" not in r.text and r.json()["error"] == "server_error"
+            r = await h.post("/token", data={"grant_type": "authorization_code", "code": "x", "client_id": "c",
+                                             "redirect_uri": CLIENT_REDIRECT, "code_verifier": "v" * 43})
+            assert r.status_code >= 400 and "hunter2" not in r.text
+        assert await auth.verify_token("not-a-token") is None
+
+    asyncio.run(run())
+
+
+def test_google_provider_has_fastmcps_defaults_on_the_core(tmp_path):
+    """GoogleProvider with fastmcp's constructor: its verifier class, openid by default, offline access (yours on
+    top), scope shorthands normalised, Google's endpoints; the consent page names Google (the core's preset)."""
+    from fastmcp.server.auth.providers.google import GoogleProvider as Theirs
+    from fastmcp.server.auth.providers.google import GoogleTokenVerifier
+
+    from fastmcp_auth.fastmcp import GoogleProvider
+
+    kwargs = dict(client_id="123.apps.googleusercontent.com", client_secret="GOCSPX-x", base_url="http://127.0.0.1:9",
+                  valid_scopes=["openid", "email"], extra_authorize_params={"prompt": "select_account", "hd": "ex.com"},
+                  jwt_signing_key="google-test-signing-key-0123456789")
+    ours = GoogleProvider(client_storage=fa.MemoryStore(), **kwargs)
+    theirs = Theirs(client_storage=__import__("key_value.aio.stores.memory", fromlist=["x"]).MemoryStore(), **kwargs)
+    assert isinstance(ours._token_validator, GoogleTokenVerifier)
+    assert ours.required_scopes == theirs.required_scopes == ["openid"]
+    assert ours._config["valid_scopes"] == theirs.client_registration_options.valid_scopes
+    assert ours._config["extra_authorization_params"] == theirs._extra_authorize_params
+    assert ours._config["upstream_authorization_endpoint"] == theirs._upstream_authorization_endpoint
+    assert ours._config["upstream_token_endpoint"] == theirs._upstream_token_endpoint
+    assert ours._config["preset"] == "google"
+    ours.close()
+
+
+@pytest.mark.parametrize("tenant", ["", "..", "a/b", "x?y=1", "t#f"])
+def test_azure_tenant_must_be_one_path_segment(tenant):
+    from fastmcp_auth.fastmcp import AzureProvider
+
+    with pytest.raises(ValueError):
+        AzureProvider(client_id="c", client_secret="s", tenant_id=tenant, required_scopes=["read"],
+                      base_url="http://127.0.0.1:9", client_storage=fa.MemoryStore())

@@ -246,7 +246,12 @@ impl MeteredStore {
     ) -> crate::Result<T> {
         let started = Instant::now();
         let r = run.await;
-        let outcome = if r.is_ok() { "ok" } else { "error" };
+        self.record(op, r.is_ok(), started);
+        r
+    }
+
+    fn record(&self, op: &'static str, ok: bool, started: Instant) {
+        let outcome = if ok { "ok" } else { "error" };
         self.metrics
             .store_ops
             .get_or_create(&[("op", op), ("outcome", outcome)])
@@ -255,7 +260,6 @@ impl MeteredStore {
             .store_seconds
             .get_or_create(&[("op", op)])
             .observe(started.elapsed().as_secs_f64());
-        r
     }
 }
 
@@ -270,15 +274,7 @@ impl MeteredStore {
             Some(s) => run(s),
             None => Err(crate::Error::Task("the store has no synchronous face".into())),
         };
-        let outcome = if r.is_ok() { "ok" } else { "error" };
-        self.metrics
-            .store_ops
-            .get_or_create(&[("op", op), ("outcome", outcome)])
-            .inc();
-        self.metrics
-            .store_seconds
-            .get_or_create(&[("op", op)])
-            .observe(started.elapsed().as_secs_f64());
+        self.record(op, r.is_ok(), started);
         r
     }
 }

@@ -479,6 +479,22 @@ class OAuthProxy(OAuthProvider):
         self._core.close()
 
 
+#: The arguments fastmcp's providers pass on to ``OAuthProxy`` unchanged.
+_PASSED_ON = (
+    "base_url", "resource_base_url", "redirect_path", "allowed_client_redirect_uris", "client_storage",
+    "jwt_signing_key", "require_authorization_consent", "consent_csp_policy", "fallback_refresh_token_expiry_seconds",
+    "fastmcp_access_token_expiry_seconds", "token_expiry_threshold_seconds", "enable_cimd", "identity_assertion",
+)
+
+
+def _passed_on(args: Dict[str, Any]) -> Dict[str, Any]:
+    """A provider constructor's arguments that go to ``OAuthProxy`` as they are (``issuer_url`` defaults to
+    ``base_url``, as in fastmcp)."""
+    out = {k: args[k] for k in _PASSED_ON}
+    out["issuer_url"] = args["issuer_url"] or args["base_url"]
+    return out
+
+
 class GitHubProvider(OAuthProxy):
     """fastmcp's ``GitHubProvider`` (same constructor, fastmcp 4.2.3) on the core: GitHub's endpoints, the secret
     sent in the body, the one-year lifetime GitHub OAuth Apps' non-expiring tokens get, and fastmcp's own
@@ -529,15 +545,7 @@ class GitHubProvider(OAuthProxy):
             upstream_authorization_endpoint=self.upstream_authorization_endpoint,
             upstream_token_endpoint=self.upstream_token_endpoint,
             upstream_client_id=client_id, upstream_client_secret=client_secret, token_verifier=verifier,
-            base_url=base_url, resource_base_url=resource_base_url, redirect_path=redirect_path,
-            issuer_url=issuer_url or base_url, allowed_client_redirect_uris=allowed_client_redirect_uris,
-            client_storage=client_storage, jwt_signing_key=jwt_signing_key,
-            require_authorization_consent=require_authorization_consent, consent_csp_policy=consent_csp_policy,
-            forward_resource=forward_resource,
-            fallback_refresh_token_expiry_seconds=fallback_refresh_token_expiry_seconds,
-            fastmcp_access_token_expiry_seconds=fastmcp_access_token_expiry_seconds,
-            token_expiry_threshold_seconds=token_expiry_threshold_seconds, enable_cimd=enable_cimd,
-            identity_assertion=identity_assertion, **extras,
+            forward_resource=forward_resource, **_passed_on(locals()), **extras,
         )
 
 
@@ -593,15 +601,8 @@ class GoogleProvider(OAuthProxy):
             upstream_authorization_endpoint=self.upstream_authorization_endpoint,
             upstream_token_endpoint=self.upstream_token_endpoint,
             upstream_client_id=client_id, upstream_client_secret=client_secret, token_verifier=verifier,
-            base_url=base_url, resource_base_url=resource_base_url, redirect_path=redirect_path,
-            issuer_url=issuer_url or base_url, allowed_client_redirect_uris=allowed_client_redirect_uris,
-            client_storage=client_storage, jwt_signing_key=jwt_signing_key,
-            require_authorization_consent=require_authorization_consent, consent_csp_policy=consent_csp_policy,
-            forward_resource=forward_resource,
-            fallback_refresh_token_expiry_seconds=fallback_refresh_token_expiry_seconds,
-            fastmcp_access_token_expiry_seconds=fastmcp_access_token_expiry_seconds,
-            token_expiry_threshold_seconds=token_expiry_threshold_seconds, extra_authorize_params=params,
-            valid_scopes=valid, enable_cimd=enable_cimd, identity_assertion=identity_assertion, **extras,
+            forward_resource=forward_resource, extra_authorize_params=params, valid_scopes=valid,
+            **_passed_on(locals()), **extras,
         )
 
 
@@ -682,23 +683,14 @@ class AzureProvider(OAuthProxy):
         core = dict(extras.pop("core_options", None) or {})
         core.setdefault("upstream_scope_prefix", f"{self.identifier_uri.rstrip('/')}/")
         core.setdefault("additional_authorize_scopes", additional)
-        # Entra v2 takes scopes, not RFC 8707 resources (fastmcp drops `resource` upstream for Azure too); our own
-        # tokens stay bound to this server's resource whatever this says.
-        del forward_resource
+        # Entra v2 takes scopes, not RFC 8707 resources (fastmcp drops `resource` upstream for Azure too), whatever
+        # `forward_resource` says; our own tokens stay bound to this server's resource.
         super().__init__(
             upstream_authorization_endpoint=self.upstream_authorization_endpoint_for(base_authority, tenant_id),
             upstream_token_endpoint=self.upstream_token_endpoint_for(base_authority, tenant_id),
             upstream_client_id=client_id, upstream_client_secret=client_secret, token_verifier=verifier,
-            base_url=base_url, resource_base_url=resource_base_url, redirect_path=redirect_path,
-            issuer_url=issuer_url or base_url, allowed_client_redirect_uris=allowed_client_redirect_uris,
-            client_storage=client_storage, jwt_signing_key=jwt_signing_key,
-            require_authorization_consent=require_authorization_consent, consent_csp_policy=consent_csp_policy,
-            forward_resource=False,
-            fallback_refresh_token_expiry_seconds=fallback_refresh_token_expiry_seconds,
-            fastmcp_access_token_expiry_seconds=fastmcp_access_token_expiry_seconds,
-            token_expiry_threshold_seconds=token_expiry_threshold_seconds,
-            extra_authorize_params=extra_authorize_params, valid_scopes=scopes, enable_cimd=enable_cimd,
-            identity_assertion=identity_assertion, core_options=core, **extras,
+            forward_resource=False, extra_authorize_params=extra_authorize_params, valid_scopes=scopes,
+            core_options=core, **_passed_on(locals()), **extras,
         )
 
     @staticmethod
