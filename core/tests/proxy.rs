@@ -471,6 +471,65 @@ fn fifty_threads_redeem_one_code() {
     assert_eq!(e.description.as_deref(), Some("Authorization code already used"));
 }
 
+/// RFC 6749 §4.1.2 / RFC 9700 §4.5: a code presented again is refused and the grant it yielded is revoked — its
+/// access token, its refresh token, and what a refresh already rotated them into. A code spent by a failed
+/// redemption (wrong verifier) revokes nothing (it yielded nothing).
+#[test]
+fn code_replay_revokes_the_grant_it_yielded() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |c| c.refresh_grace_window = Duration::ZERO);
+    for rotate_first in [false, true] {
+        let c = register(&p);
+        let (code, verifier) = authorize(&p, &idp, &c);
+        let mut t = p.token(&code_request(&c, &code, &verifier)).unwrap();
+        if rotate_first {
+            t = p
+                .token(&refresh_request(&c, t.refresh_token.as_deref().unwrap()))
+                .unwrap();
+        }
+        assert!(p.load_upstream_tokens(&t.access_token).unwrap().is_some());
+        let e = p.token(&code_request(&c, &code, &verifier)).unwrap_err();
+        assert_eq!(e.description.as_deref(), Some("Authorization code already used"));
+        assert!(
+            p.load_upstream_tokens(&t.access_token).unwrap().is_none(),
+            "access token revoked ({rotate_first})"
+        );
+        let auth = format!("Bearer {}", t.access_token);
+        assert_eq!(
+            p.check_bearer(Some(&auth), BASE, &[]).unwrap().to_json()["authorized"],
+            false
+        );
+        let e = p
+            .token(&refresh_request(&c, t.refresh_token.as_deref().unwrap()))
+            .unwrap_err();
+        assert_eq!(e.code, "invalid_grant", "refresh token revoked ({rotate_first})");
+        // A third presentation still reads "already used".
+        let e = p.token(&code_request(&c, &code, &verifier)).unwrap_err();
+        assert_eq!(e.description.as_deref(), Some("Authorization code already used"));
+    }
+    // Another grant of the same client is untouched.
+    let (c, keep) = login(&p, &idp);
+    let (code, verifier) = authorize(&p, &idp, &c);
+    p.token(&code_request(&c, &code, &verifier)).unwrap();
+    p.token(&code_request(&c, &code, &verifier)).unwrap_err();
+    assert!(p.load_upstream_tokens(&keep.access_token).unwrap().is_some());
+    // A code spent by a wrong verifier: refused again later, nothing else revoked.
+    let (code, _) = authorize(&p, &idp, &c);
+    p.token(&code_request(
+        &c,
+        &code,
+        "wrong-verifier-wrong-verifier-wrong-verifier-xx",
+    ))
+    .unwrap_err();
+    p.token(&code_request(
+        &c,
+        &code,
+        "wrong-verifier-wrong-verifier-wrong-verifier-xx",
+    ))
+    .unwrap_err();
+    assert!(p.load_upstream_tokens(&keep.access_token).unwrap().is_some());
+}
+
 #[test]
 fn fifty_threads_refresh_one_token_outside_grace() {
     let idp = MockIdp::start();

@@ -53,12 +53,23 @@ def verifier_class():
     return Upstream
 
 
-def provider(side, base, idp):
+def provider(side, base, idp, memory=False):
+    """The same OAuthProxy arguments for both sides; `memory`: each side's in-memory client storage instead of its
+    default (ours: DiskStore; fastmcp's: Fernet over FileTreeStore)."""
     if side == "ours":
         from fastmcp_auth.fastmcp import OAuthProxy
     else:
         from fastmcp.server.auth.oauth_proxy import OAuthProxy
     extra = {"core_options": {"rate_limits": False}} if side == "ours" else {}
+    if memory:
+        if side == "ours":
+            from fastmcp_auth.aio import AsyncMemoryStore
+
+            extra["client_storage"] = AsyncMemoryStore()
+        else:
+            from key_value.aio.stores.memory import MemoryStore
+
+            extra["client_storage"] = MemoryStore()
     return OAuthProxy(
         upstream_authorization_endpoint=f"{idp}/authorize",
         upstream_token_endpoint=f"{idp}/token",
@@ -229,7 +240,7 @@ def sync_us(fn, n):
     return (time.perf_counter() - t) / n * 1e6
 
 
-async def verify_round(idp, home):
+async def verify_round(idp, home, memory=False):
     """verify_token of a valid token, in this process, each provider fed one real token through its routes."""
     import httpx2 as httpx
     from starlette.applications import Starlette
@@ -238,7 +249,7 @@ async def verify_round(idp, home):
     for side in ("ours", "theirs"):
         os.environ["FASTMCP_HOME"] = os.path.join(home, f"verify-{side}")
         base = "http://127.0.0.1:8000"
-        auth = provider(side, base, idp)
+        auth = provider(side, base, idp, memory)
         app = Starlette(routes=auth.get_routes(mcp_path="/mcp"))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as http:
             r = await http.post("/register", json={"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})
@@ -348,7 +359,7 @@ async def store_round(home):
 def main():
     idp = sys.argv[1]
     codes = int(sys.argv[2]) if len(sys.argv) > 2 else 400
-    rounds = {"token": [], "verify": [], "jwt": [], "store": []}
+    rounds = {"token": [], "verify": [], "verify_memory": [], "jwt": [], "store": []}
     with tempfile.TemporaryDirectory() as home:
         for r in range(ROUNDS):
             token = {}
@@ -361,6 +372,7 @@ def main():
                     p.wait(timeout=10)
             rounds["token"].append(token)
             rounds["verify"].append(asyncio.run(verify_round(idp, os.path.join(home, f"v{r}"))))
+            rounds["verify_memory"].append(asyncio.run(verify_round(idp, os.path.join(home, f"m{r}"), memory=True)))
             rounds["jwt"].append(jwt_round())
             rounds["store"].append(asyncio.run(store_round(os.path.join(home, f"s{r}"))))
 
@@ -383,7 +395,9 @@ def main():
          med(["token", "theirs", "refresh_per_s"]), "/s", True),
         ("  server CPU per refresh", med(["token", "ours", "refresh_cpu_us"]),
          med(["token", "theirs", "refresh_cpu_us"]), "µs", False),
-        ("verify_token (valid token)", med(["verify", "ours"]), med(["verify", "theirs"]), "µs", False),
+        ("verify_token (default storage)", med(["verify", "ours"]), med(["verify", "theirs"]), "µs", False),
+        ("verify_token (in-memory storage)", med(["verify_memory", "ours"]), med(["verify_memory", "theirs"]), "µs",
+         False),
         ("JWTIssuer issue", med(["jwt", "ours", "issue"]), med(["jwt", "theirs", "issue"]), "µs", False),
         ("JWTIssuer verify", med(["jwt", "ours", "verify"]), med(["jwt", "theirs", "verify"]), "µs", False),
         ("aio store put (encrypted, on disk)", med(["store", "ours", "put"]), med(["store", "theirs", "put"]), "µs", False),

@@ -201,6 +201,10 @@ pub struct SpentCode {
     pub expires_at: String,
     /// Always true.
     pub used: bool,
+    /// The grant the code yielded (its `upstream:` key), revoked if the code is presented again (RFC 6749 §4.1.2).
+    /// None when the code was spent by a failed redemption, or in pass-through mode (no state of ours to revoke).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
 }
 
 /// One of our JWTs → the upstream tokens (`mapping:<jti>`).

@@ -124,9 +124,18 @@ impl OAuthProxy {
         };
         if let Ok(spent) = serde_json::from_value::<SpentCode>(taken.clone()) {
             if spent.used {
-                // Put the tombstone back for the next replay (best effort: without it a replay reads "invalid").
+                // RFC 6749 §4.1.2 (and RFC 9700 §4.5): a code presented twice was intercepted or leaked, so the
+                // tokens it yielded are revoked as well as the request refused. The tombstone goes back without the
+                // grant (revoked once), so a further replay still reads "already used".
+                if let Some(grant) = &spent.grant {
+                    tracing::warn!(client = %client_id, "authorization code replayed: the grant it yielded is revoked");
+                    if let Err(e) = self.revoke_grant(grant, None).await {
+                        tracing::error!(error = %e, "could not revoke the grant of a replayed authorization code");
+                    }
+                }
+                let tomb = SpentCode { grant: None, ..spent };
                 let _ = self
-                    .save_json_retrying(&key, &spent, secs_until(&spent.expires_at).max(1))
+                    .save_json_retrying(&key, &tomb, secs_until(&tomb.expires_at).max(1))
                     .await;
                 return Err(OAuthError::invalid_grant(CODE_REPLAYED));
             }
@@ -138,17 +147,22 @@ impl OAuthProxy {
         if is_past(&record.expires_at) {
             return Err(OAuthError::invalid_grant(CODE_UNKNOWN));
         }
-        let tomb = SpentCode {
-            expires_at: record.expires_at.clone(),
-            used: true,
-        };
         let tomb_ttl = secs_until(&record.expires_at).max(1);
-        // A request that fails the checks below spends the code (the tombstone makes a replay say "already used").
-        let spend = || async {
-            let _ = self.save_json_retrying(&key, &tomb, tomb_ttl).await;
+        // A request that fails the checks below spends the code (the tombstone makes a replay say "already used");
+        // one that yields tokens names their grant in the tombstone, for revocation on replay.
+        let spend = |grant: Option<String>| {
+            let tomb = SpentCode {
+                expires_at: record.expires_at.clone(),
+                used: true,
+                grant,
+            };
+            let key = &key;
+            async move {
+                let _ = self.save_json_retrying(key, &tomb, tomb_ttl).await;
+            }
         };
         if let Err(e) = self.check_code(req, client_id, &record) {
-            spend().await;
+            spend(None).await;
             return Err(e);
         }
         // Issuing writes the upstream tokens and the token mappings. If a write fails, the code is put back (it
@@ -156,19 +170,23 @@ impl OAuthProxy {
         // "already used" for a code that gave it nothing.
         let up = record.upstream_tokens.clone();
         let (access_ttl, refresh_ttl) = self.ttls(&up);
-        let issued = if self.issuer.is_none() {
-            let mut r = TokenResponse::passthrough(up.clone());
-            r.expires_in = access_ttl;
-            Ok(r)
-        } else {
-            let scope = scope_policy::token_scopes(&up.scope, self.config.valid_scopes.as_deref());
-            let grant = GrantRef {
-                client_id: &record.client_id,
-                key: &random_id(),
-                scope: &scope,
-                resource: record.resource.as_deref(),
-            };
-            self.issue_swapped(&grant, &up, true, &scope).await
+        let grant_key = self.issuer.is_some().then(random_id);
+        let issued = match &grant_key {
+            None => {
+                let mut r = TokenResponse::passthrough(up.clone());
+                r.expires_in = access_ttl;
+                Ok(r)
+            }
+            Some(grant_key) => {
+                let scope = scope_policy::token_scopes(&up.scope, self.config.valid_scopes.as_deref());
+                let grant = GrantRef {
+                    client_id: &record.client_id,
+                    key: grant_key,
+                    scope: &scope,
+                    resource: record.resource.as_deref(),
+                };
+                self.issue_swapped(&grant, &up, true, &scope).await
+            }
         };
         let response = match issued {
             Ok(r) => r,
@@ -179,7 +197,7 @@ impl OAuthProxy {
                 return Err(e);
             }
         };
-        spend().await;
+        spend(grant_key).await;
         self.keep_client_alive(&client, access_ttl.max(refresh_ttl)).await;
         Ok(response)
     }
