@@ -82,10 +82,6 @@ def test_whole_flow_and_restart(idp, tmp_path):
     cid, secret, form = login(p)
     tokens = p.token(form)
     assert tokens["token_type"] == "Bearer"
-    with pytest.raises(fa.OAuthProxyError) as e:
-        p.exchange_authorization_code(form)
-    assert e.value.code == "invalid_grant" and e.value.status_code == 400
-    assert e.value.to_dict()["error_description"] == "Authorization code already used"
     assert p.load_upstream_tokens(tokens["access_token"])["accessToken"].startswith("up-at-")
     refreshed = p.exchange_refresh_token(urllib.parse.urlencode({
         "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
@@ -96,6 +92,14 @@ def test_whole_flow_and_restart(idp, tmp_path):
     again = make_proxy(idp, tmp_path)
     assert again.load_upstream_tokens(refreshed["access_token"]) is not None
     assert again.authorization_server_metadata()["issuer"] == "http://127.0.0.1:8000"
+    # A code presented twice: refused, and the grant it yielded is revoked (RFC 6749 §4.1.2).
+    form = login(again)[2]
+    tokens = again.token(form)
+    with pytest.raises(fa.OAuthProxyError) as e:
+        again.exchange_authorization_code(form)
+    assert e.value.code == "invalid_grant" and e.value.status_code == 400
+    assert e.value.to_dict()["error_description"] == "Authorization code already used"
+    assert again.load_upstream_tokens(tokens["access_token"]) is None
 
 
 def test_errors(idp, tmp_path):
