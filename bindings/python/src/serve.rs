@@ -142,51 +142,44 @@ browser_step!(
     callback(String) => CallbackParams::from_query, handle_callback
 );
 
-/// RFC 6749 §3.2: the token endpoint, any grant (urlencoded body, `Authorization` header) → 200 token JSON or the
-/// §5.2 error.
-pub(crate) fn token<'py>(
-    py: Python<'py>,
-    proxy: Arc<OAuthProxy>,
-    form: Vec<u8>,
-    authorization: Option<String>,
-    remote_addr: Option<String>,
-) -> PyResult<Bound<'py, PyAny>> {
-    respond(py, async move {
-        let req = match TokenRequest::from_form(&form, authorization.as_deref()) {
-            Ok(r) => r.with_remote_addr(remote_addr.as_deref()),
-            Err(e) => return error_response(&e),
-        };
-        match proxy.token(&req).await {
-            Ok(t) => json_response(200, &t.to_json()),
-            Err(e) => error_response(&e),
+/// One client (back-channel) step: the urlencoded body and `Authorization` header parsed, the caller's address
+/// attached, the core's step run; `$ok` turns its result into the answer, an error is the RFC 6749 §5.2 JSON.
+macro_rules! client_step {
+    ($(#[$doc:meta])* $name:ident => $req:ident, $step:ident, |$v:ident| $ok:expr) => {
+        $(#[$doc])*
+        pub(crate) fn $name<'py>(
+            py: Python<'py>,
+            proxy: Arc<OAuthProxy>,
+            form: Vec<u8>,
+            authorization: Option<String>,
+            remote_addr: Option<String>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            respond(py, async move {
+                let req = match $req::from_form(&form, authorization.as_deref()) {
+                    Ok(r) => r.with_remote_addr(remote_addr.as_deref()),
+                    Err(e) => return error_response(&e),
+                };
+                match proxy.$step(&req).await {
+                    Ok($v) => $ok,
+                    Err(e) => error_response(&e),
+                }
+            })
         }
-    })
+    };
 }
 
-/// RFC 7009 §2: revocation (urlencoded body, `Authorization` header) → 200 with no body, also for unknown tokens
-/// (§2.2), or the error.
-pub(crate) fn revoke<'py>(
-    py: Python<'py>,
-    proxy: Arc<OAuthProxy>,
-    form: Vec<u8>,
-    authorization: Option<String>,
-    remote_addr: Option<String>,
-) -> PyResult<Bound<'py, PyAny>> {
-    respond(py, async move {
-        let req = match RevocationRequest::from_form(&form, authorization.as_deref()) {
-            Ok(r) => r.with_remote_addr(remote_addr.as_deref()),
-            Err(e) => return error_response(&e),
-        };
-        match proxy.revoke_request(&req).await {
-            Ok(()) => HttpResponse {
-                status: 200,
-                headers: vec![("Cache-Control".into(), "no-store".into())],
-                body: None,
-            },
-            Err(e) => error_response(&e),
-        }
-    })
-}
+client_step!(
+    /// RFC 6749 §3.2: the token endpoint, any grant → 200 token JSON.
+    token => TokenRequest, token, |t| json_response(200, &t.to_json())
+);
+client_step!(
+    /// RFC 7009 §2: revocation → 200 with no body, also for unknown tokens (§2.2).
+    revoke => RevocationRequest, revoke_request, |_done| HttpResponse {
+        status: 200,
+        headers: vec![("Cache-Control".into(), "no-store".into())],
+        body: None,
+    }
+);
 
 /// What a bearer check of `token` for `resource` found, for `verify_token`: `{"claims", "upstream"}` when the
 /// token is ours, live, for this resource and backed by upstream tokens; None otherwise; a storage failure raises.

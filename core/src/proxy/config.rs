@@ -331,12 +331,12 @@ pub enum RouteLayout {
 }
 
 impl RouteLayout {
-    /// Parses `ts` / `py` (as `claim_layout`).
+    /// Parses `ts` / `py` (the names `claim_layout` takes).
     pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "ts" | "typescript" | "fastmcp-ts" => Ok(RouteLayout::FastmcpTs),
-            "py" | "python" | "fastmcp-py" => Ok(RouteLayout::FastmcpPython),
-            _ => Err(Error::InvalidArgument(
+        match ClaimLayout::parse(s) {
+            Ok(ClaimLayout::FastmcpTs) => Ok(RouteLayout::FastmcpTs),
+            Ok(ClaimLayout::FastmcpPython) => Ok(RouteLayout::FastmcpPython),
+            Err(_) => Err(Error::InvalidArgument(
                 "config `route_layout` must be `ts` or `py`".into(),
             )),
         }
