@@ -27,6 +27,9 @@ from fastmcp_auth.aio import AsyncDiskStore
 from fastmcp_auth.fastmcp import OAuthProxy
 
 CLIENT_REDIRECT = "http://127.0.0.1:33419/callback"
+#: Our access tokens' lifetime in the refresh scenario (seconds): short, so the SDK refreshes within the test, and
+#: long enough that a login on a busy CI machine does not expire before its first tool call.
+TTL = 4
 
 
 def free_port():
@@ -178,7 +181,7 @@ async def scenario(idp, storage_factory, expect_files=None):
     mcp_url = f"{base}/mcp"
     tokens, browser = MemoryTokens(), Browser(base)
     verifier = UpstreamVerifier()
-    auth, app = build_server(idp, port, storage_factory(), verifier, fastmcp_access_token_expiry_seconds=2)
+    auth, app = build_server(idp, port, storage_factory(), verifier, fastmcp_access_token_expiry_seconds=TTL)
     async with Served(app, port):
         # Unauthenticated: 401 pointing at the RFC 9728 metadata (what the SDK discovers from).
         async with httpx.AsyncClient() as h:
@@ -190,32 +193,35 @@ async def scenario(idp, storage_factory, expect_files=None):
         client = sdk_client(mcp_url, tokens, browser)
         who = await call_tool(mcp_url, client)
         assert who["client_id"] == "upstream-app" and who["login"] == "ada" and who["token_is_upstream"], who
-        assert len(browser.pages) == 1, "one consent page, approved"
+        # One consent page approved (more only if this machine took longer than TTL between the login and the tool
+        # call, which makes the SDK log in again; what follows is compared with this count).
+        logins = len(browser.pages)
+        assert logins >= 1
         first = tokens.tokens
         assert first.refresh_token
         # Our token is bound to the MCP endpoint (RFC 8707: the SDK sent `resource`).
         claims = fa.JWTIssuer(base, mcp_url, auth._jwt_signing_key).verify_token(first.access_token)
         assert claims["aud"] == mcp_url
         # After expiry the SDK refreshes on its own (refresh_token grant through our /token), no new login.
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(TTL + 0.5)
         who = await call_tool(mcp_url, client)
         assert who["login"] == "ada"
         assert tokens.tokens.access_token != first.access_token and tokens.tokens.refresh_token != first.refresh_token
-        assert len(browser.pages) == 1, "refreshed, not logged in again"
+        assert len(browser.pages) == logins, "refreshed, not logged in again"
         # The rotated-out refresh token is refused after the grace window... and a forged bearer is a 401.
         async with httpx.AsyncClient() as h:
             r = await h.post(mcp_url, json={}, headers={"Authorization": "Bearer " + first.access_token[:-2] + "xx"})
             assert r.status_code == 401
     # Restart on the same store: the client's refresh token (its access token has expired meanwhile) still works,
     # nobody logs in again.
-    await asyncio.sleep(2.5)
-    auth2, app2 = build_server(idp, port, storage_factory(), UpstreamVerifier(), fastmcp_access_token_expiry_seconds=2)
+    await asyncio.sleep(TTL + 0.5)
+    auth2, app2 = build_server(idp, port, storage_factory(), UpstreamVerifier(), fastmcp_access_token_expiry_seconds=TTL)
     async with Served(app2, port):
         before = tokens.tokens.access_token
         who = await call_tool(mcp_url, client)
         assert tokens.tokens.access_token != before, "refreshed against the restarted server"
         assert who["login"] == "ada"
-        assert len(browser.pages) == 1
+        assert len(browser.pages) == logins
     auth.close()
     auth2.close()
 
