@@ -33,6 +33,7 @@ mod register;
 pub mod resource;
 mod resource_server;
 mod revoke;
+mod route_layout;
 pub mod safe_fetch;
 pub mod scope_policy;
 pub mod secret_policy;
