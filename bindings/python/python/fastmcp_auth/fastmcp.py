@@ -393,8 +393,11 @@ class OAuthProxy(OAuthProvider):
         MCP path, the RFC 9728 metadata at ``/.well-known/oauth-protected-resource<mcp path>``."""
         self.set_mcp_path(mcp_path)
 
+        # Fixed for the life of the routes: built once, not per discovery request.
+        as_metadata = self._metadata()
+
         async def metadata(request: Request) -> Response:
-            return _json(self._metadata())
+            return _json(as_metadata)
 
         async def authorize(request: Request) -> Response:
             query = request.url.query
