@@ -491,10 +491,22 @@ def test_google_provider_has_fastmcps_defaults_on_the_core(tmp_path):
     ours.close()
 
 
-@pytest.mark.parametrize("tenant", ["", "..", "a/b", "x?y=1", "t#f"])
+@pytest.mark.parametrize("tenant", ["", "..", "...", "a/b", "x?y=1", "t#f", "%2e%2e", ".%2e", "a%2fb", "a b",
+                                    "a@evil.com", ":443", "a;b", "a\\b"])
 def test_azure_tenant_must_be_one_path_segment(tenant):
     from fastmcp_auth.fastmcp import AzureProvider
 
     with pytest.raises(ValueError):
         AzureProvider(client_id="c", client_secret="s", tenant_id=tenant, required_scopes=["read"],
                       base_url="http://127.0.0.1:9", client_storage=fa.MemoryStore())
+
+
+@pytest.mark.parametrize("tenant", ["common", "organizations", "consumers", "contoso.onmicrosoft.com",
+                                    "72f988bf-86f1-41af-91ab-2d7cd011db47"])
+def test_azure_real_tenant_ids_are_accepted(tenant):
+    from fastmcp_auth.fastmcp import AzureProvider
+
+    auth = AzureProvider(client_id="c", client_secret="s", tenant_id=tenant, required_scopes=["read"],
+                         base_url="http://127.0.0.1:9", client_storage=fa.MemoryStore())
+    assert auth._config["upstream_token_endpoint"] == f"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
+    auth.close()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import weakref
 from typing import Any, Dict, List, Literal, Optional, Union
 from urllib.parse import urlsplit
@@ -655,8 +656,9 @@ class AzureProvider(OAuthProxy):
         from fastmcp.server.auth.providers.jwt import JWTVerifier
         from fastmcp.utilities.auth import parse_scopes
 
-        # Beyond fastmcp, which pastes it into the URLs as given: the tenant must be one path segment.
-        if not tenant_id or any(c in tenant_id for c in "/?#\\") or tenant_id in (".", ".."):
+        # Beyond fastmcp, which pastes it into the URLs as given: a tenant is a GUID, a domain or common /
+        # organizations / consumers — letters, digits, `.` and `-`, and not only dots (no `..`, no `%2e%2e`).
+        if not re.fullmatch(r"[A-Za-z0-9.-]+", tenant_id or "") or set(tenant_id) == {"."}:
             raise ValueError("tenant_id must be a tenant id, a domain, or one of common / organizations / consumers")
         scopes = parse_scopes(required_scopes) or []
         additional = list(parse_scopes(additional_authorize_scopes) or []) if additional_authorize_scopes else []
