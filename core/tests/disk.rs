@@ -403,6 +403,8 @@ fn reads_only_regular_files_it_could_have_written() {
     let s = DiskStore::open(DiskStoreOptions::new(d)).unwrap(); // the open scan must not hang on the FIFO
     for k in ["fifo", "zero", "escape", "adir", "big"] {
         assert_eq!(s.get_sync(k).unwrap(), None, "{k}");
+        // The read that never waits refuses the same files (or declines to answer).
+        assert!(matches!(s.get_nowait(k), None | Some(Ok(None))), "{k}");
         assert_eq!(s.take_sync(k).unwrap(), None, "{k}");
     }
     assert!(started.elapsed() < Duration::from_secs(10), "nothing blocked");
@@ -421,4 +423,58 @@ fn reads_only_regular_files_it_could_have_written() {
     })
     .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument);
+}
+
+/// `get_nowait` (an event loop's read): answered from the kernel's caches with what `get_sync` answers (a value,
+/// an absent key, an expired entry, through encryption too); declines (`None`) when the entry's data is not in the
+/// page cache, which a blocking read then brings back; never answers for a closed store with a value.
+#[cfg(target_os = "linux")]
+#[test]
+fn nowait_reads_answer_from_the_caches_or_decline() {
+    use fastmcp_auth::store::{EncryptedStore, Store};
+    use std::os::fd::AsRawFd;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(DiskStore::open(DiskStoreOptions::new(dir.path())).unwrap());
+    let value = json!({"client_id": "c", "scopes": ["read"], "n": 1});
+    s.save_sync("mapping:abc", value.clone(), None).unwrap();
+    s.save_sync("gone soon", json!(1), Some(Duration::from_millis(1)))
+        .unwrap();
+    s.save_sync("a:b/c?d", json!("odd key"), None).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    let cases: &[(&str, Option<Value>)] = &[
+        ("mapping:abc", Some(value.clone())),
+        ("absent", None),
+        ("gone soon", None),
+        ("a:b/c?d", Some(json!("odd key"))),
+    ];
+    for (key, want) in cases {
+        assert_eq!(s.get_sync(key).unwrap(), *want, "{key}");
+        let got = s
+            .get_nowait(key)
+            .expect("in the caches: answered in place (Linux 5.12+)");
+        assert_eq!(got.unwrap(), *want, "{key}");
+    }
+    assert!(
+        s.get_nowait("").unwrap().is_err(),
+        "an invalid key is refused, not declined"
+    );
+    // Out of the page cache (written back, then dropped): declined, never answered as absent.
+    let path = dir.path().join(s.file_name_for("mapping:abc").unwrap());
+    let f = std::fs::File::open(&path).unwrap();
+    f.sync_all().unwrap();
+    // SAFETY: a plain syscall on an open descriptor.
+    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0);
+    assert!(s.get_nowait("mapping:abc").is_none(), "data not cached: declined");
+    assert_eq!(s.get_sync("mapping:abc").unwrap(), Some(value.clone()));
+    assert_eq!(s.get_nowait("mapping:abc").unwrap().unwrap(), Some(value.clone()));
+    // Through encryption: the same answers, decrypted.
+    let e = EncryptedStore::new(s.clone(), "nowait-test-key-0123456789abcdef", &[]).unwrap();
+    e.save_sync("secret", json!({"t": "x"}), None).unwrap();
+    assert_eq!(e.get_nowait("secret").unwrap().unwrap(), Some(json!({"t": "x"})));
+    assert_eq!(e.get_nowait("absent").unwrap().unwrap(), None);
+    // Closed: an error, never a value.
+    Store::close(s.as_ref());
+    assert!(matches!(s.get_nowait("mapping:abc"), Some(Err(_))));
 }

@@ -286,21 +286,98 @@ fn inline_answers_only_where_the_store_completes_inline() {
         assert_eq!(bearer(None, &[])["authorized"], false);
         assert_eq!(bearer(Some("Bearer forged"), &[])["authorized"], false);
     }
-    // Disk: never in place (file I/O belongs off the caller's thread).
+    // Disk: in place only from the kernel's caches (reads that never wait, Linux), with the async verdicts.
+    let disk = Arc::new(DiskStore::open(DiskStoreOptions::new(dir.path())).unwrap());
+    let p = proxy(&idp, |c| c.token_storage = Some(disk.clone()));
+    let (_, t) = login(&p, &idp);
+    let auth = format!("Bearer {}", t.access_token);
+    if cfg!(target_os = "linux") {
+        let up = p.as_async().load_upstream_tokens_inline(&t.access_token);
+        assert!(up.expect("cached entries: in place").unwrap().is_some());
+        let inline = p.as_async().check_bearer_inline(Some(&auth), BASE, &[]);
+        assert_eq!(
+            inline.expect("in place").unwrap().to_json(),
+            p.check_bearer(Some(&auth), BASE, &[]).unwrap().to_json()
+        );
+        let forged = format!("Bearer {}x", t.access_token);
+        let refused = p.as_async().check_bearer_inline(Some(&forged), BASE, &[]);
+        assert_eq!(refused.unwrap().unwrap().to_json()["authorized"], false);
+    }
+    // A store whose reads would wait (data not cached): declined, never a verdict — the caller awaits instead.
     let p = proxy(&idp, |c| {
-        c.token_storage = Some(Arc::new(
-            DiskStore::open(DiskStoreOptions::new(dir.path())).unwrap(),
-        ))
+        c.token_storage = Some(Arc::new(Declining(
+            DiskStore::open(DiskStoreOptions::new(dir.path().join("declining"))).unwrap(),
+        )))
     });
     let (_, t) = login(&p, &idp);
+    let auth = format!("Bearer {}", t.access_token);
     assert!(p
         .as_async()
         .load_upstream_tokens_inline(&t.access_token)
         .is_none());
-    assert!(p
-        .as_async()
-        .check_bearer_inline(Some(&format!("Bearer {}", t.access_token)), BASE, &[])
-        .is_none());
+    assert!(p.as_async().check_bearer_inline(Some(&auth), BASE, &[]).is_none());
+    assert_eq!(
+        p.check_bearer(Some(&auth), BASE, &[]).unwrap().to_json()["authorized"],
+        true
+    );
+    // A bad token needs no read: answered in place even here.
+    let bad = p.as_async().check_bearer_inline(Some("Bearer forged"), BASE, &[]);
+    assert_eq!(bad.unwrap().unwrap().to_json()["authorized"], false);
+}
+
+/// A DiskStore whose reads always say they would wait on the device (`get_nowait` declines).
+struct Declining(DiskStore);
+
+impl fastmcp_auth::store::SyncStore for Declining {
+    fn save_sync(&self, k: &str, v: serde_json::Value, t: Option<Duration>) -> fastmcp_auth::Result<()> {
+        self.0.save_sync(k, v, t)
+    }
+    fn get_sync(&self, k: &str) -> fastmcp_auth::Result<Option<serde_json::Value>> {
+        self.0.get_sync(k)
+    }
+    fn delete_sync(&self, k: &str) -> fastmcp_auth::Result<bool> {
+        self.0.delete_sync(k)
+    }
+    fn take_sync(&self, k: &str) -> fastmcp_auth::Result<Option<serde_json::Value>> {
+        self.0.take_sync(k)
+    }
+    fn cleanup_sync(&self) -> fastmcp_auth::Result<u64> {
+        self.0.cleanup_sync()
+    }
+    fn size_sync(&self) -> fastmcp_auth::Result<u64> {
+        self.0.size_sync()
+    }
+    fn keys_sync(&self) -> fastmcp_auth::Result<Vec<String>> {
+        self.0.keys_sync()
+    }
+}
+
+#[async_trait::async_trait]
+impl fastmcp_auth::store::Store for Declining {
+    async fn save(&self, k: &str, v: serde_json::Value, t: Option<Duration>) -> fastmcp_auth::Result<()> {
+        self.0.save(k, v, t).await
+    }
+    async fn get(&self, k: &str) -> fastmcp_auth::Result<Option<serde_json::Value>> {
+        self.0.get(k).await
+    }
+    async fn delete(&self, k: &str) -> fastmcp_auth::Result<bool> {
+        self.0.delete(k).await
+    }
+    async fn take(&self, k: &str) -> fastmcp_auth::Result<Option<serde_json::Value>> {
+        self.0.take(k).await
+    }
+    async fn cleanup(&self) -> fastmcp_auth::Result<u64> {
+        self.0.cleanup().await
+    }
+    async fn size(&self) -> fastmcp_auth::Result<u64> {
+        self.0.size().await
+    }
+    async fn keys(&self) -> fastmcp_auth::Result<Vec<String>> {
+        self.0.keys().await
+    }
+    fn as_sync(&self) -> Option<&dyn fastmcp_auth::store::SyncStore> {
+        Some(self)
+    }
 }
 
 /// `check_bearer_blocking`: on a store with a synchronous face (disk, memory) the check runs on the caller's

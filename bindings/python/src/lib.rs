@@ -328,6 +328,14 @@ impl StoreOp {
         }
     }
 
+    /// [`Self::run_sync`] on the synchronous face of a store that has one.
+    fn run_on(self, store: &dyn fastmcp_auth::store::Store) -> fastmcp_auth::Result<Value> {
+        match store.as_sync() {
+            Some(s) => self.run_sync(s),
+            None => Err(core_panic()),
+        }
+    }
+
     fn run_sync(self, store: &dyn fastmcp_auth::store::SyncStore) -> fastmcp_auth::Result<Value> {
         match self {
             StoreOp::Save(k, v, ttl) => store.save_sync(&k, v, ttl).map(|()| Value::Null),
@@ -346,8 +354,10 @@ fn complete_json(r: fastmcp_auth::Result<Value>) -> bridge::Complete {
 }
 
 impl PyStore {
-    /// An awaitable of `op`: answered in place by a store that never waits (memory); run on the blocking pool by a
-    /// store with a synchronous face (disk: one thread hop each way); else awaited on the runtime (Redis).
+    /// An awaitable of `op`: answered in place by a store that never waits (memory), and for a read a store with a
+    /// synchronous face can answer from the kernel's caches (disk: `get_nowait`, no thread hop); else run on the
+    /// blocking pool by a store with a synchronous face (disk writes, uncached reads: one thread hop each way);
+    /// else awaited on the runtime (Redis).
     fn op<'py>(&self, py: Python<'py>, op: StoreOp) -> PyResult<Bound<'py, PyAny>> {
         use futures_util::FutureExt;
         let store = self.inner.as_async().clone();
@@ -361,22 +371,28 @@ impl PyStore {
             }
             return Err(to_py_err(Error::Task("the store did not answer in place".into())));
         }
-        if store.as_sync().is_some() {
-            return bridge::spawn_blocking(py, move || {
-                let r = match store.as_sync() {
-                    Some(s) => op.run_sync(s),
-                    None => Err(core_panic()),
-                };
+        if store.as_sync().is_none() {
+            return bridge::spawn(py, async move {
+                let r = std::panic::AssertUnwindSafe(op.run(store.as_ref()))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(core_panic()));
                 complete_json(r)
             });
         }
-        bridge::spawn(py, async move {
-            let r = std::panic::AssertUnwindSafe(op.run(store.as_ref()))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| Err(core_panic()));
-            complete_json(r)
-        })
+        if let StoreOp::Get(k) = op {
+            let s2 = store.clone();
+            let k2 = k.clone();
+            return bridge::in_place_or(
+                py,
+                move || {
+                    let r = store.as_sync()?.get_nowait(&k)?;
+                    Some(complete_json(r.map(|v| v.unwrap_or(Value::Null))))
+                },
+                move || complete_json(StoreOp::Get(k2).run_on(s2.as_ref())),
+            );
+        }
+        bridge::spawn_blocking(py, move || complete_json(op.run_on(store.as_ref())))
     }
 }
 

@@ -195,9 +195,10 @@ fn bearer_json(
     }
 }
 
-/// `verify_token`'s check, awaited: see [`bearer_json`]. On a store with a synchronous face (disk) the whole check
-/// runs on the runtime's blocking pool (one thread hop each way, `check_bearer_blocking`); otherwise (Redis, a
-/// Python store) on the runtime.
+/// `verify_token`'s check, awaited: see [`bearer_json`]. Answered in place when it needs no waiting (memory; disk
+/// entries in the kernel's caches); else, on a store with a synchronous face (disk), the whole check runs on the
+/// runtime's blocking pool (one thread hop each way, `check_bearer_blocking`); otherwise (Redis, a Python store)
+/// on the runtime.
 pub(crate) fn verify<'py>(
     py: Python<'py>,
     proxy: Arc<OAuthProxy>,
@@ -214,13 +215,24 @@ pub(crate) fn verify<'py>(
         })
     }
     let header = format!("Bearer {token}");
-    if proxy.store().as_sync().is_some() {
-        return crate::bridge::spawn_blocking(py, move || {
-            let r = proxy
-                .check_bearer_blocking(Some(&header), &resource, &[])
-                .unwrap_or_else(|| Err(OAuthError::server_error("internal error")));
-            complete(r)
-        });
+    if proxy.store().as_sync().is_some() || proxy.store().completes_inline() {
+        let (p2, h2, r2) = (proxy.clone(), header.clone(), resource.clone());
+        return crate::bridge::in_place_or(
+            py,
+            move || {
+                Some(complete(proxy.check_bearer_inline(
+                    Some(&header),
+                    &resource,
+                    &[],
+                )?))
+            },
+            move || {
+                let r = p2
+                    .check_bearer_blocking(Some(&h2), &r2, &[])
+                    .unwrap_or_else(|| Err(OAuthError::server_error("internal error")));
+                complete(r)
+            },
+        );
     }
     crate::bridge::spawn(py, async move {
         let r = std::panic::AssertUnwindSafe(proxy.check_bearer(Some(&header), &resource, &[]))
@@ -231,8 +243,9 @@ pub(crate) fn verify<'py>(
     })
 }
 
-/// The same check run in place when the store answers without waiting (memory): the dict / None, or the Python
-/// value `NotImplemented` when the caller must await [`verify`] instead.
+/// The same check run in place when it needs no waiting (memory; disk entries in the kernel's caches) and this
+/// turn of the loop has in-place budget left (`bridge::in_place`): the dict / None, or the Python value
+/// `NotImplemented` when the caller must await [`verify`] instead.
 pub(crate) fn verify_inline<'py>(
     py: Python<'py>,
     proxy: &OAuthProxy,
@@ -240,7 +253,7 @@ pub(crate) fn verify_inline<'py>(
     resource: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let header = format!("Bearer {token}");
-    match proxy.check_bearer_inline(Some(&header), resource, &[]) {
+    match crate::bridge::in_place(py, || proxy.check_bearer_inline(Some(&header), resource, &[]))? {
         None => Ok(py.NotImplemented().into_bound(py)),
         Some(r) => crate::from_json(py, &bearer_json(r).map_err(crate::oauth_err)?),
     }

@@ -287,6 +287,13 @@ impl SyncStore for MeteredStore {
     fn get_sync(&self, key: &str) -> crate::Result<Option<Value>> {
         self.timed_sync("get", |s| s.get_sync(key))
     }
+    fn get_nowait(&self, key: &str) -> Option<crate::Result<Option<Value>>> {
+        // Counted only when answered (a `None` is retried through `get_sync`, which counts itself).
+        let started = Instant::now();
+        let r = self.inner.as_sync()?.get_nowait(key)?;
+        self.record("get", r.is_ok(), started);
+        Some(r)
+    }
     fn delete_sync(&self, key: &str) -> crate::Result<bool> {
         self.timed_sync("delete", |s| s.delete_sync(key))
     }

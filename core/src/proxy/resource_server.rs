@@ -177,18 +177,17 @@ impl OAuthProxy {
         })
     }
 
-    /// [`Self::check_bearer`] run to completion in place when the store completes inline (memory), else `None` —
-    /// use the async one. As [`Self::load_upstream_tokens_inline`]: for the check every MCP request pays.
+    /// [`Self::check_bearer`] run to completion in place when it needs no waiting: always on a store that
+    /// completes inline (memory), and on disk when the entries are in the kernel's caches (no thread hop, no
+    /// device wait: see [`crate::store::SyncStore::get_nowait`]); else `None` — use the async one. As
+    /// [`Self::load_upstream_tokens_inline`]: for the check every MCP request pays, from an event loop.
     pub fn check_bearer_inline(
         &self,
         authorization: Option<&str>,
         resource: &str,
         required_scopes: &[String],
     ) -> Option<OAuthResult<BearerCheck>> {
-        if !self.store.completes_inline() {
-            return None;
-        }
-        futures_util::FutureExt::now_or_never(self.check_bearer(authorization, resource, required_scopes))
+        self.in_place(self.check_bearer(authorization, resource, required_scopes))
     }
 
     /// [`Self::check_bearer`] run to completion on this thread, reading the store through its synchronous face
@@ -201,8 +200,9 @@ impl OAuthProxy {
         required_scopes: &[String],
     ) -> Option<OAuthResult<BearerCheck>> {
         self.store.as_sync()?;
-        OAuthProxy::with_sync_reads(|| {
+        OAuthProxy::with_read_mode(super::provider::ReadMode::Blocking, || {
             futures_util::FutureExt::now_or_never(self.check_bearer(authorization, resource, required_scopes))
         })
+        .0
     }
 }

@@ -46,14 +46,12 @@ impl OAuthProxy {
         Ok(up.map(|up| (claims, up)))
     }
 
-    /// [`Self::load_upstream_tokens`] run to completion in place when the store completes inline (memory, a C
-    /// callback store: no thread, file or network to wait on), else `None` — use the async one. For a caller that
-    /// must not wait but should not pay a thread hop per request either (Node's `authenticate` on every MCP call).
+    /// [`Self::load_upstream_tokens`] run to completion in place when it needs no waiting (a store that completes
+    /// inline: memory, a C callback store; disk when the entries are in the kernel's caches), else `None` — use the
+    /// async one. For a caller that must not wait but should not pay a thread hop per request either (Node's
+    /// `authenticate` on every MCP call).
     pub fn load_upstream_tokens_inline(&self, token: &str) -> Option<OAuthResult<Option<UpstreamTokens>>> {
-        if !self.store.completes_inline() {
-            return None;
-        }
-        futures_util::FutureExt::now_or_never(self.load_upstream_tokens(token))
+        self.in_place(self.load_upstream_tokens(token))
     }
 
     /// Verifies one of our access tokens and returns its claims when it is still live in the store.

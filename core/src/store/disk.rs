@@ -39,7 +39,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use super::disk_guard::MAX_ENTRY_BYTES;
-use super::disk_guard::{check_permissions, open_entry_file, read_entry_file};
+use super::disk_guard::{check_permissions, open_entry_file, read_entry_file, read_entry_file_nowait};
 use super::sweeper::Sweeper;
 use super::{expires_at_ms, fingerprint, now_ms, validate_key, Store, SyncStore};
 
@@ -152,6 +152,9 @@ struct Inner {
 }
 
 /// Result of reading one entry file.
+/// Reads an entry file's bytes (`Ok(Err(why))`: something a store does not write is there).
+type ReadFile = fn(&Path) -> std::io::Result<std::result::Result<Vec<u8>, &'static str>>;
+
 enum Read<V = Value> {
     Missing,
     Corrupt,
@@ -378,7 +381,12 @@ impl Inner {
     }
 
     fn read_as<V: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<Read<V>> {
-        let bytes = match read_entry_file(path) {
+        self.read_with(path, read_entry_file)
+    }
+
+    /// [`Self::read_as`] through `read_file` (blocking or not); an I/O error of kind `WouldBlock` is passed on.
+    fn read_with<V: serde::de::DeserializeOwned>(&self, path: &Path, read_file: ReadFile) -> Result<Read<V>> {
+        let bytes = match read_file(path) {
             Ok(Ok(b)) => b,
             Ok(Err(why)) => {
                 let name = path.file_name().and_then(OsStr::to_str).unwrap_or("");
@@ -419,11 +427,24 @@ impl Inner {
     }
 
     fn get_as<V: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<V>> {
+        self.get_with(key, read_entry_file)
+    }
+
+    /// `get` answered only from the kernel's caches (see [`read_entry_file_nowait`]): `None` when a read would
+    /// have to wait on the device.
+    fn get_nowait(&self, key: &str) -> Option<Result<Option<Value>>> {
+        match self.get_with(key, read_entry_file_nowait) {
+            Err(Error::Io { source, .. }) if source.kind() == ErrorKind::WouldBlock => None,
+            r => Some(r),
+        }
+    }
+
+    fn get_with<V: serde::de::DeserializeOwned>(&self, key: &str, read_file: ReadFile) -> Result<Option<V>> {
         self.check_open()?;
         validate_key(key)?;
         let names = self.names(key);
         let now = now_ms() as f64;
-        match self.read_as::<V>(&self.path(&names.own))? {
+        match self.read_with::<V>(&self.path(&names.own), read_file)? {
             Read::Entry(e) if Self::owns(&e, key, &names) => {
                 return Ok((e.expires_at >= now).then_some(e.value));
             }
@@ -432,7 +453,7 @@ impl Inner {
             _ => return Ok(None),
         }
         if let Some(legacy) = &names.legacy {
-            if let Read::Entry(e) = self.read_as::<V>(&self.path(legacy))? {
+            if let Read::Entry(e) = self.read_with::<V>(&self.path(legacy), read_file)? {
                 if Self::other_holds(&e, key) && e.expires_at >= now {
                     return Ok(Some(e.value));
                 }
@@ -851,6 +872,9 @@ impl SyncStore for DiskStore {
     }
     fn get_json_text(&self, key: &str) -> Result<Option<String>> {
         self.inner.get_text(key)
+    }
+    fn get_nowait(&self, key: &str) -> Option<Result<Option<Value>>> {
+        self.inner.get_nowait(key)
     }
     fn delete_sync(&self, key: &str) -> Result<bool> {
         self.inner.delete(key)

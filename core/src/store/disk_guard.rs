@@ -53,6 +53,85 @@ pub(super) fn read_entry_file(path: &Path) -> std::io::Result<std::result::Resul
     Ok(Ok(bytes))
 }
 
+/// [`read_entry_file`] without ever waiting on the device, for callers that must not block (an event loop):
+/// `openat2` with `RESOLVE_CACHED` (Linux 5.12) resolves the path only from the kernel's dentry cache, and
+/// `preadv2` with `RWF_NOWAIT` (Linux 4.14) reads only what is in the page cache. `Err` of kind `WouldBlock`
+/// when either would have to wait, or when the kernel or a seccomp filter does not offer them (then never tried
+/// again in this process): the caller reads on a thread that may block instead. Same checks as
+/// [`open_entry_file`]: no symlink, no FIFO or device, no file over [`MAX_ENTRY_BYTES`].
+#[cfg(target_os = "linux")]
+pub(super) fn read_entry_file_nowait(
+    path: &Path,
+) -> std::io::Result<std::result::Result<Vec<u8>, &'static str>> {
+    use rustix::fs::{openat2, FileType, Mode, OFlags, ResolveFlags, CWD};
+    use rustix::io::{preadv2, Errno, ReadWriteFlags};
+    use std::io::{Error as IoError, ErrorKind, IoSliceMut};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+    let would_block = || IoError::from(ErrorKind::WouldBlock);
+    if UNSUPPORTED.load(Ordering::Relaxed) {
+        return Err(would_block());
+    }
+    let unsupported = || {
+        UNSUPPORTED.store(true, Ordering::Relaxed);
+        would_block()
+    };
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = match openat2(CWD, path, flags, Mode::empty(), ResolveFlags::CACHED) {
+        Ok(fd) => fd,
+        Err(Errno::AGAIN) => return Err(would_block()),
+        Err(Errno::NOSYS | Errno::PERM | Errno::INVAL | Errno::OPNOTSUPP) => return Err(unsupported()),
+        Err(Errno::LOOP) => return Ok(Err("a symbolic link")),
+        Err(e) => return Err(e.into()),
+    };
+    let st = rustix::fs::fstat(&fd)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Ok(Err("not a regular file"));
+    }
+    let size = u64::try_from(st.st_size).unwrap_or(0);
+    if size > MAX_ENTRY_BYTES {
+        return Ok(Err("larger than the entry size limit"));
+    }
+    // One byte more than the size found, to notice a file that grew since (read on until the end or the limit).
+    let mut bytes = vec![0u8; size as usize + 1];
+    let mut filled = 0usize;
+    loop {
+        if filled == bytes.len() {
+            if bytes.len() as u64 > MAX_ENTRY_BYTES {
+                return Ok(Err("larger than the entry size limit"));
+            }
+            bytes.resize((bytes.len() * 2).min(MAX_ENTRY_BYTES as usize + 1), 0);
+        }
+        let n = match preadv2(
+            &fd,
+            &mut [IoSliceMut::new(&mut bytes[filled..])],
+            filled as u64,
+            ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(n) => n,
+            // No RWF_NOWAIT on this file system (a property of the file system, not of the kernel).
+            Err(Errno::AGAIN | Errno::OPNOTSUPP) => return Err(would_block()),
+            Err(Errno::NOSYS | Errno::INVAL) => return Err(unsupported()),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    bytes.truncate(filled);
+    Ok(Ok(bytes))
+}
+
+/// Elsewhere the non-blocking read is not tried: every read goes to a thread that may block.
+#[cfg(not(target_os = "linux"))]
+pub(super) fn read_entry_file_nowait(
+    _path: &Path,
+) -> std::io::Result<std::result::Result<Vec<u8>, &'static str>> {
+    Err(std::io::ErrorKind::WouldBlock.into())
+}
+
 /// Warns (or, with `strict_permissions`, refuses) when the directory is writable by others or owned by another
 /// user (Linux), as ssh does for `~/.ssh`: whoever can write there can plant entries (sessions, registrations).
 #[cfg(unix)]

@@ -209,6 +209,13 @@ impl SyncStore for EncryptedStore {
     fn get_sync(&self, key: &str) -> Result<Option<Value>> {
         Ok(self.keys.open(key, self.sync_inner()?.get_sync(key)?))
     }
+    fn get_nowait(&self, key: &str) -> Option<Result<Option<Value>>> {
+        let inner = match self.sync_inner() {
+            Ok(s) => s,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(inner.get_nowait(key)?.map(|v| self.keys.open(key, v)))
+    }
     fn delete_sync(&self, key: &str) -> Result<bool> {
         self.sync_inner()?.delete_sync(key)
     }

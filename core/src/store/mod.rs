@@ -140,6 +140,13 @@ pub trait SyncStore: Send + Sync {
         let _ = (key, expected, new);
         Ok(None)
     }
+    /// [`Self::get_sync`] when it can be answered without waiting on a device: `None` when it would have to wait
+    /// (DiskStore: a path or data not in the kernel's caches). A caller that must not block (an event loop) tries
+    /// this first and hands the read to a thread only on `None`. Default: `None`, never tried.
+    fn get_nowait(&self, key: &str) -> Option<Result<Option<Value>>> {
+        let _ = key;
+        None
+    }
     /// The value as compact JSON text; stores that keep JSON text (disk) skip building a `Value`.
     fn get_json_text(&self, key: &str) -> Result<Option<String>> {
         Ok(self.get_sync(key)?.map(|v| v.to_string()))

@@ -5,8 +5,11 @@ Pass one as ``client_storage=`` to fastmcp's OAuthProxy and providers::
     from fastmcp_auth.aio import AsyncDiskStore
     storage = AsyncDiskStore("/var/lib/fastmcp/oauth")
 
-Every coroutine awaits the native operation, which runs on the library's tokio runtime (pyo3-async-runtimes):
-no thread hop per call, the GIL is not held while the store works, and the event loop never waits on disk or Redis. Entries are stored as ``{"value": {...}, "expiresAt": t}``
+Every coroutine awaits a native operation and the event loop never waits on disk or Redis: a disk read whose entry
+is in the kernel's caches is answered in place (``openat2`` ``RESOLVE_CACHED`` + ``preadv2`` ``RWF_NOWAIT``, Linux;
+at most 2 ms of such reads per turn of the loop, the rest in later turns); other disk work runs on the library's
+blocking pool (one thread hop each way, its threads at a lower CPU priority than the loop's); Redis on its tokio
+runtime. The GIL is not held while the store works. Entries are stored as ``{"value": {...}, "expiresAt": t}``
 (seconds since the epoch, or None) under ``"<collection>::<key>"``, so ``ttl()`` can report what is left.
 """
 
