@@ -245,29 +245,10 @@ fn to_blocking_pool(shared: Arc<Shared>, id: u64, work: Blocking) -> PyResult<()
     fastmcp_auth::runtime::runtime()
         .map_err(crate::to_py_err)?
         .spawn_blocking(move || {
-            yield_to_the_loop();
             let c = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).ok();
             shared.finish(id, c);
         });
     Ok(())
-}
-
-/// Lowers this (blocking pool) thread's CPU priority once, to nice 10 (Linux: per thread): when the machine's cores
-/// are busy, the event loop's thread — which runs every request's Python under the GIL — goes first, and the file
-/// work it handed off waits instead. Measured on 2 cores: 2,000 concurrent store operations paused the loop for
-/// up to ~30 ms while the pool's threads competed with it at equal priority. A thread once lowered stays so (an
-/// unprivileged process cannot raise it back); the pool serves only this process's store and proxy work.
-fn yield_to_the_loop() {
-    thread_local! {
-        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    if !LOWERED.with(|l| l.replace(true)) {
-        // SAFETY: a plain syscall on the calling thread (who = 0); a failure only leaves the priority as it was.
-        #[cfg(target_os = "linux")]
-        unsafe {
-            libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-        }
-    }
 }
 
 /// An awaitable of work done on the loop's thread when it can be (`now`: it must never wait — a read from the
