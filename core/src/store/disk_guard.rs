@@ -95,6 +95,9 @@ pub(super) fn read_entry_file_nowait(
     // One byte more than the size found, to notice a file that grew since (read on until the end or the limit).
     let mut bytes = vec![0u8; size as usize + 1];
     let mut filled = 0usize;
+    // A file system that keeps files in memory (tmpfs, ramfs) has no RWF_NOWAIT (EOPNOTSUPP) and nothing to wait
+    // on either: its reads are plain reads.
+    let mut in_memory = false;
     loop {
         if filled == bytes.len() {
             if bytes.len() as u64 > MAX_ENTRY_BYTES {
@@ -102,14 +105,23 @@ pub(super) fn read_entry_file_nowait(
             }
             bytes.resize((bytes.len() * 2).min(MAX_ENTRY_BYTES as usize + 1), 0);
         }
+        let flags = if in_memory {
+            ReadWriteFlags::empty()
+        } else {
+            ReadWriteFlags::NOWAIT
+        };
         let n = match preadv2(
             &fd,
             &mut [IoSliceMut::new(&mut bytes[filled..])],
             filled as u64,
-            ReadWriteFlags::NOWAIT,
+            flags,
         ) {
             Ok(n) => n,
-            // No RWF_NOWAIT on this file system (a property of the file system, not of the kernel).
+            Err(Errno::OPNOTSUPP) if !in_memory && kept_in_memory(&fd) => {
+                in_memory = true;
+                continue;
+            }
+            // Not in the page cache, or no RWF_NOWAIT on this file system (a property of the file system).
             Err(Errno::AGAIN | Errno::OPNOTSUPP) => return Err(would_block()),
             Err(Errno::NOSYS | Errno::INVAL) => return Err(unsupported()),
             Err(Errno::INTR) => continue,
@@ -122,6 +134,14 @@ pub(super) fn read_entry_file_nowait(
     }
     bytes.truncate(filled);
     Ok(Ok(bytes))
+}
+
+/// Whether `fd` is on tmpfs or ramfs, whose files live in memory (`fstatfs`).
+#[cfg(target_os = "linux")]
+fn kept_in_memory(fd: &std::os::fd::OwnedFd) -> bool {
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    const RAMFS_MAGIC: u64 = 0x8584_58f6;
+    rustix::fs::fstatfs(fd).is_ok_and(|s| matches!(s.f_type as u64, TMPFS_MAGIC | RAMFS_MAGIC))
 }
 
 /// Elsewhere the non-blocking read is not tried: every read goes to a thread that may block.
