@@ -6,6 +6,8 @@
 //! written, never a panic or a hang; an in-place bearer check answers `None` or exactly the async verdict.
 #![cfg(target_os = "linux")]
 
+mod support;
+
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -823,16 +825,15 @@ fn close_while_reading_in_place() {
 
 mod proxy_in_place {
     use super::*;
+    use crate::support::{hidden, params, query_param, REDIRECT};
     use fastmcp_auth::blocking::OAuthProxy;
     use fastmcp_auth::proxy::{
-        AuthorizeParams, CallbackParams, ConsentParams, HttpResponse, OAuthProxyConfig, TokenRequest,
-        TokenResponse,
+        AuthorizeParams, CallbackParams, ConsentParams, OAuthProxyConfig, TokenRequest, TokenResponse,
     };
     use fastmcp_auth::{CodeVerifier, JwtIssuer};
     use fastmcp_auth_mock_idp::MockIdp;
 
     pub const BASE: &str = "http://127.0.0.1:8000";
-    const REDIRECT: &str = "http://127.0.0.1:33418/callback";
     const JWT_KEY: &str = "test-jwt-signing-key";
 
     pub fn proxy(idp: &MockIdp, store: Arc<dyn Store>, encrypted: bool) -> OAuthProxy {
@@ -857,21 +858,6 @@ mod proxy_in_place {
         pub secret: Option<String>,
     }
 
-    fn hidden(page: &HttpResponse, name: &str) -> String {
-        let body = page.body.as_deref().unwrap();
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = body.find(&marker).unwrap() + marker.len();
-        body[start..].split('"').next().unwrap().to_owned()
-    }
-
-    fn param(location: &str, name: &str) -> Option<String> {
-        url::Url::parse(location)
-            .unwrap()
-            .query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    }
-
     pub fn login(p: &OAuthProxy, idp: &MockIdp) -> (Client, TokenResponse) {
         let r = p.register_client(&json!({"redirect_uris": [REDIRECT]})).unwrap();
         let c = Client {
@@ -880,14 +866,8 @@ mod proxy_in_place {
         };
         let verifier = CodeVerifier::generate(64).unwrap();
         let params = AuthorizeParams {
-            client_id: Some(c.id.clone()),
-            redirect_uri: Some(REDIRECT.into()),
-            response_type: Some("code".into()),
-            state: Some("s".into()),
             scope: Some("openid email".into()),
-            code_challenge: Some(verifier.challenge(fastmcp_auth::ChallengeMethod::S256)),
-            code_challenge_method: Some("S256".into()),
-            ..Default::default()
+            ..params(&c.id, &verifier)
         };
         let page = p.authorize(&params).unwrap();
         let upstream = if p.as_async().config().consent_required {
@@ -917,7 +897,7 @@ mod proxy_in_place {
                     .with_cookie(page.cookie_header().as_deref()),
             )
             .unwrap();
-        let code = param(back.location().unwrap(), "code").unwrap();
+        let code = query_param(back.location().unwrap(), "code").unwrap();
         let t = p
             .token(&TokenRequest {
                 grant_type: Some("authorization_code".into()),
