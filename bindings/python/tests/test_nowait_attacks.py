@@ -14,7 +14,6 @@ import os
 import sys
 import threading
 import time
-import urllib.parse
 import weakref
 
 import pytest
@@ -23,7 +22,7 @@ import fastmcp_auth as fa
 from fastmcp_auth import DiskStore, EncryptedStore, StorageError
 
 from .test_aio import _evict
-from .test_proxy import REDIRECT, browser, hidden, jar, location
+from .test_proxy import REDIRECT, login
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads that never wait are Linux's (openat2, preadv2)"
@@ -462,24 +461,8 @@ BASE = "http://127.0.0.1:8000"
 
 
 def _login(p):
-    reg = p.register_client({"redirect_uris": [REDIRECT], "client_name": "py"})
-    cid, secret = reg["client_id"], reg["client_secret"]
-    verifier = fa.generate_verifier(64)
-    q = urllib.parse.urlencode({
-        "client_id": cid, "redirect_uri": REDIRECT, "response_type": "code", "state": "s1",
-        "code_challenge": fa.generate_challenge(verifier), "code_challenge_method": "S256",
-    })
-    page = p.authorize(q)
-    cookie = jar(page)
-    consent = {"transaction_id": hidden(page, "transaction_id"), "csrf_token": hidden(page, "csrf_token"),
-               "action": "approve"}
-    up = p.handle_consent(urllib.parse.urlencode(consent).encode(), cookie)
-    back = p.handle_callback(urllib.parse.urlsplit(browser(location(up))).query, cookie)
-    params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location(back)).query))
-    form = urllib.parse.urlencode({
-        "grant_type": "authorization_code", "code": params["code"], "code_verifier": verifier,
-        "client_id": cid, "client_secret": secret,
-    }).encode()
+    """test_proxy's login, then the token request: (client id, secret, token response)."""
+    cid, secret, form = login(p)
     return cid, secret, p.token(form)
 
 
