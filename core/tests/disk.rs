@@ -486,6 +486,11 @@ fn nowait_reads_answer_from_the_caches_or_decline() {
     e.save_sync("secret", json!({"t": "x"}), None).unwrap();
     assert_eq!(e.get_nowait("secret").unwrap().unwrap(), Some(json!({"t": "x"})));
     assert_eq!(e.get_nowait("absent").unwrap().unwrap(), None);
+    // Larger than MAX_NOWAIT_BYTES (64 KiB): declined even when cached (it would hold an event loop for ms).
+    let big = json!("x".repeat(100 * 1024));
+    s.save_sync("big", big.clone(), None).unwrap();
+    assert_eq!(s.get_sync("big").unwrap(), Some(big));
+    assert!(s.get_nowait("big").is_none(), "a large entry is read on a thread");
     // Closed: an error, never a value.
     Store::close(s.as_ref());
     assert!(matches!(s.get_nowait("mapping:abc"), Some(Err(_))));

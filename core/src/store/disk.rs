@@ -38,8 +38,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub use super::disk_guard::MAX_ENTRY_BYTES;
 use super::disk_guard::{check_permissions, open_entry_file, read_entry_file, read_entry_file_nowait};
+pub use super::disk_guard::{MAX_ENTRY_BYTES, MAX_NOWAIT_BYTES};
 use super::sweeper::Sweeper;
 use super::{expires_at_ms, fingerprint, now_ms, validate_key, Store, SyncStore};
 

@@ -53,6 +53,10 @@ pub(super) fn read_entry_file(path: &Path) -> std::io::Result<std::result::Resul
     Ok(Ok(bytes))
 }
 
+/// Largest entry read in place by [`read_entry_file_nowait`] (a proxy record is a few KiB); a larger one is
+/// declined, and read on a thread that may block.
+pub const MAX_NOWAIT_BYTES: u64 = 64 * 1024;
+
 /// [`read_entry_file`] without ever waiting on the device, for callers that must not block (an event loop):
 /// `openat2` with `RESOLVE_CACHED` (Linux 5.12) resolves the path only from the kernel's dentry cache, and
 /// `preadv2` with `RWF_NOWAIT` (Linux 4.14) reads only what is in the page cache. `Err` of kind `WouldBlock`
@@ -91,6 +95,10 @@ pub(super) fn read_entry_file_nowait(
     let size = u64::try_from(st.st_size).unwrap_or(0);
     if size > MAX_ENTRY_BYTES {
         return Ok(Err("larger than the entry size limit"));
+    }
+    if size > MAX_NOWAIT_BYTES {
+        // Cached or not, copying and parsing it would hold the caller (an event loop) for milliseconds.
+        return Err(would_block());
     }
     // One byte more than the size found, to notice a file that grew since (read on until the end or the limit).
     let mut bytes = vec![0u8; size as usize + 1];

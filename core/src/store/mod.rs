@@ -23,7 +23,7 @@ mod rekey;
 mod sweep_stats;
 mod sweeper;
 
-pub use disk::{DiskStore, DiskStoreOptions, FileNaming, MAX_ENTRY_BYTES};
+pub use disk::{DiskStore, DiskStoreOptions, FileNaming, MAX_ENTRY_BYTES, MAX_NOWAIT_BYTES};
 pub use encrypted::{EncryptedStore, Keyring};
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, RedisStoreOptions};
