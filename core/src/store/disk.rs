@@ -32,11 +32,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::percent_decode_str;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::disk_guard::{check_permissions, open_entry_file, read_entry_file, read_entry_file_nowait};
 pub use super::disk_guard::{MAX_ENTRY_BYTES, MAX_NOWAIT_BYTES};
@@ -45,16 +44,13 @@ use super::{expires_at_ms, fingerprint, now_ms, validate_key, Store, SyncStore};
 
 // `Store::replace` (compare-and-swap by exchanging files) in its own file.
 mod expiry_index;
+mod naming;
 mod replace;
 use crate::error::{Error, Result};
 use expiry_index::ExpiryIndex;
+pub use naming::FileNaming;
+use naming::Names;
 
-/// Everything but `[A-Za-z0-9_-]` is percent-encoded.
-const ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'_').remove(b'-');
-/// Longest file name most filesystems accept.
-const MAX_NAME: usize = 255;
-/// Room kept for the temp and claim suffixes (`.` + 16 hex + `.claim`/`.tmp`).
-const SUFFIX_ROOM: usize = 24;
 /// Temp and claim files older than this are crash leftovers and removed by the full scan.
 const STALE_AFTER: Duration = Duration::from_secs(3600);
 
@@ -112,34 +108,6 @@ struct EntryIn<V = Value> {
     key: Option<String>,
 }
 
-/// How a [`DiskStore`] names its files. Either naming reads the other's files.
-///
-/// The default is [`FileNaming::Fastmcp`]: a directory shared with fastmcp TS (a mixed fleet, a rollback) must be
-/// readable by it, and the collision guard keeps fastmcp's weakness (keys sharing a name overwrite each other)
-/// out. It costs one extra read on a save of a key outside `[A-Za-z0-9_-]`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum FileNaming {
-    /// Plain keys keep fastmcp's name, other keys are percent-encoded: injective, no two keys ever share a file.
-    /// fastmcp TS cannot find the files of non-plain keys (it looks for `mapping_abc.json`).
-    Safe,
-    /// fastmcp's own names (every character outside `[A-Za-z0-9_-]` becomes `_`), so fastmcp TS reads the
-    /// directory too. A file whose name another key could share records its key; a key whose fastmcp name already
-    /// holds *another* recorded key is written under its safe name instead, so colliding keys never overwrite
-    /// each other (fastmcp's own DiskStore would).
-    #[default]
-    Fastmcp,
-}
-
-/// Where a key lives.
-struct Names {
-    /// Our file name for the key.
-    own: String,
-    /// Whether our file records the key.
-    records_key: bool,
-    /// fastmcp's name for the key, when it differs from ours.
-    legacy: Option<String>,
-}
-
 struct Inner {
     dir: PathBuf,
     ext: String,
@@ -151,10 +119,10 @@ struct Inner {
     closed: AtomicBool,
 }
 
-/// Result of reading one entry file.
 /// Reads an entry file's bytes (`Ok(Err(why))`: something a store does not write is there).
 type ReadFile = fn(&Path) -> std::io::Result<std::result::Result<Vec<u8>, &'static str>>;
 
+/// Result of reading one entry file.
 enum Read<V = Value> {
     Missing,
     Corrupt,
@@ -243,18 +211,7 @@ impl DiskStore {
 
     /// fastmcp's file name for `key`: every character outside `[A-Za-z0-9_-]` becomes `_`.
     pub fn legacy_file_name(key: &str, ext: &str) -> String {
-        let mut s: String = key
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        s.push_str(ext);
-        s
+        naming::legacy_file_name(key, ext)
     }
 
     /// Whether the background sweep thread is running.
@@ -306,11 +263,6 @@ fn compact_json(text: &str) -> String {
     out
 }
 
-fn is_plain(key: &str) -> bool {
-    key.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 fn random_suffix() -> String {
     let mut b = [0u8; 8];
     rand::thread_rng().fill_bytes(&mut b);
@@ -318,51 +270,15 @@ fn random_suffix() -> String {
 }
 
 impl Inner {
+    fn names(&self, key: &str) -> Names {
+        naming::names(key, &self.ext, self.naming)
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(Error::Closed)
         } else {
             Ok(())
-        }
-    }
-
-    fn names(&self, key: &str) -> Names {
-        let plain = is_plain(key);
-        let stem: String = if plain {
-            key.to_owned()
-        } else {
-            utf8_percent_encode(key, ENCODE).collect()
-        };
-        let (stem, hashed) = if stem.len() + self.ext.len() + SUFFIX_ROOM > MAX_NAME {
-            (format!("~{}", hex::encode(Sha256::digest(key.as_bytes()))), true)
-        } else {
-            (stem, false)
-        };
-        let own = format!("{stem}{}", self.ext);
-        let records_key = hashed || (plain && key.contains('_'));
-        let legacy = if plain && !hashed {
-            // A plain key with `_` shares its name with fastmcp-named keys (`a:b` → `a_b`); when a fastmcp-named
-            // file already holds another key there, this key is written under its hashed name instead.
-            key.contains('_')
-                .then(|| format!("~{}{}", hex::encode(Sha256::digest(key.as_bytes())), self.ext))
-        } else {
-            Some(DiskStore::legacy_file_name(key, &self.ext))
-        };
-        // fastmcp would itself fail on a legacy name over the limit; never look those up.
-        let legacy = legacy.filter(|l| l.len() <= MAX_NAME && *l != own);
-        match (self.naming, legacy) {
-            // fastmcp's name first (recording the key, which that name alone does not identify); the safe name is
-            // where the key goes when another key holds that name, and where a Safe-mode store put it.
-            (FileNaming::Fastmcp, Some(fastmcp_name)) if !plain => Names {
-                own: fastmcp_name,
-                records_key: true,
-                legacy: Some(own),
-            },
-            (_, legacy) => Names {
-                own,
-                records_key,
-                legacy,
-            },
         }
     }
 
@@ -970,7 +886,7 @@ mod tests {
         assert_eq!(s.file_name_for("../x").unwrap(), "%2E%2E%2Fx.json");
         assert_eq!(s.file_name_for("a\0b").unwrap(), "a%00b.json");
         let long = s.file_name_for(&"k".repeat(300)).unwrap();
-        assert!(long.starts_with('~') && long.len() < MAX_NAME);
+        assert!(long.starts_with('~') && long.len() < naming::MAX_NAME);
         assert_eq!(
             DiskStore::legacy_file_name("mapping:abc-DEF_123", ".json"),
             "mapping_abc-DEF_123.json"

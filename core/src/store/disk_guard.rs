@@ -53,8 +53,8 @@ pub(super) fn read_entry_file(path: &Path) -> std::io::Result<std::result::Resul
     Ok(Ok(bytes))
 }
 
-/// Largest entry read in place by [`read_entry_file_nowait`] (a proxy record is a few KiB); a larger one is
-/// declined, and read on a thread that may block.
+/// Largest entry a read that never waits answers in place ([`SyncStore::get_nowait`](crate::store::SyncStore::get_nowait)
+/// on a DiskStore; a proxy record is a few KiB); a larger one is declined, and read on a thread that may block.
 pub const MAX_NOWAIT_BYTES: u64 = 64 * 1024;
 
 /// [`read_entry_file`] without ever waiting on the device, for callers that must not block (an event loop):
