@@ -215,7 +215,7 @@ pub(crate) fn verify<'py>(
         })
     }
     let header = format!("Bearer {token}");
-    if proxy.store().as_sync().is_some() || proxy.store().completes_inline() {
+    if proxy.store().as_sync().is_some() {
         let (p2, h2, r2) = (proxy.clone(), header.clone(), resource.clone());
         return crate::bridge::in_place_or(
             py,

@@ -27,6 +27,7 @@ mod metrics;
 mod model;
 mod provider;
 pub mod rate_limit;
+mod read_mode;
 pub mod redirect_policy;
 mod refresh;
 mod register;

@@ -22,28 +22,11 @@ use super::error::OAuthResult;
 use super::metrics::{MeteredStore, Metrics};
 use super::model::*;
 use super::rate_limit::{Caller, Endpoint, Limiter};
+use super::read_mode::{self, ReadMode};
 use super::redirect_policy::RedirectPolicy;
 use super::resource::ResourcePolicy;
 use super::upstream::Upstream;
 
-/// How `get_json` reads the store on this thread (see [`OAuthProxy::with_read_mode`]).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum ReadMode {
-    /// Through the async store (the runtime's blocking pool for disk).
-    Async,
-    /// Through the store's synchronous face, on this thread (a caller on a thread that may block).
-    Blocking,
-    /// Through the synchronous face's `get_nowait` (a caller that must not block, an event loop): a read that
-    /// would wait on the device fails the flow, which the caller then runs another way.
-    NoWait,
-}
-
-thread_local! {
-    /// Set while a caller runs a read-only flow on its own thread (`check_bearer_blocking`, `check_bearer_inline`).
-    static READ_MODE: std::cell::Cell<ReadMode> = const { std::cell::Cell::new(ReadMode::Async) };
-    /// Set when a `NoWait` read would have waited: the flow's answer is then not used.
-    static WOULD_WAIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
 use crate::jwt::JwtIssuer;
 use crate::store::{EncryptedStore, MemoryStore, Store};
 
@@ -302,54 +285,16 @@ impl OAuthProxy {
     // ---- storage helpers ------------------------------------------------------------------------------------
 
     pub(super) async fn get_json<T: DeserializeOwned>(&self, key: &str) -> OAuthResult<Option<T>> {
-        let v = match (self.store.as_sync(), READ_MODE.with(std::cell::Cell::get)) {
+        let v = match (self.store.as_sync(), read_mode::current()) {
             (Some(s), ReadMode::Blocking) => s.get_sync(key)?,
             (Some(s), ReadMode::NoWait) => match s.get_nowait(key) {
                 Some(r) => r?,
-                None => {
-                    WOULD_WAIT.with(|w| w.set(true));
-                    // Never an answer: the caller sees WOULD_WAIT and discards the flow's result.
-                    return Err(crate::OAuthError::server_error("the store would have to wait"));
-                }
+                // Never an answer: the caller sees that a read would have waited and discards the flow's result.
+                None => return Err(read_mode::would_wait()),
             },
             _ => self.store.get(key).await?,
         };
         Ok(v.and_then(|v| serde_json::from_value(v).ok()))
-    }
-
-    /// Runs `f` with the store's reads done directly on this thread through its synchronous face, `mode`
-    /// `Blocking` or `NoWait` (see [`Self::check_bearer_blocking`], [`Self::in_place`]); the mode is per thread
-    /// and restored however `f` ends. Also answers whether a `NoWait` read would have waited.
-    pub(super) fn with_read_mode<T>(mode: ReadMode, f: impl FnOnce() -> T) -> (T, bool) {
-        struct Reset(ReadMode, bool);
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                let (mode, waited) = (self.0, self.1);
-                READ_MODE.with(|c| c.set(mode));
-                WOULD_WAIT.with(|c| c.set(waited));
-            }
-        }
-        let _reset = Reset(
-            READ_MODE.with(|c| c.replace(mode)),
-            WOULD_WAIT.with(|c| c.replace(false)),
-        );
-        let out = f();
-        (out, WOULD_WAIT.with(std::cell::Cell::get))
-    }
-
-    /// A read-only flow run to completion on this thread without waiting: polled once in place when the store
-    /// completes inline (memory, a C callback store); with `NoWait` reads when it has a synchronous face (disk:
-    /// answered from the kernel's caches). `None` when it would have to wait: run the async flow instead.
-    pub(super) fn in_place<T>(&self, flow: impl std::future::Future<Output = T>) -> Option<T> {
-        use futures_util::FutureExt;
-        if self.store.completes_inline() {
-            return flow.now_or_never();
-        }
-        self.store.as_sync()?;
-        match Self::with_read_mode(ReadMode::NoWait, || flow.now_or_never()) {
-            (Some(out), false) => Some(out),
-            _ => None,
-        }
     }
 
     pub(super) async fn take_json<T: DeserializeOwned>(&self, key: &str) -> OAuthResult<Option<T>> {

@@ -199,10 +199,6 @@ impl OAuthProxy {
         resource: &str,
         required_scopes: &[String],
     ) -> Option<OAuthResult<BearerCheck>> {
-        self.store.as_sync()?;
-        OAuthProxy::with_read_mode(super::provider::ReadMode::Blocking, || {
-            futures_util::FutureExt::now_or_never(self.check_bearer(authorization, resource, required_scopes))
-        })
-        .0
+        self.on_this_thread(self.check_bearer(authorization, resource, required_scopes))
     }
 }
