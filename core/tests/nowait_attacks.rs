@@ -825,30 +825,19 @@ fn close_while_reading_in_place() {
 
 mod proxy_in_place {
     use super::*;
-    use crate::support::{hidden, params, query_param, REDIRECT};
+    use crate::support::{hidden, params, proxy_config, query_param, REDIRECT};
     use fastmcp_auth::blocking::OAuthProxy;
-    use fastmcp_auth::proxy::{
-        AuthorizeParams, CallbackParams, ConsentParams, OAuthProxyConfig, TokenRequest, TokenResponse,
-    };
+    use fastmcp_auth::proxy::{AuthorizeParams, CallbackParams, ConsentParams, TokenRequest, TokenResponse};
     use fastmcp_auth::{CodeVerifier, JwtIssuer};
     use fastmcp_auth_mock_idp::MockIdp;
 
-    pub const BASE: &str = "http://127.0.0.1:8000";
+    pub use crate::support::BASE;
+    /// `proxy_config`'s JWT signing key (tokens re-signed with it are ones the proxy could have issued).
     const JWT_KEY: &str = "test-jwt-signing-key";
 
     pub fn proxy(idp: &MockIdp, store: Arc<dyn Store>, encrypted: bool) -> OAuthProxy {
-        let s = idp.settings();
-        let mut c = OAuthProxyConfig::new(
-            BASE,
-            idp.authorize_url(),
-            idp.token_url(),
-            s.client_id,
-            s.client_secret,
-        );
-        c.jwt_signing_key = Some(JWT_KEY.into());
-        c.encryption_key = Some("test-encryption-key".into());
+        let mut c = proxy_config(idp);
         c.encryption_disabled = !encrypted;
-        c.upstream_request_timeout = Duration::from_secs(2);
         c.token_storage = Some(store);
         OAuthProxy::new(c).unwrap()
     }

@@ -13,23 +13,11 @@ use fastmcp_auth::{dangerous, CodeVerifier};
 use fastmcp_auth_mock_idp::MockIdp;
 use serde_json::{json, Value};
 
-const BASE: &str = "http://127.0.0.1:8000";
-const REDIRECT: &str = "http://127.0.0.1:33418/callback";
+mod support;
 
-fn config(idp: &MockIdp) -> OAuthProxyConfig {
-    let s = idp.settings();
-    let mut c = OAuthProxyConfig::new(
-        BASE,
-        idp.authorize_url(),
-        idp.token_url(),
-        s.client_id,
-        s.client_secret,
-    );
-    c.jwt_signing_key = Some("test-jwt-signing-key".into());
-    c.encryption_key = Some("test-encryption-key".into());
-    c.upstream_request_timeout = Duration::from_secs(2);
-    c
-}
+use support::{proxy_config as config, BASE};
+
+const REDIRECT: &str = "http://127.0.0.1:33418/callback";
 
 fn proxy(idp: &MockIdp, f: impl FnOnce(&mut OAuthProxyConfig)) -> OAuthProxy {
     let mut c = config(idp);
