@@ -8,7 +8,8 @@ cd "$root"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 fail=0
-step() { echo "== $*"; }
+# Each step line carries the minutes:seconds since the start (CI must stay well under its limit: see the README).
+step() { printf '== [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 step "reference implementations (.peers/)"
 bash scripts/install-peers.sh || { echo "install-peers failed"; exit 1; }
@@ -76,6 +77,7 @@ count() {
 }
 passed=$(count passed)
 failed=$(count failed)
+step "done"
 echo
 echo "total: ${passed:-0} passed, ${failed:-0} failed"
 if [ "$fail" -ne 0 ] || [ "${failed:-0}" -ne 0 ] || [ "${passed:-0}" -eq 0 ]; then

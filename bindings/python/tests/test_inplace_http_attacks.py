@@ -171,6 +171,21 @@ def mcp(server, token):
     return r, seen
 
 
+def mcp_evicted(server, token, paths, tries=8):
+    """Evicts `paths`, then one MCP request, until the check declined in place (page-cache eviction is a hint the
+    kernel may not take at once: CI saw one pass kept). Returns every (response, seen), the last one declined."""
+    out = []
+    for _ in range(tries):
+        for p in paths:
+            _evict(p)
+        r, seen = mcp(server, token)
+        out.append((r, seen))
+        if seen == [False]:
+            return out
+        time.sleep(0.05)
+    pytest.fail(f"the page cache kept {[p.name for p in paths]} through {tries} evictions: {[s for _, s in out]}")
+
+
 def assert_ok(r):
     assert r.status_code == 200, (r.status_code, r.text[:300])
 
@@ -305,11 +320,8 @@ def test_evicted_entries_fall_back_and_still_answer_200(server, which):
     g = new_grant(server)
     warm(server, g)
     paths = [g.mapping, g.upstream] if which == "both" else [getattr(g, which)]
-    for p in paths:
-        _evict(p)
-    r, seen = mcp(server, g.access)
-    assert_ok(r)
-    assert seen == [False], f"an evicted entry was answered in place: {seen}"
+    for r, _ in mcp_evicted(server, g.access, paths):
+        assert_ok(r)
     # The fallback read them back into the caches: in place again.
     r, seen = mcp(server, g.access)
     assert_ok(r)
@@ -420,10 +432,12 @@ def test_entry_expired_on_disk_but_not_swept(server, which, evicted):
     os.rename(tmp, path)
     mcp(server, g.access)
     if evicted:
-        _evict(path)
-    r, seen = mcp(server, g.access)
-    assert_bearer_401(r)
-    assert seen == [not evicted], seen
+        for r, _ in mcp_evicted(server, g.access, [path]):
+            assert_bearer_401(r)
+    else:
+        r, seen = mcp(server, g.access)
+        assert_bearer_401(r)
+        assert seen == [True], seen
 
 
 @pytest.mark.parametrize("which", ["mapping", "upstream"])
