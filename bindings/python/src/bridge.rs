@@ -66,6 +66,12 @@ pub(crate) struct Bridge {
     turn_scheduled: AtomicBool,
     /// In-place work that found the budget spent, with its future: run by `_new_turn` in later turns.
     deferred: Mutex<VecDeque<Deferred>>,
+    /// The loop's queue of callbacks ready to run (`loop._ready`, a deque, in asyncio's own loops): empty means
+    /// nothing else waits for the loop's thread right now (see [`spawn_blocking_waited`]). `None` for loops
+    /// without one (uvloop): then the loop's thread never waits.
+    ready_queue: Option<Py<PyAny>>,
+    /// Waits to skip after one that ran out (the store's writes take longer than [`WAIT`] now: a slow disk).
+    skip_waits: AtomicU64,
 }
 
 /// Work to do in place, and what to do instead if it declines (it would have to wait).
@@ -123,6 +129,12 @@ impl Bridge {
                 over_budget: AtomicBool::new(false),
                 turn_scheduled: AtomicBool::new(false),
                 deferred: Mutex::new(VecDeque::new()),
+                ready_queue: running
+                    .getattr("_ready")
+                    .ok()
+                    .filter(|q| q.len().is_ok())
+                    .map(Bound::unbind),
+                skip_waits: AtomicU64::new(0),
             },
         )?;
         running.call_method1("add_reader", (fd, b.bind(py).getattr("_drain")?))?;
@@ -259,15 +271,22 @@ static JOBS: Mutex<Jobs> = Mutex::new(Jobs {
 const DRAINERS: usize = 2;
 
 struct Jobs {
-    queue: VecDeque<(Arc<Shared>, u64, Blocking)>,
+    queue: VecDeque<Job>,
     drainers: usize,
 }
 
+/// A job, its bridge and future id, and the slot of a loop thread waiting for it ([`spawn_blocking_waited`]).
+type Job = (Arc<Shared>, u64, Blocking, Option<Arc<Waiter>>);
+
 fn to_blocking_pool(shared: Arc<Shared>, id: u64, work: Blocking) -> PyResult<()> {
+    push_job((shared, id, work, None))
+}
+
+fn push_job(job: Job) -> PyResult<()> {
     let runtime = fastmcp_auth::runtime::runtime().map_err(crate::to_py_err)?;
     let start_drainer = {
         let mut jobs = JOBS.lock().unwrap_or_else(|p| p.into_inner());
-        jobs.queue.push_back((shared, id, work));
+        jobs.queue.push_back(job);
         let start = jobs.drainers < DRAINERS;
         if start {
             jobs.drainers += 1;
@@ -300,6 +319,12 @@ fn drain_jobs() {
                 }
                 None => {
                     drop(jobs);
+                    // Idle: make a DiskStore's next entry file now rather than when a write waits for it
+                    // (store/disk/spare.rs); a job that arrives meanwhile waits at most that one file.
+                    if fastmcp_auth::store::prepare_ahead() {
+                        idle_since = None;
+                        continue;
+                    }
                     idle_since.get_or_insert_with(Instant::now);
                     std::hint::spin_loop();
                     std::thread::yield_now();
@@ -308,10 +333,143 @@ fn drain_jobs() {
             }
         };
         idle_since = None;
-        let (shared, id, work) = job;
+        let (shared, id, work, waiter) = job;
         let c = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).ok();
-        shared.finish(id, c);
+        let c = match waiter {
+            Some(w) => w.offer(c),
+            None => Some(c),
+        };
+        if let Some(c) = c {
+            shared.finish(id, c);
+        }
     }
+}
+
+/// Longest the loop's thread waits, spinning, for a job it handed to the blocking pool ([`spawn_blocking_waited`]).
+/// A DiskStore write takes 20-60 µs of a drainer's time here; what does not finish within this goes on as any job.
+const WAIT: Duration = Duration::from_micros(100);
+
+/// After a wait that ran out, this many of the bridge's next short jobs are not waited for (the loop's thread does
+/// not keep spinning in vain while the store is slow), then waiting is tried again.
+const SKIP_AFTER_TIMEOUT: u64 = 16;
+
+/// Where a job hands its result to a loop thread still waiting for it, or learns that it stopped waiting.
+#[derive(Default)]
+struct Waiter {
+    done: AtomicBool,
+    state: Mutex<WaiterState>,
+}
+
+#[derive(Default)]
+enum WaiterState {
+    #[default]
+    Waiting,
+    Done(Option<Complete>),
+    Taken,
+    Abandoned,
+}
+
+impl Waiter {
+    /// The job's side: the result kept for the waiting loop thread (`None` back), or back to the caller to go the
+    /// usual way (the loop thread stopped waiting).
+    fn offer(&self, c: Option<Complete>) -> Option<Option<Complete>> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match *st {
+            WaiterState::Waiting => {
+                *st = WaiterState::Done(c);
+                self.done.store(true, Ordering::Release);
+                None
+            }
+            _ => Some(c),
+        }
+    }
+
+    /// The loop thread's side, once it stops waiting: the result if it is there; else the job will complete the
+    /// future as any job does.
+    fn claim_or_abandon(&self) -> Option<Option<Complete>> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match std::mem::replace(&mut *st, WaiterState::Taken) {
+            WaiterState::Done(c) => Some(c),
+            _ => {
+                *st = WaiterState::Abandoned;
+                None
+            }
+        }
+    }
+}
+
+/// [`spawn_blocking`] for short work (a DiskStore write), where the loop's thread, if the loop has nothing else
+/// ready to run, waits for the result (spinning, up to [`WAIT`]) and returns the future already completed.
+///
+/// Why: on an idle loop the thread sleeps in `epoll_wait`, and waking it costs ~35-45 µs on this VM (the sleeping
+/// vCPU must be woken), twice the write itself. Waiting is bounded, counted against the turn's in-place budget
+/// like work done in place, and only happens when no other callback is ready: a busy loop never waits. The work
+/// itself still runs off the loop's thread, so a write that stalls (disk) costs the loop at most [`WAIT`].
+pub(crate) fn spawn_blocking_waited<'py, F>(py: Python<'py>, work: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: FnOnce() -> Complete + Send + 'static,
+{
+    let bridge = Bridge::current(py)?;
+    let b = bridge.get();
+    let skipping = b.skip_waits.load(Ordering::Relaxed);
+    if skipping > 0 {
+        b.skip_waits.store(skipping - 1, Ordering::Relaxed);
+        return spawn_blocking(py, work);
+    }
+    if b.over_budget.load(Ordering::Relaxed) || !loop_is_idle(py, b) {
+        return spawn_blocking(py, work);
+    }
+    let (fut, id, shared, _) = pending(py)?;
+    let waiter = Arc::new(Waiter::default());
+    push_job((shared, id, Box::new(work), Some(waiter.clone())))?;
+    // The spin is timed against the turn's budget like work done in place.
+    let w = waiter.clone();
+    let spun = run_in_place(
+        py,
+        bridge.bind(py),
+        Box::new(move || {
+            let started = Instant::now();
+            while !w.done.load(Ordering::Acquire) && started.elapsed() < WAIT {
+                std::hint::spin_loop();
+            }
+            None
+        }),
+    );
+    // `Some(None)`: the work panicked; reported as `complete_future` does.
+    let got = waiter.claim_or_abandon().map(|c| {
+        c.unwrap_or_else(|| {
+            Box::new(|_: Python<'_>| {
+                Err(crate::to_py_err(fastmcp_auth::Error::Task(
+                    "the operation failed unexpectedly".into(),
+                )))
+            }) as Complete
+        })
+    });
+    // (Claimed or abandoned before an error goes up: the job then completes the future as any job does.)
+    spun?;
+    let Some(c) = got else {
+        b.skip_waits.store(SKIP_AFTER_TIMEOUT, Ordering::Relaxed);
+        return Ok(fut);
+    };
+    let fut = b.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    match fut {
+        Some(fut) => {
+            complete_future(py, fut.bind(py), Some(c));
+            Ok(fut.into_bound(py))
+        }
+        None => Err(crate::to_py_err(fastmcp_auth::Error::Task(
+            "the operation's future went missing".into(),
+        ))),
+    }
+}
+
+/// Whether the loop has no callback ready besides the bridge's own `_new_turn`.
+fn loop_is_idle(py: Python<'_>, b: &Bridge) -> bool {
+    let Some(q) = &b.ready_queue else {
+        return false;
+    };
+    let ours = usize::from(b.turn_scheduled.load(Ordering::Relaxed));
+    q.bind(py).len().is_ok_and(|n| n <= ours)
 }
 
 /// An awaitable of work done on the loop's thread when it can be (`now`: it must never wait — a read from the

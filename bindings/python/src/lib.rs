@@ -392,7 +392,7 @@ impl PyStore {
                 move || complete_json(StoreOp::Get(k2).run_on(s2.as_ref())),
             );
         }
-        bridge::spawn_blocking(py, move || complete_json(op.run_on(store.as_ref())))
+        bridge::spawn_blocking_waited(py, move || complete_json(op.run_on(store.as_ref())))
     }
 }
 
@@ -1215,6 +1215,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // cores the loop — which every request's Python waits on — is not kept waiting for a CPU (runtime.rs).
     // Measured on 2 cores: the server's longest loop pause under token load fell from ~23 ms to ... (README).
     fastmcp_auth::runtime::lower_thread_priority(10);
+    // The job drainers (bridge.rs) make DiskStore's next entry files between jobs (store/disk/spare.rs).
+    fastmcp_auth::store::enable_prepare_ahead();
     // Awaitables run on the core's one runtime, where its HTTP clients and Redis connections live (runtime.rs).
     // Err: already set (a second import in a subinterpreter-free process cannot happen; harmless either way).
     let _ =

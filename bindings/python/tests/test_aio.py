@@ -1,6 +1,7 @@
 """fastmcp_auth.aio: py-key-value-aio's AsyncKeyValue protocol, never blocking the event loop."""
 
 import asyncio
+import os
 
 import pytest
 from key_value.aio.protocols.key_value import AsyncKeyValue
@@ -165,3 +166,117 @@ def test_hostile_files_read_as_absent_in_place_too(tmp_path):
 
     run(scenario())
     assert all(os.path.lexists(p) for p in names.values())
+
+
+def _shm_or(tmp_path):
+    """A directory on tmpfs when there is one (a write there takes ~20 µs, well within the wait), else tmp_path."""
+    import tempfile
+
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return tempfile.mkdtemp(dir="/dev/shm")
+    return str(tmp_path)
+
+
+def test_writes_on_an_idle_loop_complete_where_awaited(tmp_path):
+    """With nothing else ready on the loop, a DiskStore write handed to a thread is waited for (spinning, ≤ 100 µs)
+    and its future returned done: no wake-up of the loop's thread. Every value lands, plain and encrypted."""
+    import shutil
+
+    from fastmcp_auth import DiskStore, EncryptedStore
+
+    d = _shm_or(tmp_path)
+    try:
+        disk = DiskStore(os.path.join(d, "s"))
+        for store in [disk, EncryptedStore(disk, "waited-writes-key-0123456789abcdef")]:
+
+            async def scenario():
+                done = 0
+                for i in range(200):
+                    fut = store.save_async(f"k{i}", {"i": i}, None)
+                    done += fut.done()
+                    await fut
+                for i in range(200):
+                    assert await store.get_async(f"k{i}") == {"i": i}
+                # Timing on a shared 2-core machine: most, not all, finish within the wait.
+                assert done >= 20, done
+
+            run(scenario())
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_busy_loop_never_waits_for_a_write(tmp_path):
+    """Another callback ready to run: the write goes to a thread and its future is returned pending (the loop's
+    thread does not wait while there is other work), and the callback runs before the write is awaited."""
+    from fastmcp_auth import DiskStore
+
+    store = DiskStore(str(tmp_path / "d"))
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        for i in range(50):
+            ran = []
+            loop.call_soon(ran.append, i)
+            fut = store.save_async(f"k{i}", {"i": i}, None)
+            assert not fut.done(), i
+            await fut
+            assert ran == [i]
+        assert [await store.get_async(f"k{i}") for i in range(50)] == [{"i": i} for i in range(50)]
+
+    run(scenario())
+
+
+def test_a_waited_write_that_fails_raises_where_awaited(tmp_path):
+    """The store's directory replaced by a file: the write fails; whether waited for or not, the error is the
+    await's (a typed StorageError, no path or value in it), and the loop goes on."""
+    import shutil
+
+    from fastmcp_auth import DiskStore
+    from fastmcp_auth.errors import FastMCPAuthError
+
+    d = tmp_path / "d"
+    store = DiskStore(str(d))
+
+    async def scenario():
+        await store.save_async("a", {"secret": "s3cr3t-value"}, None)
+        shutil.rmtree(d)
+        d.write_text("not a directory")
+        for i in range(5):
+            with pytest.raises(FastMCPAuthError) as e:
+                await store.save_async(f"k{i}", {"secret": "s3cr3t-value"}, None)
+            assert "s3cr3t" not in str(e.value)
+        assert await asyncio.sleep(0, "loop alive") == "loop alive"
+
+    run(scenario())
+
+
+def test_writes_waited_for_and_not_interleave_correctly(tmp_path):
+    """Waited writes (idle loop) and handed-off ones (busy loop) mixed with concurrent bursts and cancellations:
+    every write that was not cancelled lands exactly once with its own value; a cancelled one still runs."""
+    import shutil
+
+    from fastmcp_auth import DiskStore
+
+    d = _shm_or(tmp_path)
+    store = DiskStore(d)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        for round_ in range(5):
+            await store.save_async("seq", {"r": round_}, None)
+            burst = [store.save_async(f"b{round_}-{j}", {"j": j}, None) for j in range(100)]
+            burst[7].cancel()
+            loop.call_soon(lambda: None)
+            await store.save_async("busy", {"r": round_}, None)
+            await asyncio.gather(*burst, return_exceptions=True)
+            assert await store.get_async("seq") == {"r": round_}
+            assert await store.get_async("busy") == {"r": round_}
+        for round_ in range(5):
+            for j in range(100):
+                got = await store.get_async(f"b{round_}-{j}")
+                assert got == {"j": j}, (round_, j, got)
+
+    try:
+        run(scenario())
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

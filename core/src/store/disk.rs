@@ -46,6 +46,8 @@ use super::{expires_at_ms, fingerprint, now_ms, validate_key, Store, SyncStore};
 mod expiry_index;
 mod naming;
 mod replace;
+#[cfg(target_os = "linux")]
+pub(super) mod spare;
 use crate::error::{Error, Result};
 use expiry_index::ExpiryIndex;
 pub use naming::FileNaming;
@@ -117,6 +119,19 @@ struct Inner {
     index: Mutex<ExpiryIndex>,
     last_full_scan: Mutex<Option<Instant>>,
     closed: AtomicBool,
+    /// Unnamed files made ahead for new entries (`spare.rs`), and this store as [`spare::prepare_ahead`] finds it.
+    #[cfg(target_os = "linux")]
+    spares: spare::Spares,
+    #[cfg(target_os = "linux")]
+    me: std::sync::Weak<Inner>,
+}
+
+#[cfg(target_os = "linux")]
+impl spare::Refill for Inner {
+    fn refill_one(&self) -> spare::RefillOutcome {
+        self.spares
+            .refill_one(&self.dir, self.closed.load(Ordering::Acquire))
+    }
 }
 
 /// Reads an entry file's bytes (`Ok(Err(why))`: something a store does not write is there).
@@ -169,7 +184,7 @@ impl DiskStore {
         }
         ensure_directory(&options.directory)?;
         check_permissions(&options.directory, options.strict_permissions)?;
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|_me| Inner {
             dir: options.directory,
             ext,
             naming: options.naming,
@@ -178,6 +193,10 @@ impl DiskStore {
             index: Mutex::new(ExpiryIndex::default()),
             last_full_scan: Mutex::new(None),
             closed: AtomicBool::new(false),
+            #[cfg(target_os = "linux")]
+            spares: spare::Spares::default(),
+            #[cfg(target_os = "linux")]
+            me: _me.clone(),
         });
         inner.full_scan();
         let sweeper = match options.cleanup_interval {
@@ -439,39 +458,63 @@ impl Inner {
     }
 
     /// Creates a *new* entry file complete in one directory operation: the content goes into an unnamed file
-    /// (`O_TMPFILE`), which is then linked under `target`; readers never see a partial file, and there is no temp
-    /// name to create and rename. `Ok(false)`: the name exists after all, or the file system (or a missing /proc)
-    /// does not allow it; the caller then writes a temp file and renames it.
+    /// (`O_TMPFILE`; a spare one made ahead when there is one, `spare.rs`), which is then linked under `target`;
+    /// readers never see a partial file, and there is no temp name to create and rename. `Ok(false)`: the name
+    /// exists after all, or the file system (or a missing /proc) does not allow it; the caller then writes a temp
+    /// file and renames it.
     #[cfg(target_os = "linux")]
     fn create_linked(&self, target: &Path, content: &[u8]) -> Result<bool> {
-        use rustix::fs::{linkat, openat, AtFlags, Mode, OFlags, CWD};
+        use rustix::fs::{openat, Mode, OFlags, CWD};
         use rustix::io::Errno;
-        use std::os::fd::AsRawFd;
-        let fd = match openat(
-            CWD,
-            &self.dir,
-            OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOENT) => return Ok(false),
-            Err(e) => return Err(Error::io("write entry", e.into())),
+        let fd = match self.take_spare() {
+            Some(fd) => fd,
+            None => match openat(
+                CWD,
+                &self.dir,
+                OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            ) {
+                Ok(fd) => fd,
+                Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOENT) => return Ok(false),
+                Err(e) => return Err(Error::io("write entry", e.into())),
+            },
         };
         let mut f = File::from(fd);
         f.write_all(content).map_err(|e| Error::io("write entry", e))?;
         if self.fsync {
             f.sync_all().map_err(|e| Error::io("write entry", e))?;
         }
-        let proc_path = format!("/proc/self/fd/{}", f.as_raw_fd());
-        match linkat(CWD, proc_path.as_str(), CWD, target, AtFlags::SYMLINK_FOLLOW) {
+        match spare::link_unnamed(&f, target) {
             Ok(()) => Ok(true),
             Err(Errno::EXIST | Errno::NOENT | Errno::XDEV | Errno::PERM | Errno::ACCESS) => Ok(false),
             Err(e) => Err(Error::io("link entry", e.into())),
         }
     }
 
-    /// Writes `content` to a new file at `path` (0600, never an existing file), synced when `fsync` is on.
+    #[cfg(target_os = "linux")]
+    fn take_spare(&self) -> Option<std::os::fd::OwnedFd> {
+        self.spares
+            .take(|| self.me.clone() as std::sync::Weak<dyn spare::Refill>)
+    }
+
+    /// Writes `content` to a new file at `path` (0600, never an existing file), synced when `fsync` is on. With a
+    /// spare unnamed file at hand (Linux), that file is written and linked at `path`: no inode to allocate now.
     fn write_new_file(&self, path: &Path, content: &[u8]) -> std::io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = self.take_spare() {
+            let mut f = File::from(fd);
+            f.write_all(content)?;
+            if self.fsync {
+                f.sync_all()?;
+            }
+            match spare::link_unnamed(&f, path) {
+                Ok(()) => return Ok(()),
+                // Another file system under the name now (the directory was replaced), or /proc missing: as
+                // without a spare.
+                Err(rustix::io::Errno::XDEV | rustix::io::Errno::NOENT | rustix::io::Errno::PERM) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -865,6 +908,8 @@ impl Store for DiskStore {
     fn close(&self) {
         self.sweeper.stop();
         self.inner.closed.store(true, Ordering::Release);
+        #[cfg(target_os = "linux")]
+        self.inner.spares.clear();
     }
 }
 

@@ -23,7 +23,19 @@ mod rekey;
 mod sweep_stats;
 mod sweeper;
 
+#[cfg(target_os = "linux")]
+pub use disk::spare::{enable as enable_prepare_ahead, prepare_ahead};
 pub use disk::{DiskStore, DiskStoreOptions, FileNaming, MAX_ENTRY_BYTES, MAX_NOWAIT_BYTES};
+
+/// Lets `DiskStore`s keep unnamed files made ahead for new entries (Linux only: a no-op here).
+#[cfg(not(target_os = "linux"))]
+pub fn enable_prepare_ahead() {}
+
+/// Makes one file ahead for a `DiskStore` that wants one (Linux only: here there is never any).
+#[cfg(not(target_os = "linux"))]
+pub fn prepare_ahead() -> bool {
+    false
+}
 pub use encrypted::{EncryptedStore, Keyring};
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, RedisStoreOptions};
