@@ -35,6 +35,7 @@ fn prepare_all() {
 fn spares() {
     made_when_asked_used_once_and_closed_with_the_store();
     of_a_replaced_directory_still_make_entries_in_the_new_one();
+    at_most_32_in_the_process();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -116,17 +117,22 @@ fn a_forked_child_never_writes_into_its_parents_spares() {
     if std::env::var_os(FORK_CHILD).is_none() {
         // fork() copies only the calling thread: this test again, alone (its only other thread is the harness's,
         // waiting for it), so that no lock is held by a thread the child would not have.
-        let status = Command::new(std::env::current_exe().unwrap())
+        // Its output captured: the harness's summary line is this test's, not another one to count.
+        let out = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
                 "a_forked_child_never_writes_into_its_parents_spares",
                 "--test-threads=1",
-                "--nocapture",
             ])
             .env(FORK_CHILD, "1")
-            .status()
+            .output()
             .unwrap();
-        assert!(status.success());
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         return;
     }
     store::enable_prepare_ahead();
@@ -180,4 +186,41 @@ async fn the_async_face_uses_them_too() {
         assert_eq!(Store::get(&s, &format!("k{i}")).await.unwrap(), Some(json!(i)));
     }
     assert_eq!(spares_open(tmp.path()), 2);
+}
+
+/// Each spare is an open descriptor: 20 stores wanting 2 each get 32 in all, and closing them gives the places back.
+fn at_most_32_in_the_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stores: Vec<_> = (0..20)
+        .map(|i| {
+            let s = open(&tmp.path().join(format!("s{i}")));
+            s.save_sync("a", json!(i), None).unwrap();
+            s
+        })
+        .collect();
+    prepare_all();
+    let held = || -> usize {
+        (0..20)
+            .map(|i| spares_open(&tmp.path().join(format!("s{i}"))))
+            .sum()
+    };
+    assert_eq!(held(), 32);
+    let of_first_five: usize = (0..5)
+        .map(|i| spares_open(&tmp.path().join(format!("s{i}"))))
+        .sum();
+    for s in &stores[..5] {
+        s.close();
+    }
+    assert_eq!(held(), 32 - of_first_five);
+    for s in &stores[5..] {
+        s.save_sync("b", json!(1), None).unwrap();
+    }
+    prepare_all();
+    assert_eq!(
+        held(),
+        30,
+        "the closed stores gave their places back: 15 stores, 2 each"
+    );
+    drop(stores);
+    assert_eq!(held(), 0);
 }

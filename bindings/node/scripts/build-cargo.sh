@@ -11,7 +11,10 @@ if [ "${1:-}" = "--release" ]; then
   profile=release
   args+=(--release)
 fi
-cargo build -q -p fastmcp-auth-node --locked "${args[@]}" --manifest-path "$root/Cargo.toml"
+# CARGO_SELECT: what to build instead of this package alone (scripts/test.sh: the whole workspace, built already
+# with the features its tests use, so nothing is compiled twice).
+# shellcheck disable=SC2086
+cargo build -q ${CARGO_SELECT:--p fastmcp-auth-node} --locked "${args[@]}" --manifest-path "$root/Cargo.toml"
 # A new file moved into place (never written over): a process that has the old addon loaded keeps a whole one.
 cp "$root/target/$profile/libfastmcp_auth_node.so" "$here/.fastmcp-auth.node.tmp"
 mv -f "$here/.fastmcp-auth.node.tmp" "$here/fastmcp-auth.linux-x64-gnu.node"

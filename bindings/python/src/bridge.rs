@@ -304,6 +304,9 @@ fn push_job(job: Job) -> PyResult<()> {
 /// (~30-60 µs on a VM). Spent only after a job, on a thread at lowered priority.
 const LINGER: Duration = Duration::from_micros(60);
 
+/// How long a drainer finds the queue empty before it makes spare files (within [`LINGER`]).
+const PREPARE_AFTER: Duration = Duration::from_micros(25);
+
 /// Runs queued jobs until none is left for [`LINGER`] (the count of drainers drops under the same lock that
 /// finds the queue empty, so a job pushed meanwhile always has a drainer).
 fn drain_jobs() {
@@ -319,13 +322,17 @@ fn drain_jobs() {
                 }
                 None => {
                     drop(jobs);
-                    // Idle: make a DiskStore's next entry file now rather than when a write waits for it
-                    // (store/disk/spare.rs); a job that arrives meanwhile waits at most that one file.
-                    if fastmcp_auth::store::prepare_ahead() {
-                        idle_since = None;
+                    // Idle for a while (not just between the jobs of a burst or of a coroutine awaiting one write
+                    // after another, which come within µs): make a DiskStore's next entry file now rather than when
+                    // a write waits for it (store/disk/spare.rs). A job that arrives meanwhile waits at most that
+                    // one file.
+                    let idle = *idle_since.get_or_insert_with(Instant::now);
+                    let prepared = idle.elapsed() >= PREPARE_AFTER
+                        && std::panic::catch_unwind(fastmcp_auth::store::prepare_ahead).unwrap_or(false);
+                    if prepared {
+                        idle_since = Some(Instant::now());
                         continue;
                     }
-                    idle_since.get_or_insert_with(Instant::now);
                     std::hint::spin_loop();
                     std::thread::yield_now();
                     continue;
@@ -416,7 +423,7 @@ where
         b.skip_waits.store(skipping - 1, Ordering::Relaxed);
         return spawn_blocking(py, work);
     }
-    if b.over_budget.load(Ordering::Relaxed) || !loop_is_idle(py, b) {
+    if b.over_budget.load(Ordering::Relaxed) || !loop_is_idle(py, b) || !worth_waiting() {
         return spawn_blocking(py, work);
     }
     let (fut, id, shared, _) = pending(py)?;
@@ -445,8 +452,9 @@ where
             }) as Complete
         })
     });
-    // (Claimed or abandoned before an error goes up: the job then completes the future as any job does.)
-    spun?;
+    // The spin's only failure is the loop refusing `call_soon` (closing): the job is queued already and completes
+    // the future as any job does, so the future is the answer, not an error for a write that happens anyway.
+    drop(spun);
     let Some(c) = got else {
         b.skip_waits.store(SKIP_AFTER_TIMEOUT, Ordering::Relaxed);
         return Ok(fut);
@@ -461,6 +469,13 @@ where
             "the operation's future went missing".into(),
         ))),
     }
+}
+
+/// Whether a wait can succeed: another CPU to run the job while this thread spins, and no jobs queued before it.
+fn worth_waiting() -> bool {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    cpus > 1 && JOBS.lock().unwrap_or_else(|p| p.into_inner()).queue.is_empty()
 }
 
 /// Whether the loop has no callback ready besides the bridge's own `_new_turn`.

@@ -129,8 +129,7 @@ struct Inner {
 #[cfg(target_os = "linux")]
 impl spare::Refill for Inner {
     fn refill_one(&self) -> spare::RefillOutcome {
-        self.spares
-            .refill_one(&self.dir, self.closed.load(Ordering::Acquire))
+        self.spares.refill_one(&self.dir, &self.closed)
     }
 }
 

@@ -20,13 +20,22 @@
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, Weak};
 
 /// At most this many spare files per store.
 pub(super) const SPARES: usize = 2;
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
+/// At most this many spare files in the process (each is an open descriptor: a process with hundreds of stores
+/// must not run out of them for its sockets).
+pub(super) const MAX_SPARES: usize = 32;
+
+/// The process that turned spares on ([`enable`]), 0 before. A forked child has another pid: it never touches
+/// the spare lists, whose locks a thread of its parent (that the child does not have) may have held at the fork.
+static ENABLED_BY: AtomicU32 = AtomicU32::new(0);
+
+/// Spare files held in the process.
+static HELD: AtomicUsize = AtomicUsize::new(0);
 
 /// Stores that took a spare (or found none) since their list was last filled.
 static WANTED: Mutex<Vec<Weak<dyn Refill>>> = Mutex::new(Vec::new());
@@ -44,16 +53,24 @@ pub(super) enum RefillOutcome {
     Done,
 }
 
-/// Lets stores keep spare files, made by whoever calls [`prepare_ahead`]. Process-wide; cannot be undone (stores
-/// made before keep working either way).
+/// Lets stores keep spare files, made by whoever calls [`prepare_ahead`] in this process. Cannot be undone (stores
+/// keep working either way).
 pub fn enable() {
-    ENABLED.store(true, Ordering::Relaxed);
+    ENABLED_BY.store(std::process::id(), Ordering::Relaxed);
+}
+
+fn enabled() -> bool {
+    let by = ENABLED_BY.load(Ordering::Relaxed);
+    by != 0 && by == std::process::id()
 }
 
 /// Makes one spare file for a store that wants one; `false` when none does. For a thread that is idle and may
 /// block for a few tens of µs (file system work at the caller's priority). Never fails: a file that cannot be
 /// made is simply not there when wanted (the entry's file is then made as without spares).
 pub fn prepare_ahead() -> bool {
+    if !enabled() {
+        return false;
+    }
     loop {
         let Some(store) = WANTED.lock().unwrap_or_else(|p| p.into_inner()).pop() else {
             return false;
@@ -78,45 +95,68 @@ pub fn prepare_ahead() -> bool {
 #[derive(Default)]
 pub(super) struct Spares {
     files: Mutex<Vec<Spare>>,
-    /// In [`WANTED`] (at most once).
+    /// In [`WANTED`] (at most once); changed only under the `files` lock.
     queued: AtomicBool,
     /// `O_TMPFILE` failed for a reason that will not change (file system without it): stop trying.
     unsupported: AtomicBool,
 }
 
+/// A spare file (`None` once taken); dropping it gives its place in [`HELD`] back.
 struct Spare {
-    fd: OwnedFd,
-    pid: u32,
-    euid: u32,
+    fd: Option<OwnedFd>,
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        HELD.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Spares {
-    /// A spare made by this process as this user, if any; asks for a replacement either way (when enabled).
+    /// A spare of this store, if any, owned by this process's effective user and group; asks for a replacement
+    /// either way (when enabled).
     pub(super) fn take(&self, owner: impl FnOnce() -> Weak<dyn Refill>) -> Option<OwnedFd> {
-        if !ENABLED.load(Ordering::Relaxed) || self.unsupported.load(Ordering::Relaxed) {
+        if !enabled() || self.unsupported.load(Ordering::Relaxed) {
             return None;
         }
-        let spare = self.lock().pop();
-        if !self.queued.swap(true, Ordering::AcqRel) {
-            WANTED.lock().unwrap_or_else(|p| p.into_inner()).push(owner());
+        let (spare, ask) = {
+            let mut files = self.lock();
+            (files.pop(), !self.queued.swap(true, Ordering::AcqRel))
+        };
+        if ask {
+            let mut wanted = WANTED.lock().unwrap_or_else(|p| p.into_inner());
+            if wanted.len() >= 64 {
+                wanted.retain(|w| w.strong_count() > 0);
+            }
+            wanted.push(owner());
         }
-        let spare = spare?;
-        (spare.pid == std::process::id() && spare.euid == rustix::process::geteuid().as_raw())
-            .then_some(spare.fd)
+        let fd = spare?.fd.take()?;
+        // Made as this user? A change of user or group since (setuid, setgid) would otherwise give the entry the
+        // old owner: the file's own owner is what counts, checked on the descriptor.
+        let st = rustix::fs::fstat(&fd).ok()?;
+        let mine = st.st_uid == rustix::process::geteuid().as_raw()
+            && st.st_gid == rustix::process::getegid().as_raw();
+        mine.then_some(fd)
     }
 
-    /// Makes one spare in `dir` if there are fewer than [`SPARES`].
-    pub(super) fn refill_one(&self, dir: &Path, closed: bool) -> RefillOutcome {
+    /// Makes one spare in `dir` if there are fewer than [`SPARES`] (and fewer than [`MAX_SPARES`] in the process).
+    pub(super) fn refill_one(&self, dir: &Path, closed: &AtomicBool) -> RefillOutcome {
         use rustix::fs::{openat, Mode, OFlags, CWD};
         use rustix::io::Errno;
-        if closed || self.unsupported.load(Ordering::Relaxed) {
+        // `queued` changes under the `files` lock (as in `take`): a take in between cannot find it still set.
+        let done = || {
             self.queued.store(false, Ordering::Release);
-            self.lock().clear();
-            return RefillOutcome::Done;
-        }
-        if self.lock().len() >= SPARES {
-            self.queued.store(false, Ordering::Release);
-            return RefillOutcome::Done;
+            RefillOutcome::Done
+        };
+        {
+            let mut files = self.lock();
+            if closed.load(Ordering::Acquire) || self.unsupported.load(Ordering::Relaxed) {
+                files.clear();
+                return done();
+            }
+            if files.len() >= SPARES || HELD.load(Ordering::Relaxed) >= MAX_SPARES {
+                return done();
+            }
         }
         let made = openat(
             CWD,
@@ -124,34 +164,30 @@ impl Spares {
             OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
         );
+        let mut files = self.lock();
         let fd = match made {
             Ok(fd) => fd,
             Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {
                 self.unsupported.store(true, Ordering::Relaxed);
-                self.queued.store(false, Ordering::Release);
-                return RefillOutcome::Done;
+                return done();
             }
-            Err(_) => {
-                // Directory gone, out of inodes or descriptors...: the entry's own creation reports it.
-                self.queued.store(false, Ordering::Release);
-                return RefillOutcome::Done;
-            }
+            // Directory gone, out of inodes or descriptors...: the entry's own creation reports it.
+            Err(_) => return done(),
         };
-        let mut files = self.lock();
-        files.push(Spare {
-            fd,
-            pid: std::process::id(),
-            euid: rustix::process::geteuid().as_raw(),
-        });
+        // Closed meanwhile: `close` cleared the list before this lock, so this one must not stay.
+        if closed.load(Ordering::Acquire) {
+            return done();
+        }
+        HELD.fetch_add(1, Ordering::Relaxed);
+        files.push(Spare { fd: Some(fd) });
         if files.len() >= SPARES {
-            self.queued.store(false, Ordering::Release);
-            RefillOutcome::Done
+            done()
         } else {
             RefillOutcome::More
         }
     }
 
-    /// Closes every spare (the store is closing).
+    /// Closes every spare (the store is closing; `closed` is set before).
     pub(super) fn clear(&self) {
         self.lock().clear();
     }
