@@ -442,33 +442,17 @@ where
             None
         }),
     );
-    // `Some(None)`: the work panicked; reported as `complete_future` does.
-    let got = waiter.claim_or_abandon().map(|c| {
-        c.unwrap_or_else(|| {
-            Box::new(|_: Python<'_>| {
-                Err(crate::to_py_err(fastmcp_auth::Error::Task(
-                    "the operation failed unexpectedly".into(),
-                )))
-            }) as Complete
-        })
-    });
     // The spin's only failure is the loop refusing `call_soon` (closing): the job is queued already and completes
     // the future as any job does, so the future is the answer, not an error for a write that happens anyway.
     drop(spun);
-    let Some(c) = got else {
+    let Some(c) = waiter.claim_or_abandon() else {
         b.skip_waits.store(SKIP_AFTER_TIMEOUT, Ordering::Relaxed);
         return Ok(fut);
     };
-    let fut = b.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-    match fut {
-        Some(fut) => {
-            complete_future(py, fut.bind(py), Some(c));
-            Ok(fut.into_bound(py))
-        }
-        None => Err(crate::to_py_err(fastmcp_auth::Error::Task(
-            "the operation's future went missing".into(),
-        ))),
-    }
+    // Ours to complete (`None`: the work panicked, which `complete_future` reports).
+    b.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    complete_future(py, &fut, c);
+    Ok(fut)
 }
 
 /// Whether a wait can succeed: another CPU to run the job while this thread spins, and no jobs queued before it.
