@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod bridge;
+mod jwt;
 mod kv_store;
 mod serve;
 
@@ -16,7 +17,7 @@ use fastmcp_auth::proxy::{
     AuthorizeParams, CallbackParams, ConsentParams, OAuthError, OAuthProxyConfig, TokenRequest,
 };
 use fastmcp_auth::store::{DiskStoreOptions, FileNaming, MemoryStore as CoreMemory, RedisStoreOptions};
-use fastmcp_auth::{ClaimLayout, Error, IssueOptions, JwtIssuer, TokenUse};
+use fastmcp_auth::Error;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -493,118 +494,6 @@ impl PyRedisStore {
         o.response_timeout = t;
         let s = detached(py, core_panic, || CoreStore::redis(o)).map_err(to_py_err)?;
         Ok((PyRedisStore, PyStore { inner: s }))
-    }
-}
-
-// ---- JWT ------------------------------------------------------------------------------------------------------
-
-/// fastmcp Python's JWTIssuer, same signatures, claim layout and errors (`verify_token` raises a JoseError).
-#[pyclass(name = "JWTIssuer", module = "fastmcp_auth._native", frozen)]
-struct PyJwtIssuer {
-    inner: JwtIssuer,
-    #[pyo3(get)]
-    issuer: String,
-    #[pyo3(get)]
-    audience: String,
-}
-
-#[pymethods]
-impl PyJwtIssuer {
-    /// `layout` "py" (fastmcp Python's claims, default) or "ts" (fastmcp TS's); `fixed_time` (Unix seconds) pins
-    /// "now" for issuing and verifying (tests, vectors).
-    #[new]
-    #[pyo3(signature = (issuer, audience, signing_key, *, layout="py", fixed_time=None))]
-    fn new(
-        issuer: String,
-        audience: String,
-        signing_key: &[u8],
-        layout: &str,
-        fixed_time: Option<u64>,
-    ) -> PyResult<Self> {
-        let inner = JwtIssuer::new(&issuer, &audience, signing_key)
-            .map_err(to_py_err)?
-            .with_layout(ClaimLayout::parse(layout).map_err(to_py_err)?)
-            .with_fixed_time(fixed_time);
-        Ok(PyJwtIssuer {
-            inner,
-            issuer,
-            audience,
-        })
-    }
-
-    /// Issues an access token (fastmcp Python layout).
-    #[pyo3(signature = (client_id, scopes, jti, expires_in=3600, upstream_claims=None, subject=None, extra_claims=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn issue_access_token(
-        &self,
-        client_id: &str,
-        scopes: Vec<String>,
-        jti: String,
-        expires_in: u64,
-        upstream_claims: Option<&Bound<'_, PyAny>>,
-        subject: Option<String>,
-        extra_claims: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<String> {
-        let opts = IssueOptions {
-            jti: Some(jti),
-            expires_in: Some(expires_in),
-            subject,
-            upstream_claims: opt_map(upstream_claims)?,
-            extra_claims: opt_map(extra_claims)?,
-            ..Default::default()
-        };
-        self.inner
-            .issue_access_token(client_id, &scopes, opts)
-            .map_err(to_py_err)
-    }
-
-    /// Issues a refresh token (`token_use: "refresh"`).
-    #[pyo3(signature = (client_id, scopes, jti, expires_in, upstream_claims=None))]
-    fn issue_refresh_token(
-        &self,
-        client_id: &str,
-        scopes: Vec<String>,
-        jti: String,
-        expires_in: u64,
-        upstream_claims: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<String> {
-        let opts = IssueOptions {
-            jti: Some(jti),
-            expires_in: Some(expires_in),
-            upstream_claims: opt_map(upstream_claims)?,
-            ..Default::default()
-        };
-        self.inner
-            .issue_refresh_token(client_id, &scopes, opts)
-            .map_err(to_py_err)
-    }
-
-    /// Verifies without raising, like fastmcp TS's `verify()`: `{"valid", "claims"?, "error"?, "message"?}`, where
-    /// `error` is a stable reason (`invalid_signature`, `token_expired`, …) and claims come whenever the signature
-    /// was good.
-    #[pyo3(signature = (token, expected_token_use="access"))]
-    fn verify<'py>(
-        &self,
-        py: Python<'py>,
-        token: &str,
-        expected_token_use: &str,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let use_ = TokenUse::parse(expected_token_use).map_err(to_py_err)?;
-        from_json(py, &self.inner.verify_detailed(token, use_).to_json())
-    }
-
-    /// Verifies a token and returns its claims; raises InvalidTokenError (a joserfc JoseError when joserfc is
-    /// installed) otherwise.
-    #[pyo3(signature = (token, expected_token_use="access"))]
-    fn verify_token<'py>(
-        &self,
-        py: Python<'py>,
-        token: &str,
-        expected_token_use: &str,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let use_ = TokenUse::parse(expected_token_use).map_err(to_py_err)?;
-        let claims = self.inner.verify(token, use_).map_err(to_py_err)?;
-        from_json(py, &Value::Object(claims))
     }
 }
 
@@ -1226,7 +1115,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDiskStore>()?;
     m.add_class::<PyEncryptedStore>()?;
     m.add_class::<PyRedisStore>()?;
-    m.add_class::<PyJwtIssuer>()?;
+    m.add_class::<jwt::PyJwtIssuer>()?;
     m.add_class::<PyOAuthProxy>()?;
     m.add_function(wrap_pyfunction!(derive_jwt_key, m)?)?;
     m.add_function(wrap_pyfunction!(_test_panic, m)?)?;

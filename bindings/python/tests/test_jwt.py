@@ -86,3 +86,98 @@ def test_keys_and_pkce():
     assert not fa.validate_challenge(v, c, "S256")
     with pytest.raises(fa.InvalidArgumentError):
         fa.generate_verifier(10)
+
+
+def _signed(payload: bytes, key=KEY):
+    """A token over `payload` exactly as given, signed with `key` (the peers' fixed header)."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+    head = b64(b'{"typ":"JWT","alg":"HS256"}') + "." + b64(payload)
+    return head + "." + b64(hmac.new(key, head.encode(), hashlib.sha256).digest())
+
+
+_OK = b'"iss":"https://i","aud":"https://i/mcp","exp":99999999999'
+HOSTILE_PAYLOADS = [
+    ("plain", b"{" + _OK + b',"client_id":"c","scope":"a b","jti":"j"}'),
+    ("duplicate iss", b"{" + _OK + b',"iss":"https://i"}'),
+    ("duplicate iss, escaped", b"{" + _OK + b',"\\u0069ss":"https://evil"}'),
+    ("duplicate unchecked claim", b"{" + _OK + b',"email":"a","email":"b"}'),
+    ("duplicate inside a nested object", b"{" + _OK + b',"upstream_claims":{"a":1,"a":2,"b":[{"c":1,"c":3}]}}'),
+    ("array", b"[1,2]"),
+    ("string", b'"x"'),
+    ("null", b"null"),
+    ("empty", b""),
+    ("trailing garbage", b"{" + _OK + b"} x"),
+    ("two objects", b"{" + _OK + b"}{}"),
+    ("trailing whitespace", b"{" + _OK + b"} \n"),
+    ("nested 200 deep", b"{" + _OK + b',"n":' + b"[" * 200 + b"]" * 200 + b"}"),
+    ("nested 100 deep", b"{" + _OK + b',"n":' + b"[" * 100 + b"]" * 100 + b"}"),
+    ("number out of range", b"{" + _OK + b',"n":1e400}'),
+    ("big and small integers", b"{" + _OK + b',"a":18446744073709551615,"b":-9223372036854775808,"c":18446744073709551616,'
+     b'"d":-0.0,"e":1.5e3,"f":0}'),
+    ("exp as text", b'{"iss":"https://i","aud":"https://i/mcp","exp":"99999999999"}'),
+    ("exp missing", b'{"iss":"https://i","aud":"https://i/mcp"}'),
+    ("exp as float", b'{"iss":"https://i","aud":"https://i/mcp","exp":99999999999.5}'),
+    ("expired", b'{"iss":"https://i","aud":"https://i/mcp","exp":9}'),
+    ("nbf in the future", b"{" + _OK + b',"nbf":99999999998}'),
+    ("iss as number", b'{"iss":1,"aud":"https://i/mcp","exp":99999999999}'),
+    ("iss escaped, same text", b'{"\\u0069ss":"https:\\/\\/i","aud":"https://i/mcp","exp":99999999999}'),
+    ("aud as list", b'{"iss":"https://i","aud":["https://i/mcp"],"exp":99999999999}'),
+    ("refresh token as access", b"{" + _OK + b',"token_use":"refresh"}'),
+    ("token_use as number", b"{" + _OK + b',"token_use":1}'),
+    ("lone surrogate", b"{" + _OK + b',"s":"\\ud800"}'),
+    ("escapes and non-ASCII", b"{" + _OK + b',"s":"\\u0000\\n\\"\xc3\xa9\xf0\x9f\x98\x80","\xc3\xa9":true,"z":null}'),
+    ("invalid UTF-8", b"{" + _OK + b',"s":"\xff"}'),
+    ("500 claims", b"{" + _OK + b"".join(b',"c%d":%d' % (n, n) for n in range(500)) + b"}"),
+]
+
+
+@pytest.mark.parametrize("name,payload", HOSTILE_PAYLOADS, ids=[n for n, _ in HOSTILE_PAYLOADS])
+def test_verify_token_reads_payloads_as_the_core_does(name, payload):
+    """verify_token reads the payload straight into Python objects; verify() goes through the core's own parse.
+    Both must accept the same payloads, give the same claims in the same order, and refuse with the same reason."""
+    ours, _ = pair()
+    t = _signed(payload)
+    detailed = ours.verify(t)
+    if detailed["valid"]:
+        claims = ours.verify_token(t)
+        assert list(claims.items()) == list(detailed["claims"].items())
+        assert json.dumps(claims) == json.dumps(detailed["claims"])
+    else:
+        with pytest.raises(fa.InvalidTokenError) as e:
+            ours.verify_token(t)
+        assert str(e.value).endswith(detailed["message"])
+        assert e.value.code == ("token_expired" if detailed["error"] == "token_expired" else "invalid_token")
+    # A payload under another key is refused on its signature, whatever it holds.
+    with pytest.raises(fa.InvalidTokenError) as e:
+        ours.verify_token(_signed(payload, b"another key"))
+    assert "signature" in str(e.value).lower()
+
+
+def test_hostile_payload_verdicts():
+    """The verdicts the table above must reach, so that agreement is not agreement on a wrong answer."""
+    ours, _ = pair()
+    verdict = {n: ours.verify(_signed(p)).get("error") for n, p in HOSTILE_PAYLOADS}
+    for n in ["plain", "duplicate inside a nested object", "trailing whitespace", "nested 100 deep",
+              "big and small integers", "exp as float", "iss escaped, same text", "escapes and non-ASCII", "500 claims"]:
+        assert verdict[n] is None, n
+    for n in ["duplicate iss", "duplicate iss, escaped", "duplicate unchecked claim", "array", "string", "null", "empty",
+              "trailing garbage", "two objects", "nested 200 deep", "number out of range", "lone surrogate",
+              "invalid UTF-8"]:
+        assert verdict[n] == "malformed_token", n
+    assert verdict["exp as text"] == verdict["exp missing"] == "missing_expiry"
+    assert verdict["expired"] == "token_expired"
+    assert verdict["nbf in the future"] == "token_not_yet_valid"
+    assert verdict["iss as number"] == "invalid_issuer"
+    assert verdict["aud as list"] == "invalid_audience"
+    assert verdict["refresh token as access"] == verdict["token_use as number"] == "wrong_token_use"
+    claims = ours.verify_token(_signed(HOSTILE_PAYLOADS[4][1]))
+    assert claims["upstream_claims"] == {"a": 2, "b": [{"c": 3}]}
+    big = ours.verify_token(_signed(HOSTILE_PAYLOADS[15][1]))
+    assert (big["a"], big["b"], big["c"], big["e"]) == (2**64 - 1, -(2**63), 2.0**64, 1500.0)
+    assert type(big["f"]) is int and type(big["e"]) is float

@@ -16,10 +16,12 @@ use sha2::Sha256;
 
 use crate::error::{Error, Result, TokenError};
 
+mod issue;
 pub(crate) mod payload;
 mod verify;
 
-use payload::{parse_checked_claims, parse_object, ClaimLookup, ClaimRef};
+use payload::{parse_checked_claims, parse_object};
+pub use payload::{ClaimLookup, ClaimRef};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -393,191 +395,6 @@ impl JwtIssuer {
     fn now(&self) -> u64 {
         self.fixed_now.unwrap_or_else(unix_now)
     }
-
-    /// Issues an access token for `client_id` with `scopes`.
-    pub fn issue_access_token<S: AsRef<str>>(
-        &self,
-        client_id: &str,
-        scopes: &[S],
-        opts: IssueOptions,
-    ) -> Result<String> {
-        self.issue(TokenUse::Access, client_id, scopes, opts)
-    }
-
-    /// Issues a refresh token for `client_id` with `scopes` (`token_use: "refresh"` in the Python layout).
-    pub fn issue_refresh_token<S: AsRef<str>>(
-        &self,
-        client_id: &str,
-        scopes: &[S],
-        opts: IssueOptions,
-    ) -> Result<String> {
-        self.issue(TokenUse::Refresh, client_id, scopes, opts)
-    }
-
-    /// Builds the claims a token of `kind` would carry, in the layout's order.
-    pub fn build_claims<S: AsRef<str>>(
-        &self,
-        kind: TokenUse,
-        client_id: &str,
-        scopes: &[S],
-        opts: IssueOptions,
-    ) -> Result<Claims> {
-        let (now, exp) = self.lifetime(kind, opts.expires_in)?;
-        let jti = opts.jti.unwrap_or_else(generate_jti);
-        let audience = opts.audience.unwrap_or_else(|| self.audience.clone());
-        let mut c = Map::new();
-        match self.layout {
-            ClaimLayout::FastmcpTs => {
-                c.insert("aud".into(), audience.into());
-                c.insert("client_id".into(), client_id.into());
-                c.insert("exp".into(), exp.into());
-                c.insert("iat".into(), now.into());
-                c.insert("iss".into(), self.issuer.clone().into());
-                c.insert("jti".into(), jti.into());
-                c.insert(
-                    "scope".into(),
-                    Value::Array(scopes.iter().map(|s| s.as_ref().into()).collect()),
-                );
-                if let Some(sub) = opts.subject {
-                    c.insert("sub".into(), sub.into());
-                }
-                merge_unreserved(&mut c, opts.upstream_claims);
-                merge_unreserved(&mut c, opts.extra_claims);
-            }
-            ClaimLayout::FastmcpPython => {
-                c.insert("iss".into(), self.issuer.clone().into());
-                c.insert("aud".into(), audience.into());
-                c.insert("client_id".into(), client_id.into());
-                let scope: Vec<&str> = scopes.iter().map(|s| s.as_ref()).collect();
-                c.insert("scope".into(), scope.join(" ").into());
-                c.insert("exp".into(), exp.into());
-                c.insert("iat".into(), now.into());
-                c.insert("jti".into(), jti.into());
-                match kind {
-                    TokenUse::Refresh => {
-                        c.insert("token_use".into(), "refresh".into());
-                    }
-                    TokenUse::Access => {
-                        if let Some(sub) = opts.subject {
-                            c.insert("sub".into(), sub.into());
-                        }
-                        merge_unreserved(&mut c, opts.extra_claims);
-                    }
-                }
-                if let Some(up) = opts.upstream_claims.filter(|m| !m.is_empty()) {
-                    c.insert("upstream_claims".into(), Value::Object(up));
-                }
-            }
-        }
-        Ok(c)
-    }
-
-    fn issue<S: AsRef<str>>(
-        &self,
-        kind: TokenUse,
-        client_id: &str,
-        scopes: &[S],
-        opts: IssueOptions,
-    ) -> Result<String> {
-        if self.layout == ClaimLayout::FastmcpTs && opts.subject.is_none() && opts.upstream_claims.is_none() {
-            return self.issue_ts_direct(kind, client_id, scopes, opts);
-        }
-        let claims = self.build_claims(kind, client_id, scopes, opts)?;
-        self.sign_claims(&claims)
-    }
-
-    /// The common TS-layout case written straight to JSON: the same bytes `build_claims` + `sign_claims` give (the
-    /// fixed claims are all reserved, so extra claims can only follow them), without building a claims map.
-    fn issue_ts_direct<S: AsRef<str>>(
-        &self,
-        kind: TokenUse,
-        client_id: &str,
-        scopes: &[S],
-        opts: IssueOptions,
-    ) -> Result<String> {
-        let (now, exp) = self.lifetime(kind, opts.expires_in)?;
-        let jti = opts.jti.unwrap_or_else(generate_jti);
-        let mut p: Vec<u8> = Vec::with_capacity(256);
-        let w = |p: &mut Vec<u8>, v: &str| serde_json::to_writer(p, v);
-        p.extend_from_slice(b"{\"aud\":");
-        w(&mut p, opts.audience.as_deref().unwrap_or(&self.audience))?;
-        p.extend_from_slice(b",\"client_id\":");
-        w(&mut p, client_id)?;
-        p.extend_from_slice(format!(",\"exp\":{exp},\"iat\":{now},\"iss\":").as_bytes());
-        w(&mut p, &self.issuer)?;
-        p.extend_from_slice(b",\"jti\":");
-        w(&mut p, &jti)?;
-        p.extend_from_slice(b",\"scope\":[");
-        for (n, sc) in scopes.iter().enumerate() {
-            if n > 0 {
-                p.push(b',');
-            }
-            w(&mut p, sc.as_ref())?;
-        }
-        p.push(b']');
-        for (k, v) in unreserved(opts.extra_claims.iter().flatten()) {
-            p.push(b',');
-            w(&mut p, k)?;
-            p.push(b':');
-            serde_json::to_writer(&mut p, v)?;
-        }
-        p.push(b'}');
-        self.sign_payload(&p)
-    }
-
-    /// `(now, exp)` for a token of `kind` living `expires_in` seconds (the issuer's TTL when absent).
-    fn lifetime(&self, kind: TokenUse, expires_in: Option<u64>) -> Result<(u64, u64)> {
-        let now = self.now();
-        let ttl = expires_in.unwrap_or(match kind {
-            TokenUse::Access => self.access_token_ttl,
-            TokenUse::Refresh => self.refresh_token_ttl,
-        });
-        let exp = now
-            .checked_add(ttl)
-            .filter(|e| *e <= (1u64 << 53))
-            .ok_or_else(|| Error::InvalidArgument("expires_in is too large".into()))?;
-        Ok((now, exp))
-    }
-
-    /// Signs `claims` as they are (no reserved-claim protection): the caller owns the layout.
-    pub fn sign_claims(&self, claims: &Claims) -> Result<String> {
-        self.sign_payload(&serde_json::to_vec(claims)?)
-    }
-
-    fn sign_payload(&self, payload: &[u8]) -> Result<String> {
-        let mut token = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 48);
-        token.push_str(&self.header_b64);
-        token.push('.');
-        b64::encode_append(payload, &mut token);
-        let mut mac = self.keys[0].mac.clone();
-        mac.update(token.as_bytes());
-        let sig = mac.finalize().into_bytes();
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(sig, &mut token);
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(Error::InvalidArgument(
-                "claims make a token over the 16 KiB limit".into(),
-            ));
-        }
-        Ok(token)
-    }
-}
-
-fn merge_unreserved(into: &mut Claims, extra: Option<Claims>) {
-    into.extend(unreserved(extra.into_iter().flatten()));
-}
-
-/// Caller-supplied claims without the reserved ones (each dropped one is logged by name).
-fn unreserved<K: AsRef<str> + fmt::Display, V>(
-    claims: impl Iterator<Item = (K, V)>,
-) -> impl Iterator<Item = (K, V)> {
-    claims.filter(|(k, _)| {
-        let reserved = RESERVED_CLAIMS.contains(&k.as_ref());
-        if reserved {
-            tracing::debug!(claim = %k, "ignoring an attempt to override a reserved JWT claim");
-        }
-        !reserved
-    })
 }
 
 /// base64url without padding for the payload segment, which every issue encodes and every verify decodes: SIMD where
@@ -714,32 +531,6 @@ mod tests {
             if d.valid {
                 assert_eq!(text.as_deref(), Some(p));
             }
-        }
-    }
-
-    #[test]
-    fn direct_ts_issue_is_byte_identical_to_the_claims_map() {
-        let i = issuer().with_kid("k1");
-        let mut extra = Map::new();
-        extra.insert("email".into(), "u@x\"\u{e9}\n".into());
-        extra.insert("iss".into(), "evil".into());
-        extra.insert("nested".into(), serde_json::json!({"a": [1, 2.5, null]}));
-        extra.insert("sub".into(), "s".into());
-        for (kind, scopes, extra) in [
-            (TokenUse::Access, vec!["a", "b\"c"], Some(extra.clone())),
-            (TokenUse::Refresh, vec![], None),
-            (TokenUse::Access, vec!["x"], Some(Map::new())),
-        ] {
-            let opts = IssueOptions {
-                jti: Some("j\u{1}1".into()),
-                extra_claims: extra,
-                ..Default::default()
-            };
-            let direct = i.issue(kind, "c\\1", &scopes, opts.clone()).unwrap();
-            let via_map = i
-                .sign_claims(&i.build_claims(kind, "c\\1", &scopes, opts).unwrap())
-                .unwrap();
-            assert_eq!(direct, via_map);
         }
     }
 

@@ -42,16 +42,21 @@ impl<'de> serde::Deserialize<'de> for NoDupObject {
     }
 }
 
-/// A claim as [`JwtIssuer::check_claims`] sees it: a number, a string, or anything else.
+/// A claim as verification sees it: a number, a string, or anything else.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) enum ClaimRef<'a> {
+pub enum ClaimRef<'a> {
+    /// A JSON number.
     Number(f64),
+    /// A JSON string.
     Str(&'a str),
+    /// Any other JSON value.
     Other,
 }
 
-/// Read access to the claims [`JwtIssuer::check_claims`] looks at.
-pub(super) trait ClaimLookup {
+/// Read access to the claims verification checks: `exp`, `nbf`, `iss`, `aud` and `token_use` (see
+/// [`JwtIssuer::verify_with`]).
+pub trait ClaimLookup {
+    /// The claim called `name`, if the payload has it.
     fn claim(&self, name: &str) -> Option<ClaimRef<'_>>;
 }
 

@@ -72,6 +72,24 @@ impl JwtIssuer {
         }
     }
 
+    /// Verifies a token whose payload the caller reads itself (a binding building its host language's objects in
+    /// one pass): the size, structure, algorithm and signature are checked first, and only then is the payload
+    /// JSON handed to `read`; the claims it reports are then checked as [`verify`](Self::verify) checks them.
+    ///
+    /// `read` must refuse what [`verify`](Self::verify) refuses in a payload, with [`TokenError::Malformed`]: a
+    /// payload that is not one JSON object, and a claim name given twice (a parser-confusion vector).
+    pub fn verify_with<T: ClaimLookup>(
+        &self,
+        token: &str,
+        expected: TokenUse,
+        read: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<T> {
+        let payload = self.decode_signed(token)?;
+        let claims = read(&payload)?;
+        self.check_claims(&claims, expected, self.now())?;
+        Ok(claims)
+    }
+
     /// Checks size, structure, algorithm and signature; returns the claims (and the payload JSON they came from)
     /// without checking their values.
     fn decode_verified(&self, token: &str) -> Result<(Claims, Vec<u8>)> {
@@ -165,5 +183,71 @@ impl JwtIssuer {
             return Err(TokenError::WrongTokenUse.into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// A caller's reader seeing only what the core's checks need.
+    struct Seen(Claims);
+    impl ClaimLookup for Seen {
+        fn claim(&self, name: &str) -> Option<ClaimRef<'_>> {
+            self.0.claim(name)
+        }
+    }
+
+    #[test]
+    fn verify_with_reads_only_signed_payloads_and_then_checks_their_claims() {
+        let i = JwtIssuer::new("https://i", "https://a", b"k")
+            .unwrap()
+            .with_fixed_time(Some(1_000_000))
+            .with_layout(ClaimLayout::FastmcpPython);
+        let other = JwtIssuer::new("https://i", "https://a", b"other").unwrap();
+        let good = i
+            .issue_access_token("c", &["a"], IssueOptions::default())
+            .unwrap();
+        let refresh = i
+            .issue_refresh_token("c", &["a"], IssueOptions::default())
+            .unwrap();
+        let forged = other
+            .issue_access_token("c", &["a"], IssueOptions::default())
+            .unwrap();
+        let calls = Cell::new(0);
+        let read = |p: &[u8]| {
+            calls.set(calls.get() + 1);
+            parse_object(p).map(Seen)
+        };
+        let cases: [(&str, TokenUse, Option<TokenError>, usize); 5] = [
+            (&good, TokenUse::Access, None, 1),
+            (&refresh, TokenUse::Access, Some(TokenError::WrongTokenUse), 1),
+            (&forged, TokenUse::Access, Some(TokenError::InvalidSignature), 0),
+            ("a.b", TokenUse::Access, Some(TokenError::Malformed), 0),
+            (
+                &"x".repeat(MAX_TOKEN_BYTES + 1),
+                TokenUse::Access,
+                Some(TokenError::TooLarge),
+                0,
+            ),
+        ];
+        for (token, use_, want, reads) in cases {
+            calls.set(0);
+            let got = i.verify_with(token, use_, read);
+            assert_eq!(got.as_ref().err().and_then(Error::token_error), want);
+            assert_eq!(calls.get(), reads, "{want:?}");
+            if let Ok(Seen(c)) = got {
+                assert_eq!(c, i.verify(token, use_).unwrap());
+            }
+        }
+        // The reader's refusal is the verdict.
+        let refused = i.verify_with(&good, TokenUse::Access, |_| {
+            Err::<Seen, _>(TokenError::Malformed.into())
+        });
+        assert_eq!(
+            refused.err().and_then(|e| e.token_error()),
+            Some(TokenError::Malformed)
+        );
     }
 }
