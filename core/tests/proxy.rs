@@ -432,6 +432,7 @@ fn blocking_bearer_check_matches_the_async_one() {
         inner: Arc::new(fastmcp_auth::store::MemoryStore::new()),
         countdown: 0.into(),
         span: 1.into(),
+        swaps: true,
     });
     let q = proxy(&idp, |c| c.token_storage = Some(flaky.clone()));
     let (_, t) = login(&q, &idp);
@@ -496,14 +497,19 @@ async fn fifty_tasks_redeem_one_code_async() {
         let (p, req) = (p.clone(), code_request(&c, &code, &verifier));
         set.spawn(async move { p.token(&req).await });
     }
-    let mut ok = 0;
+    let mut issued = vec![];
     while let Some(r) = set.join_next().await {
         match r.unwrap() {
-            Ok(_) => ok += 1,
+            Ok(t) => issued.push(t),
             Err(e) => assert_eq!(e.code, "invalid_grant"),
         }
     }
-    assert_eq!(ok, 1);
+    // RFC 6749 §4.1.2: a code used more than once is refused, and what it yielded revoked — also when the uses
+    // race (code_use.rs): at most one answer carries tokens, and none of them works afterwards.
+    assert!(issued.len() <= 1);
+    for t in issued {
+        assert!(p.load_upstream_tokens(&t.access_token).await.unwrap().is_none());
+    }
 }
 
 /// Same race through one proxy (blocking facade, 50 OS threads).
@@ -527,13 +533,197 @@ fn fifty_threads_redeem_one_code() {
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
-    for e in results.into_iter().filter_map(Result::err) {
-        assert_eq!(e.code, "invalid_grant");
+    assert!(results.iter().filter(|r| r.is_ok()).count() <= 1);
+    for r in results {
+        match r {
+            Ok(t) => assert_revoked(&p, &c, &t),
+            Err(e) => assert_eq!(e.code, "invalid_grant"),
+        }
     }
     // A later replay is reported precisely.
     let e = p.token(&code_request(&c, &code, &verifier)).unwrap_err();
     assert_eq!(e.description.as_deref(), Some("Authorization code already used"));
+}
+
+/// Tokens `t` no longer work: no upstream tokens behind the access token, no bearer access, no refresh.
+fn assert_revoked(p: &OAuthProxy, c: &Client, t: &TokenResponse) {
+    assert!(
+        p.load_upstream_tokens(&t.access_token).unwrap().is_none(),
+        "access token still resolves"
+    );
+    let auth = format!("Bearer {}", t.access_token);
+    assert_eq!(
+        p.check_bearer(Some(&auth), BASE, &[]).unwrap().to_json()["authorized"],
+        false
+    );
+    if let Some(rt) = &t.refresh_token {
+        assert_eq!(
+            p.token(&refresh_request(c, rt)).unwrap_err().code,
+            "invalid_grant"
+        );
+    }
+}
+
+/// A store below the proxy's encryption that passes everything through, optionally slowing the writes of upstream
+/// tokens (so a replay lands while a redemption is still issuing) or refusing compare-and-swap (a host's store).
+struct Paced {
+    inner: Arc<dyn Store>,
+    upstream_write_delay: Duration,
+    swaps: bool,
+}
+
+#[async_trait::async_trait]
+impl Store for Paced {
+    async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> fastmcp_auth::Result<()> {
+        if key.starts_with("upstream:") && !self.upstream_write_delay.is_zero() {
+            tokio::time::sleep(self.upstream_write_delay).await;
+        }
+        self.inner.save(key, value, ttl).await
+    }
+    async fn get(&self, key: &str) -> fastmcp_auth::Result<Option<Value>> {
+        self.inner.get(key).await
+    }
+    async fn delete(&self, key: &str) -> fastmcp_auth::Result<bool> {
+        self.inner.delete(key).await
+    }
+    async fn take(&self, key: &str) -> fastmcp_auth::Result<Option<Value>> {
+        self.inner.take(key).await
+    }
+    async fn cleanup(&self) -> fastmcp_auth::Result<u64> {
+        self.inner.cleanup().await
+    }
+    async fn size(&self) -> fastmcp_auth::Result<u64> {
+        self.inner.size().await
+    }
+    async fn keys(&self) -> fastmcp_auth::Result<Vec<String>> {
+        self.inner.keys().await
+    }
+    async fn replace(
+        &self,
+        key: &str,
+        expected: &Value,
+        new: Value,
+    ) -> fastmcp_auth::Result<Option<fastmcp_auth::store::Replaced>> {
+        if !self.swaps {
+            return Ok(None);
+        }
+        self.inner.replace(key, expected, new).await
+    }
+}
+
+/// Two to eight simultaneous redemptions of one code, many times over, on every store the proxy can swap codes in
+/// (memory, disk and a real redis-server; encrypted or not): at most one answer carries tokens, and none of those work afterwards.
+/// On a store that cannot swap (a host's own), the earlier scheme: exactly one redemption succeeds.
+#[test]
+fn simultaneous_redemptions_leave_no_live_token() {
+    let idp = MockIdp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = |name: &str| -> Arc<dyn Store> {
+        Arc::new(DiskStore::open(DiskStoreOptions::new(dir.path().join(name))).unwrap())
+    };
+    let memory = || -> Arc<dyn Store> { Arc::new(fastmcp_auth::store::MemoryStore::new()) };
+    let redis_server = fastmcp_auth_mock_idp::redis_server::RedisServer::start();
+    let redis = || -> Arc<dyn Store> {
+        let o = fastmcp_auth::RedisStoreOptions::new(redis_server.url());
+        Arc::new(fastmcp_auth::RedisStore::open_blocking(o).unwrap())
+    };
+    let no_swap = |inner| -> Arc<dyn Store> {
+        Arc::new(Paced {
+            inner,
+            upstream_write_delay: Duration::ZERO,
+            swaps: false,
+        })
+    };
+    let stores: Vec<(&str, Arc<dyn Store>, bool, bool)> = vec![
+        // name, store, encrypted, swaps
+        ("memory, encrypted", memory(), true, true),
+        ("memory", memory(), false, true),
+        ("disk, encrypted", disk("enc"), true, true),
+        ("disk", disk("plain"), false, true),
+        ("redis, encrypted", redis(), true, true),
+        ("memory, no swap", no_swap(memory()), true, false),
+    ];
+    for (name, store, encrypted, swaps) in stores {
+        let p = proxy(&idp, |c| {
+            c.token_storage = Some(store);
+            c.encryption_disabled = !encrypted;
+            c.rate_limits.enabled = false;
+        });
+        let c = register(&p);
+        for round in 0..12 {
+            let racers = 2 + round % 7;
+            let (code, verifier) = authorize(&p, &idp, &c);
+            let barrier = Arc::new(std::sync::Barrier::new(racers));
+            let results: Vec<_> = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..racers)
+                    .map(|_| {
+                        let (p, b, req) = (p.clone(), barrier.clone(), code_request(&c, &code, &verifier));
+                        s.spawn(move || {
+                            b.wait();
+                            p.token(&req)
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let ok: Vec<&TokenResponse> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+            for e in results.iter().filter_map(|r| r.as_ref().err()) {
+                assert_eq!(e.code, "invalid_grant", "{name}: {e:?}");
+            }
+            if swaps {
+                assert!(ok.len() <= 1, "{name}, round {round}");
+                for t in ok {
+                    assert_revoked(&p, &c, t);
+                }
+            } else {
+                assert_eq!(ok.len(), 1, "{name}, round {round}");
+            }
+            let again = p.token(&code_request(&c, &code, &verifier)).unwrap_err();
+            assert_eq!(
+                again.description.as_deref(),
+                Some("Authorization code already used"),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// The hard interleaving, made certain: a replay arrives while the first redemption is still writing its tokens
+/// (before there is anything to revoke). The replay marks the code; the first redemption sees the mark after its
+/// writes, revokes what it wrote and is refused too.
+#[test]
+fn a_replay_during_issuing_revokes_what_the_first_redemption_writes_after_it() {
+    let idp = MockIdp::start();
+    for encrypted in [true, false] {
+        let memory = Arc::new(fastmcp_auth::store::MemoryStore::new());
+        let p = proxy(&idp, |c| {
+            c.token_storage = Some(Arc::new(Paced {
+                inner: memory.clone(),
+                upstream_write_delay: Duration::from_millis(300),
+                swaps: true,
+            }));
+            c.encryption_disabled = !encrypted;
+        });
+        let c = register(&p);
+        let (code, verifier) = authorize(&p, &idp, &c);
+        let (first, replay) = std::thread::scope(|s| {
+            let first = s.spawn(|| p.token(&code_request(&c, &code, &verifier)));
+            std::thread::sleep(Duration::from_millis(100));
+            let replay = p.token(&code_request(&c, &code, &verifier));
+            (first.join().unwrap(), replay)
+        });
+        assert_eq!(
+            replay.unwrap_err().description.as_deref(),
+            Some("Authorization code already used")
+        );
+        let e = first.expect_err("the first redemption must be refused once the code was replayed");
+        assert_eq!(e.code, "invalid_grant");
+        assert_eq!(e.description.as_deref(), Some("Authorization code already used"));
+        // Nothing of the grant is left behind: no upstream tokens under any key.
+        use fastmcp_auth::store::SyncStore;
+        let keys = memory.keys_sync().unwrap();
+        assert!(!keys.iter().any(|k| k.starts_with("upstream:")), "{keys:?}");
+    }
 }
 
 /// RFC 6749 §4.1.2 / RFC 9700 §4.5: a code presented again is refused and the grant it yielded is revoked — its
@@ -1994,6 +2184,8 @@ struct FlakyStore {
     countdown: std::sync::atomic::AtomicI64,
     /// How many consecutive writes fail from the n-th on (1: once).
     span: std::sync::atomic::AtomicI64,
+    /// Whether it passes compare-and-swap through (a write) or says it cannot (the scheme for hosts' stores).
+    swaps: bool,
 }
 
 impl FlakyStore {
@@ -2043,17 +2235,36 @@ impl Store for FlakyStore {
     async fn keys(&self) -> fastmcp_auth::Result<Vec<String>> {
         self.inner.keys().await
     }
+    async fn replace(
+        &self,
+        key: &str,
+        expected: &Value,
+        new: Value,
+    ) -> fastmcp_auth::Result<Option<fastmcp_auth::store::Replaced>> {
+        if !self.swaps {
+            return Ok(None);
+        }
+        self.write()?;
+        self.inner.replace(key, expected, new).await
+    }
 }
 
 /// README: "lose nothing already stored". Every write of a code exchange and of a refresh fails once, in turn:
 /// the client's retry then succeeds, promptly (no pending rotation left to wait for, no spent code).
 #[test]
 fn any_single_failed_write_loses_nothing() {
+    for swaps in [true, false] {
+        any_single_failed_write_loses_nothing_with(swaps);
+    }
+}
+
+fn any_single_failed_write_loses_nothing_with(swaps: bool) {
     let idp = MockIdp::start();
     let flaky = Arc::new(FlakyStore {
         inner: Arc::new(fastmcp_auth::store::MemoryStore::new()),
         countdown: 0.into(),
         span: 1.into(),
+        swaps,
     });
     let p = proxy(&idp, |c| c.token_storage = Some(flaky.clone()));
     let mut failures_seen = 0;

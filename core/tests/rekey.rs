@@ -201,17 +201,47 @@ fn replace_is_compare_and_swap_keeping_expiry() {
     let dir = tempfile::tempdir().unwrap();
     let redis_server = RedisServer::start();
     let rt = rt();
+    let sealed = |inner: Arc<dyn Store>| -> Arc<dyn Store> {
+        Arc::new(EncryptedStore::new(inner, "replace-test-key", &[]).unwrap())
+    };
+    // A value this encryption cannot open reads as absent, so it is absent to `replace` too (never overwritten).
+    let below: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let other_key = EncryptedStore::new(below.clone(), "another-key", &[]).unwrap();
+    rt.block_on(async {
+        other_key.save("k", json!("v"), None).await.unwrap();
+        assert_eq!(
+            sealed(below.clone())
+                .replace("k", &json!("v"), json!("w"))
+                .await
+                .unwrap(),
+            Some(Replaced::Absent)
+        );
+        assert_eq!(
+            other_key.get("k").await.unwrap(),
+            Some(json!("v")),
+            "left as it was"
+        );
+    });
     let stores: Vec<(&str, Arc<dyn Store>)> = vec![
         ("memory", Arc::new(MemoryStore::new())),
         ("disk", disk(dir.path())),
         ("redis", rt.block_on(redis(&redis_server.url()))),
+        // Through the encryption: compared on the plaintext, swapped on the ciphertext by the store below.
+        ("memory, encrypted", sealed(Arc::new(MemoryStore::new()))),
+        ("disk, encrypted", sealed(disk(&dir.path().join("sealed")))),
+        (
+            "redis, encrypted",
+            sealed(rt.block_on(redis(&redis_server.url()))),
+        ),
     ];
     for (name, s) in stores {
+        // Each store its own keys (two share one redis-server).
+        let k = |key: &str| format!("{name}/{key}");
         rt.block_on(async {
-            s.save("a", json!("one"), Some(Duration::from_secs(2)))
+            s.save(&k("a"), json!("one"), Some(Duration::from_secs(2)))
                 .await
                 .unwrap();
-            s.save("b:odd key", json!({"x": 1}), None).await.unwrap();
+            s.save(&k("b:odd key"), json!({"x": 1}), None).await.unwrap();
             let cases: [(&str, Value, Value, Replaced); 5] = [
                 ("a", json!("wrong"), json!("two"), Replaced::Changed),
                 ("a", json!("one"), json!("two"), Replaced::Replaced),
@@ -221,24 +251,28 @@ fn replace_is_compare_and_swap_keeping_expiry() {
             ];
             for (key, expected, new, want) in cases {
                 assert_eq!(
-                    s.replace(key, &expected, new).await.unwrap(),
+                    s.replace(&k(key), &expected, new).await.unwrap(),
                     Some(want),
                     "{name}: {key} expecting {expected}"
                 );
             }
-            assert_eq!(s.get("a").await.unwrap(), Some(json!("two")), "{name}");
-            assert_eq!(s.get("b:odd key").await.unwrap(), Some(json!({"x": 2})), "{name}");
-            assert_eq!(s.get("missing").await.unwrap(), None, "{name}: not created");
+            assert_eq!(s.get(&k("a")).await.unwrap(), Some(json!("two")), "{name}");
+            assert_eq!(
+                s.get(&k("b:odd key")).await.unwrap(),
+                Some(json!({"x": 2})),
+                "{name}"
+            );
+            assert_eq!(s.get(&k("missing")).await.unwrap(), None, "{name}: not created");
             // The expiry stayed: "a" still dies within its original 2 s.
             tokio::time::sleep(Duration::from_millis(2100)).await;
-            assert_eq!(s.get("a").await.unwrap(), None, "{name}: expiry kept");
+            assert_eq!(s.get(&k("a")).await.unwrap(), None, "{name}: expiry kept");
             assert_eq!(
-                s.replace("a", &json!("two"), json!("four")).await.unwrap(),
+                s.replace(&k("a"), &json!("two"), json!("four")).await.unwrap(),
                 Some(Replaced::Absent),
                 "{name}: expired is absent"
             );
             assert_eq!(
-                s.get("b:odd key").await.unwrap(),
+                s.get(&k("b:odd key")).await.unwrap(),
                 Some(json!({"x": 2})),
                 "{name}: no expiry stays"
             );

@@ -309,6 +309,14 @@ impl SyncStore for MeteredStore {
     fn keys_sync(&self) -> crate::Result<Vec<String>> {
         self.timed_sync("keys", |s| s.keys_sync())
     }
+    fn replace_sync(
+        &self,
+        key: &str,
+        expected: &Value,
+        new: Value,
+    ) -> crate::Result<Option<crate::store::Replaced>> {
+        self.timed_sync("replace", |s| s.replace_sync(key, expected, new))
+    }
 }
 
 #[async_trait::async_trait]
@@ -350,6 +358,15 @@ impl Store for MeteredStore {
         partial: bool,
     ) -> crate::Result<Option<RateLimitAnswer>> {
         self.inner.rate_limit(key, period, burst, cost, partial).await
+    }
+    async fn replace(
+        &self,
+        key: &str,
+        expected: &Value,
+        new: Value,
+    ) -> crate::Result<Option<crate::store::Replaced>> {
+        self.timed("replace", self.inner.replace(key, expected, new))
+            .await
     }
     fn close(&self) {
         self.inner.close()

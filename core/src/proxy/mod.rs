@@ -17,6 +17,7 @@ mod callback;
 mod cimd;
 pub mod cimd_document;
 mod claims;
+mod code_use;
 mod config;
 mod consent;
 mod error;

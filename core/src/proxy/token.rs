@@ -13,10 +13,7 @@ use super::scope_policy;
 use crate::jwt::{IssueOptions, JwtIssuer, TokenUse, MAX_TOKEN_BYTES};
 use crate::pkce::{self, constant_time_eq, ChallengeMethod};
 
-/// The answer to a code that is unknown or expired (an expired code is gone from the store like one never issued).
-const CODE_UNKNOWN: &str = "Invalid or expired authorization code";
-/// The answer to a code presented again.
-const CODE_REPLAYED: &str = "Authorization code already used";
+use super::code_use::{CODE_REPLAYED, CODE_UNKNOWN};
 
 impl OAuthProxy {
     /// The token endpoint for any grant.
@@ -117,60 +114,18 @@ impl OAuthProxy {
         let client = self
             .authenticated_client(client_id, req.client_secret.as_deref())
             .await?;
-        let key = format!("code:{code}");
-        let taken = self.store.take(&key).await?;
-        let Some(taken) = taken else {
-            return Err(OAuthError::invalid_grant(CODE_UNKNOWN));
-        };
-        if let Ok(spent) = serde_json::from_value::<SpentCode>(taken.clone()) {
-            if spent.used {
-                // RFC 6749 §4.1.2 (and RFC 9700 §4.5): a code presented twice was intercepted or leaked, so the
-                // tokens it yielded are revoked as well as the request refused. The tombstone goes back without the
-                // grant (revoked once), so a further replay still reads "already used".
-                if let Some(grant) = &spent.grant {
-                    tracing::warn!(client = %client_id, "authorization code replayed: the grant it yielded is revoked");
-                    if let Err(e) = self.revoke_grant(grant, None).await {
-                        tracing::error!(error = %e, "could not revoke the grant of a replayed authorization code");
-                    }
-                }
-                let tomb = SpentCode { grant: None, ..spent };
-                let _ = self
-                    .save_json_retrying(&key, &tomb, secs_until(&tomb.expires_at).max(1))
-                    .await;
-                return Err(OAuthError::invalid_grant(CODE_REPLAYED));
-            }
-        }
-        let record: ClientCode = match serde_json::from_value(taken) {
-            Ok(r) => r,
-            Err(_) => return Err(OAuthError::invalid_grant(CODE_UNKNOWN)),
-        };
-        if is_past(&record.expires_at) {
-            return Err(OAuthError::invalid_grant(CODE_UNKNOWN));
-        }
-        let tomb_ttl = secs_until(&record.expires_at).max(1);
-        // A request that fails the checks below spends the code (the tombstone makes a replay say "already used");
-        // one that yields tokens names their grant in the tombstone, for revocation on replay.
-        let spend = |grant: Option<String>| {
-            let tomb = SpentCode {
-                expires_at: record.expires_at.clone(),
-                used: true,
-                grant,
-            };
-            let key = &key;
-            async move {
-                let _ = self.save_json_retrying(key, &tomb, tomb_ttl).await;
-            }
-        };
-        if let Err(e) = self.check_code(req, client_id, &record) {
-            spend(None).await;
-            return Err(e);
-        }
-        // Issuing writes the upstream tokens and the token mappings. If a write fails, the code is put back (it
-        // is single-use only once it has yielded tokens), so the client's retry succeeds instead of hearing
-        // "already used" for a code that gave it nothing.
+        // RFC 6749 §4.1.2: the code is spent once, even by simultaneous redemptions (code_use.rs).
+        let grant_key = self.issuer.is_some().then(random_id);
+        let held = self
+            .hold_code(format!("code:{code}"), grant_key.clone(), |r| {
+                self.check_code(req, client_id, r)
+            })
+            .await?;
+        let record = &held.record;
+        // Issuing writes the upstream tokens and the token mappings. If a write fails, the code is given back (it
+        // is single-use only once it has yielded tokens).
         let up = record.upstream_tokens.clone();
         let (access_ttl, refresh_ttl) = self.ttls(&up);
-        let grant_key = self.issuer.is_some().then(random_id);
         let issued = match &grant_key {
             None => {
                 let mut r = TokenResponse::passthrough(up.clone());
@@ -191,13 +146,11 @@ impl OAuthProxy {
         let response = match issued {
             Ok(r) => r,
             Err(e) => {
-                if let Err(put_back) = self.save_json_retrying(&key, &record, tomb_ttl).await {
-                    tracing::error!(error = %put_back, "could not give back an authorization code after a failed write");
-                }
+                held.give_back(self).await;
                 return Err(e);
             }
         };
-        spend(grant_key).await;
+        held.finish(self).await?;
         self.keep_client_alive(&client, access_ttl.max(refresh_ttl)).await;
         Ok(response)
     }

@@ -231,6 +231,42 @@ impl SyncStore for EncryptedStore {
     fn keys_sync(&self) -> Result<Vec<String>> {
         self.sync_inner()?.keys_sync()
     }
+    fn replace_sync(&self, key: &str, expected: &Value, new: Value) -> Result<Option<super::Replaced>> {
+        let inner = self.sync_inner()?;
+        let stored = inner.get_sync(key)?;
+        match self.sealed_replacement(key, stored, expected, &new)? {
+            Sealed::Decided(r) => Ok(Some(r)),
+            Sealed::Swap(stored, sealed) => inner.replace_sync(key, &stored, sealed),
+        }
+    }
+}
+
+/// What [`Store::replace`] through the encryption does, once the stored value is read.
+enum Sealed {
+    /// Nothing to swap: absent (or unreadable, which reads as absent), or not the expected value.
+    Decided(super::Replaced),
+    /// Swap the stored ciphertext for the sealed new value, atomically in the store below: a compare-and-swap on the
+    /// ciphertext, so another writer's value (always a fresh ciphertext: a random IV) is never overwritten.
+    Swap(Value, Value),
+}
+
+impl EncryptedStore {
+    fn sealed_replacement(
+        &self,
+        key: &str,
+        stored: Option<Value>,
+        expected: &Value,
+        new: &Value,
+    ) -> Result<Sealed> {
+        let Some(stored) = stored else {
+            return Ok(Sealed::Decided(super::Replaced::Absent));
+        };
+        Ok(match self.keys.open(key, Some(stored.clone())) {
+            None => Sealed::Decided(super::Replaced::Absent),
+            Some(plain) if plain != *expected => Sealed::Decided(super::Replaced::Changed),
+            Some(_) => Sealed::Swap(stored, Value::String(self.keys.encrypt(new)?)),
+        })
+    }
 }
 
 #[async_trait]
@@ -273,6 +309,16 @@ impl Store for EncryptedStore {
         partial: bool,
     ) -> Result<Option<super::RateLimitAnswer>> {
         self.live()?.rate_limit(key, period, burst, cost, partial).await
+    }
+    /// Compare-and-swap on the plaintext, done as one on the ciphertext by the store below (`Ok(None)` when that
+    /// store cannot).
+    async fn replace(&self, key: &str, expected: &Value, new: Value) -> Result<Option<super::Replaced>> {
+        let inner = self.live()?;
+        let stored = inner.get(key).await?;
+        match self.sealed_replacement(key, stored, expected, &new)? {
+            Sealed::Decided(r) => Ok(Some(r)),
+            Sealed::Swap(stored, sealed) => inner.replace(key, &stored, sealed).await,
+        }
     }
     /// Closes this wrapper (later operations fail with `Closed`); the inner store stays open and its owner's.
     fn close(&self) {
