@@ -428,12 +428,9 @@ fn blocking_bearer_check_matches_the_async_one() {
         p.check_bearer(Some(&revoked), BASE, &[]).unwrap().to_json()
     );
     // An async-only store: no blocking answer; the async check still works.
-    let flaky = Arc::new(FlakyStore {
-        inner: Arc::new(fastmcp_auth::store::MemoryStore::new()),
-        countdown: 0.into(),
-        span: 1.into(),
-        swaps: true,
-    });
+    let flaky = Arc::new(FlakyStore::over(
+        Arc::new(fastmcp_auth::store::MemoryStore::new()),
+    ));
     let q = proxy(&idp, |c| c.token_storage = Some(flaky.clone()));
     let (_, t) = login(&q, &idp);
     let h = format!("Bearer {}", t.access_token);
@@ -564,53 +561,6 @@ fn assert_revoked(p: &OAuthProxy, c: &Client, t: &TokenResponse) {
     }
 }
 
-/// A store below the proxy's encryption that passes everything through, optionally slowing the writes of upstream
-/// tokens (so a replay lands while a redemption is still issuing) or refusing compare-and-swap (a host's store).
-struct Paced {
-    inner: Arc<dyn Store>,
-    upstream_write_delay: Duration,
-    swaps: bool,
-}
-
-#[async_trait::async_trait]
-impl Store for Paced {
-    async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> fastmcp_auth::Result<()> {
-        if key.starts_with("upstream:") && !self.upstream_write_delay.is_zero() {
-            tokio::time::sleep(self.upstream_write_delay).await;
-        }
-        self.inner.save(key, value, ttl).await
-    }
-    async fn get(&self, key: &str) -> fastmcp_auth::Result<Option<Value>> {
-        self.inner.get(key).await
-    }
-    async fn delete(&self, key: &str) -> fastmcp_auth::Result<bool> {
-        self.inner.delete(key).await
-    }
-    async fn take(&self, key: &str) -> fastmcp_auth::Result<Option<Value>> {
-        self.inner.take(key).await
-    }
-    async fn cleanup(&self) -> fastmcp_auth::Result<u64> {
-        self.inner.cleanup().await
-    }
-    async fn size(&self) -> fastmcp_auth::Result<u64> {
-        self.inner.size().await
-    }
-    async fn keys(&self) -> fastmcp_auth::Result<Vec<String>> {
-        self.inner.keys().await
-    }
-    async fn replace(
-        &self,
-        key: &str,
-        expected: &Value,
-        new: Value,
-    ) -> fastmcp_auth::Result<Option<fastmcp_auth::store::Replaced>> {
-        if !self.swaps {
-            return Ok(None);
-        }
-        self.inner.replace(key, expected, new).await
-    }
-}
-
 /// Two to eight simultaneous redemptions of one code, many times over, on every store the proxy can swap codes in
 /// (memory, disk and a real redis-server; encrypted or not): at most one answer carries tokens, and none of those work afterwards.
 /// On a store that cannot swap (a host's own), the earlier scheme: exactly one redemption succeeds.
@@ -628,10 +578,9 @@ fn simultaneous_redemptions_leave_no_live_token() {
         Arc::new(fastmcp_auth::RedisStore::open_blocking(o).unwrap())
     };
     let no_swap = |inner| -> Arc<dyn Store> {
-        Arc::new(Paced {
-            inner,
-            upstream_write_delay: Duration::ZERO,
+        Arc::new(FlakyStore {
             swaps: false,
+            ..FlakyStore::over(inner)
         })
     };
     let stores: Vec<(&str, Arc<dyn Store>, bool, bool)> = vec![
@@ -697,10 +646,9 @@ fn a_replay_during_issuing_revokes_what_the_first_redemption_writes_after_it() {
     for encrypted in [true, false] {
         let memory = Arc::new(fastmcp_auth::store::MemoryStore::new());
         let p = proxy(&idp, |c| {
-            c.token_storage = Some(Arc::new(Paced {
-                inner: memory.clone(),
+            c.token_storage = Some(Arc::new(FlakyStore {
                 upstream_write_delay: Duration::from_millis(300),
-                swaps: true,
+                ..FlakyStore::over(memory.clone())
             }));
             c.encryption_disabled = !encrypted;
         });
@@ -2186,9 +2134,21 @@ struct FlakyStore {
     span: std::sync::atomic::AtomicI64,
     /// Whether it passes compare-and-swap through (a write) or says it cannot (the scheme for hosts' stores).
     swaps: bool,
+    /// How long each write of upstream tokens takes (so a replay can land while a redemption is still issuing).
+    upstream_write_delay: Duration,
 }
 
 impl FlakyStore {
+    /// Passes everything through to `inner`, failing nothing until armed.
+    fn over(inner: Arc<dyn Store>) -> Self {
+        FlakyStore {
+            inner,
+            countdown: 0.into(),
+            span: 1.into(),
+            swaps: true,
+            upstream_write_delay: Duration::ZERO,
+        }
+    }
     fn arm(&self, n: i64) {
         self.arm_span(n, 1);
     }
@@ -2213,6 +2173,9 @@ impl FlakyStore {
 impl Store for FlakyStore {
     async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> fastmcp_auth::Result<()> {
         self.write()?;
+        if key.starts_with("upstream:") && !self.upstream_write_delay.is_zero() {
+            tokio::time::sleep(self.upstream_write_delay).await;
+        }
         self.inner.save(key, value, ttl).await
     }
     async fn get(&self, key: &str) -> fastmcp_auth::Result<Option<Value>> {
@@ -2261,10 +2224,8 @@ fn any_single_failed_write_loses_nothing() {
 fn any_single_failed_write_loses_nothing_with(swaps: bool) {
     let idp = MockIdp::start();
     let flaky = Arc::new(FlakyStore {
-        inner: Arc::new(fastmcp_auth::store::MemoryStore::new()),
-        countdown: 0.into(),
-        span: 1.into(),
         swaps,
+        ..FlakyStore::over(Arc::new(fastmcp_auth::store::MemoryStore::new()))
     });
     let p = proxy(&idp, |c| c.token_storage = Some(flaky.clone()));
     let mut failures_seen = 0;
