@@ -605,8 +605,14 @@ fn simultaneous_redemptions_leave_no_live_token() {
             let barrier = Arc::new(std::sync::Barrier::new(racers));
             let results: Vec<_> = std::thread::scope(|s| {
                 let hs: Vec<_> = (0..racers)
-                    .map(|_| {
-                        let (p, b, req) = (p.clone(), barrier.clone(), code_request(&c, &code, &verifier));
+                    .map(|i| {
+                        // In odd rounds one racer has a wrong verifier (an attacker holding the code alone).
+                        let v = if round % 2 == 1 && i == 0 {
+                            "wrong-verifier-wrong-verifier-wrong-verifier-xx"
+                        } else {
+                            verifier.as_str()
+                        };
+                        let (p, b, req) = (p.clone(), barrier.clone(), code_request(&c, &code, v));
                         s.spawn(move || {
                             b.wait();
                             p.token(&req)
@@ -624,8 +630,11 @@ fn simultaneous_redemptions_leave_no_live_token() {
                 for t in ok {
                     assert_revoked(&p, &c, t);
                 }
-            } else {
+            } else if round % 2 == 0 {
                 assert_eq!(ok.len(), 1, "{name}, round {round}");
+            } else {
+                // The attacker may take the code first: it is then spent for everyone.
+                assert!(ok.len() <= 1, "{name}, round {round}");
             }
             let again = p.token(&code_request(&c, &code, &verifier)).unwrap_err();
             assert_eq!(
@@ -672,6 +681,107 @@ fn a_replay_during_issuing_revokes_what_the_first_redemption_writes_after_it() {
         let keys = memory.keys_sync().unwrap();
         assert!(!keys.iter().any(|k| k.starts_with("upstream:")), "{keys:?}");
     }
+}
+
+/// What the swap scheme does when the store misbehaves around a code (code_use.rs): a swap applied but reported
+/// failed counts as applied; a last look that keeps failing revokes what was issued and gives the code back, so the
+/// client's retry succeeds; a tombstone that expires while its redemption is still issuing refuses that
+/// redemption, leaving nothing behind; a code with less than the issuing budget left is refused as expired.
+#[test]
+fn code_redemption_when_the_store_misbehaves() {
+    use fastmcp_auth::store::SyncStore;
+    use std::sync::atomic::Ordering::SeqCst;
+    let idp = MockIdp::start();
+    let upstream_keys = |m: &fastmcp_auth::store::MemoryStore| {
+        m.keys_sync()
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.starts_with("upstream:"))
+            .count()
+    };
+    for encrypted in [true, false] {
+        let memory = Arc::new(fastmcp_auth::store::MemoryStore::new());
+        let flaky = Arc::new(FlakyStore::over(memory.clone()));
+        let p = proxy(&idp, |c| {
+            c.token_storage = Some(flaky.clone());
+            c.encryption_disabled = !encrypted;
+        });
+        let c = register(&p);
+        // 1. The swap's reply is lost: the redemption reads the tombstone back and goes on.
+        let (code, verifier) = authorize(&p, &idp, &c);
+        flaky.lose_next_swap_reply.store(true, SeqCst);
+        let t = p
+            .token(&code_request(&c, &code, &verifier))
+            .expect("a lost reply of an applied swap");
+        assert!(p.load_upstream_tokens(&t.access_token).unwrap().is_some());
+        // 2. Every read of the last look fails: what was issued is revoked, the code given back, the retry works.
+        let before = upstream_keys(&memory);
+        let (code, verifier) = authorize(&p, &idp, &c);
+        flaky.fail_reads_after_swap.store(3, SeqCst);
+        let e = p.token(&code_request(&c, &code, &verifier)).unwrap_err();
+        assert_eq!(e.status, 503, "{e:?}");
+        assert_eq!(upstream_keys(&memory), before, "nothing issued is left");
+        let t = p
+            .token(&code_request(&c, &code, &verifier))
+            .expect("the code was given back");
+        assert!(p.load_upstream_tokens(&t.access_token).unwrap().is_some());
+        // One failed read of the last look is retried: no refusal.
+        let (code, verifier) = authorize(&p, &idp, &c);
+        flaky.fail_reads_after_swap.store(1, SeqCst);
+        p.token(&code_request(&c, &code, &verifier))
+            .expect("one failed look is retried");
+    }
+    // 3. The tombstone expires while its redemption issues (codes live 2 s, upstream writes take 2.5 s).
+    let memory = Arc::new(fastmcp_auth::store::MemoryStore::new());
+    let p = proxy(&idp, |c| {
+        c.token_storage = Some(Arc::new(FlakyStore {
+            upstream_write_delay: Duration::from_millis(2500),
+            ..FlakyStore::over(memory.clone())
+        }));
+        c.authorization_code_ttl = 2;
+    });
+    let c = register(&p);
+    let (code, verifier) = authorize(&p, &idp, &c);
+    let e = p.token(&code_request(&c, &code, &verifier)).unwrap_err();
+    assert_eq!(e.code, "invalid_grant", "{e:?}");
+    assert_eq!(upstream_keys(&memory), 0, "nothing issued is left");
+    // 4. Less than the issuing budget left (half of 2 s): refused as expired before anything is issued.
+    let p = proxy(&idp, |c| c.authorization_code_ttl = 2);
+    let c = register(&p);
+    let (code, verifier) = authorize(&p, &idp, &c);
+    std::thread::sleep(Duration::from_millis(1300));
+    let e = p.token(&code_request(&c, &code, &verifier)).unwrap_err();
+    assert_eq!(
+        e.description.as_deref(),
+        Some("Invalid or expired authorization code")
+    );
+}
+
+/// A refresh in flight (upstream answering slowly) when the grant is revoked by a replay of its code must not
+/// bring the grant back when upstream's answer is written (refresh.rs: the revocation's mark).
+#[test]
+fn a_refresh_in_flight_does_not_revive_a_revoked_grant() {
+    let idp = MockIdp::start();
+    let p = proxy(&idp, |c| c.refresh_grace_window = Duration::ZERO);
+    let c = register(&p);
+    let (code, verifier) = authorize(&p, &idp, &c);
+    let t = p.token(&code_request(&c, &code, &verifier)).unwrap();
+    let rt = t.refresh_token.clone().unwrap();
+    idp.configure(|s| s.delay = Duration::from_millis(400));
+    let refreshed = std::thread::scope(|s| {
+        let r = s.spawn(|| p.token(&refresh_request(&c, &rt)));
+        std::thread::sleep(Duration::from_millis(150));
+        p.token(&code_request(&c, &code, &verifier)).unwrap_err();
+        r.join().unwrap()
+    });
+    idp.configure(|s| s.delay = Duration::ZERO);
+    let e = refreshed.expect_err("the grant was revoked while upstream answered");
+    assert_eq!(e.code, "invalid_grant", "{e:?}");
+    assert!(p.load_upstream_tokens(&t.access_token).unwrap().is_none());
+    assert_eq!(
+        p.token(&refresh_request(&c, &rt)).unwrap_err().code,
+        "invalid_grant"
+    );
 }
 
 /// RFC 6749 §4.1.2 / RFC 9700 §4.5: a code presented again is refused and the grant it yielded is revoked — its
@@ -2136,6 +2246,11 @@ struct FlakyStore {
     swaps: bool,
     /// How long each write of upstream tokens takes (so a replay can land while a redemption is still issuing).
     upstream_write_delay: Duration,
+    /// After the next successful compare-and-swap, this many reads of `code:` keys fail (`reads_to_fail`).
+    fail_reads_after_swap: std::sync::atomic::AtomicI64,
+    reads_to_fail: std::sync::atomic::AtomicI64,
+    /// The next compare-and-swap is applied, then reported as failed (a reply lost on the way back).
+    lose_next_swap_reply: std::sync::atomic::AtomicBool,
 }
 
 impl FlakyStore {
@@ -2147,6 +2262,9 @@ impl FlakyStore {
             span: 1.into(),
             swaps: true,
             upstream_write_delay: Duration::ZERO,
+            fail_reads_after_swap: 0.into(),
+            reads_to_fail: 0.into(),
+            lose_next_swap_reply: false.into(),
         }
     }
     fn arm(&self, n: i64) {
@@ -2179,6 +2297,17 @@ impl Store for FlakyStore {
         self.inner.save(key, value, ttl).await
     }
     async fn get(&self, key: &str) -> fastmcp_auth::Result<Option<Value>> {
+        if key.starts_with("code:") {
+            let left = self
+                .reads_to_fail
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            if left > 0 {
+                return Err(fastmcp_auth::Error::Io {
+                    op: "read",
+                    source: std::io::Error::other("injected read failure"),
+                });
+            }
+        }
         self.inner.get(key).await
     }
     async fn delete(&self, key: &str) -> fastmcp_auth::Result<bool> {
@@ -2208,7 +2337,23 @@ impl Store for FlakyStore {
             return Ok(None);
         }
         self.write()?;
-        self.inner.replace(key, expected, new).await
+        let r = self.inner.replace(key, expected, new).await;
+        if matches!(r, Ok(Some(fastmcp_auth::store::Replaced::Replaced))) {
+            let n = self
+                .fail_reads_after_swap
+                .swap(0, std::sync::atomic::Ordering::SeqCst);
+            self.reads_to_fail.store(n, std::sync::atomic::Ordering::SeqCst);
+        }
+        if self
+            .lose_next_swap_reply
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(fastmcp_auth::Error::Io {
+                op: "replace",
+                source: std::io::Error::other("injected lost reply"),
+            });
+        }
+        r
     }
 }
 
@@ -2229,7 +2374,8 @@ fn any_single_failed_write_loses_nothing_with(swaps: bool) {
     });
     let p = proxy(&idp, |c| c.token_storage = Some(flaky.clone()));
     let mut failures_seen = 0;
-    // The code exchange: take, then the upstream tokens and two mappings, then the tombstone (and the client's
+    // The code exchange: the swap to a tombstone (or, without swap, the take), then the upstream tokens and two
+    // mappings (then, without swap, the tombstone; and the client's
     // registration lifetime); n = 1..=8 covers them all with room to spare.
     for n in 1..=8 {
         let c = register(&p);

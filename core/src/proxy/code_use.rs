@@ -4,22 +4,34 @@
 //!
 //! A redemption reads the code, runs its checks, then spends the code with a compare-and-swap
 //! ([`Store::replace`](crate::store::Store::replace)): the code's record becomes a tombstone naming the grant the
-//! redemption is about to issue. Of two redemptions racing, exactly one swap succeeds; the other finds the tombstone
-//! and is a replay. A replay swaps the tombstone for one without the grant (the mark), then revokes the grant. The
-//! redemption that won looks at the tombstone again once its tokens are written: if a replay marked it meanwhile —
-//! perhaps before those tokens existed to be revoked — it revokes them itself and is refused too. Either the replay's
-//! mark comes before that last look (the winner revokes), or after it, and then the replay's revocation comes after
-//! the winner's writes. So no token of a code presented twice outlives the second presentation.
+//! redemption is about to issue (the code is *held*). Of two redemptions racing, exactly one swap succeeds; the
+//! other then finds the tombstone and is a replay. A replay swaps the tombstone for one without the grant (the
+//! *mark*), then revokes the grant. The redemption that won looks at the tombstone again once its tokens are
+//! written: unless it is still its own, unmarked tombstone, it revokes those tokens itself and is refused. Either
+//! the mark comes before that last look (the winner revokes), or after it, and then the replay's revocation comes
+//! after the winner's writes. So no token of a code presented twice outlives the second presentation.
 //!
-//! Stores that cannot swap (`replace` answers `Ok(None)`: a host's own store through the Python, Node or C faces)
-//! keep the earlier scheme: an atomic take, the tombstone written after issuing. There, two simultaneous uses are
-//! still both refused but one, the first, yields tokens that stay valid (the second read nothing and had nothing
-//! to revoke).
+//! What keeps that argument true when stores misbehave:
+//! - the tombstone keeps the code's expiry, so a code is held only with [`issuing_budget`] left: a tombstone that
+//!   is gone at the last look (expired, or taken by an older replica) is a refusal, never a success;
+//! - a swap that reports `Changed` is not final: the key is read again, and the replay marks (or the redemption
+//!   retries) against what is there now — DiskStore's exchange can briefly show a loser's value, EncryptedStore's
+//!   ciphertext can change under a key rotation (`store rekey`), and a held code can be given back;
+//! - a store error after the swap may still have applied it: the key is read again before failing;
+//! - a failed last look is retried; if it keeps failing, the tokens are revoked and the code given back, so the
+//!   client's retry can succeed; a failed revocation puts the unmarked tombstone back for the next replay.
+//!
+//! Stores that cannot swap (`replace` answers `Ok(None)`: a host's own store through the Python, Node or C faces,
+//! or a file system without `RENAME_EXCHANGE`) keep the earlier scheme: an atomic take, the tombstone written after
+//! issuing. There, of two simultaneous uses exactly one yields tokens, and they stay valid (the other read nothing
+//! and had nothing to revoke).
+
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
 use super::error::{OAuthError, OAuthResult};
-use super::model::{is_past, secs_until, ClientCode, SpentCode};
+use super::model::{parse_iso, secs_until, ClientCode, SpentCode};
 use super::provider::OAuthProxy;
 use crate::store::Replaced;
 
@@ -27,6 +39,10 @@ use crate::store::Replaced;
 pub(super) const CODE_UNKNOWN: &str = "Invalid or expired authorization code";
 /// The answer to a code presented again.
 pub(super) const CODE_REPLAYED: &str = "Authorization code already used";
+
+/// How many times a swap is tried again against what the key holds now, before giving up (each retry means another
+/// writer changed the key meanwhile; a handful of racers settle in two or three).
+const SWAP_ROUNDS: usize = 16;
 
 /// A code one redemption holds, until it has issued (`finish`) or failed to (`give_back`).
 pub(super) struct HeldCode {
@@ -42,14 +58,67 @@ pub(super) struct HeldCode {
     tomb: Option<Value>,
 }
 
-fn spent(v: &Value) -> Option<SpentCode> {
-    serde_json::from_value::<SpentCode>(v.clone())
-        .ok()
-        .filter(|s| s.used)
+/// What is under a code's key, as far as its single use goes.
+enum State {
+    /// A code not yet spent.
+    Live(Box<ClientCode>),
+    /// Spent by a redemption that issued (or is issuing) `grant`: presenting it again revokes that grant.
+    Held(SpentCode, String),
+    /// Spent, nothing (left) to revoke: a failed redemption, pass-through mode, or already marked by a replay.
+    Spent(SpentCode),
+    /// Nothing, or not a code.
+    Unknown,
+}
+
+fn state(v: Option<&Value>) -> State {
+    let Some(v) = v else { return State::Unknown };
+    if let Ok(s) = serde_json::from_value::<SpentCode>(v.clone()) {
+        if s.used {
+            return match s.grant.clone() {
+                Some(g) => State::Held(s, g),
+                None => State::Spent(s),
+            };
+        }
+    }
+    match serde_json::from_value::<ClientCode>(v.clone()) {
+        Ok(r) => State::Live(Box::new(r)),
+        Err(_) => State::Unknown,
+    }
 }
 
 fn unknown() -> OAuthError {
     OAuthError::invalid_grant(CODE_UNKNOWN)
+}
+
+fn replayed() -> OAuthError {
+    OAuthError::invalid_grant(CODE_REPLAYED)
+}
+
+fn tombstone(expires_at: &str, grant: Option<String>) -> OAuthResult<Value> {
+    let t = SpentCode {
+        expires_at: expires_at.to_owned(),
+        used: true,
+        grant,
+    };
+    Ok(serde_json::to_value(&t).map_err(crate::Error::from)?)
+}
+
+/// How long a code must still live to be held: its tombstone keeps the code's expiry and must outlive the issuing
+/// (a few store writes). 5 s, or half the configured code lifetime when that is shorter.
+fn issuing_budget(code_ttl_secs: u64) -> Duration {
+    Duration::from_secs(5).min(Duration::from_millis(code_ttl_secs.saturating_mul(500)))
+}
+
+/// Whether a code expiring at `expires_at` (ISO) has less than `budget` left (unparseable: yes).
+fn too_late(expires_at: &str, budget: Duration) -> bool {
+    parse_iso(expires_at).is_none_or(|t| {
+        t.duration_since(SystemTime::now())
+            .map_or(true, |left| left < budget)
+    })
+}
+
+async fn pause(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(20 << (2 * attempt.min(3)))).await;
 }
 
 impl OAuthProxy {
@@ -62,41 +131,64 @@ impl OAuthProxy {
         grant: Option<String>,
         check: impl Fn(&ClientCode) -> OAuthResult<()>,
     ) -> OAuthResult<HeldCode> {
-        let Some(stored) = self.get_json::<Value>(&key).await? else {
-            return Err(unknown());
-        };
-        if let Some(s) = spent(&stored) {
-            return Err(self.replayed(&key, stored, s).await);
-        }
-        let record = live_record(&stored)?;
-        let checked = check(&record);
-        let tomb = SpentCode {
-            expires_at: record.expires_at.clone(),
-            used: true,
-            grant: checked.is_ok().then(|| grant.clone()).flatten(),
-        };
-        let tomb = serde_json::to_value(&tomb).map_err(crate::Error::from)?;
-        match self.store.replace(&key, &stored, tomb.clone()).await? {
-            Some(Replaced::Replaced) => {
-                checked?;
-                Ok(HeldCode {
-                    record,
-                    key,
-                    stored,
-                    grant,
-                    tomb: Some(tomb),
-                })
+        let budget = issuing_budget(self.config.authorization_code_ttl);
+        let mut stored = self.get_json::<Value>(&key).await?;
+        for _ in 0..SWAP_ROUNDS {
+            let Some(current) = stored.take() else {
+                return Err(unknown());
+            };
+            let record = match state(Some(&current)) {
+                State::Live(r) => *r,
+                State::Held(s, g) => return Err(self.replayed(&key, current, s, g).await),
+                State::Spent(_) => return Err(replayed()),
+                State::Unknown => return Err(unknown()),
+            };
+            if too_late(&record.expires_at, budget) {
+                return Err(unknown());
             }
-            // Spent by another redemption between our read and our swap: this one is the second use.
-            Some(Replaced::Changed) => match self.get_json::<Value>(&key).await? {
-                Some(now) => match spent(&now) {
-                    Some(s) => Err(self.replayed(&key, now, s).await),
-                    None => Err(unknown()),
-                },
-                None => Err(unknown()),
-            },
-            Some(Replaced::Absent) => Err(unknown()),
-            None => self.hold_code_by_take(key, grant, check).await,
+            let checked = check(&record);
+            let granted = checked.is_ok().then(|| grant.clone()).flatten();
+            let tomb = tombstone(&record.expires_at, granted)?;
+            match self.swap(&key, &current, &tomb).await? {
+                Some(Replaced::Replaced) => {
+                    checked?;
+                    return Ok(HeldCode {
+                        record,
+                        key,
+                        stored: current,
+                        grant,
+                        tomb: Some(tomb),
+                    });
+                }
+                // Another writer got there first: what is there now decides (most often: held, so a replay).
+                Some(Replaced::Changed) => stored = self.get_json::<Value>(&key).await?,
+                Some(Replaced::Absent) => return Err(unknown()),
+                None => return self.hold_code_by_take(key, grant, check).await,
+            }
+        }
+        tracing::warn!("an authorization code kept changing under its redemption; refused");
+        Err(replayed())
+    }
+
+    /// `Store::replace`, tried again while the store fails, and read back after a failure (a swap that failed to
+    /// answer may have been applied: finding `new` there means it was).
+    async fn swap(&self, key: &str, expected: &Value, new: &Value) -> OAuthResult<Option<Replaced>> {
+        let mut attempt = 0;
+        loop {
+            let err = match self.store.replace(key, expected, new.clone()).await {
+                Ok(r) => return Ok(r),
+                Err(e) => OAuthError::from(e),
+            };
+            // Not applied while the expected value is still there (or unreadable): tried again, then the error.
+            match self.get_json::<Value>(key).await {
+                Ok(Some(v)) if v == *new => return Ok(Some(Replaced::Replaced)),
+                Ok(Some(v)) if v != *expected => return Ok(Some(Replaced::Changed)),
+                Ok(None) => return Ok(Some(Replaced::Absent)),
+                Ok(Some(_)) | Err(_) if attempt < 2 => {}
+                Ok(Some(_)) | Err(_) => return Err(err),
+            }
+            pause(attempt).await;
+            attempt += 1;
         }
     }
 
@@ -107,30 +199,33 @@ impl OAuthProxy {
         grant: Option<String>,
         check: impl Fn(&ClientCode) -> OAuthResult<()>,
     ) -> OAuthResult<HeldCode> {
-        let Some(stored) = self.store.take(&key).await? else {
-            return Err(unknown());
-        };
-        if let Some(s) = spent(&stored) {
-            // Taken out: whoever took it revokes, and puts the mark back.
-            if let Some(g) = &s.grant {
-                self.mark_and_revoke(&key, &s, g).await;
-            } else {
+        let stored = self.store.take(&key).await?;
+        let record = match state(stored.as_ref()) {
+            State::Live(r) => *r,
+            State::Held(s, g) => {
+                // Taken out: whoever took it revokes, and puts the mark back first.
+                let ttl = secs_until(&s.expires_at).max(1);
+                let marked = SpentCode { grant: None, ..s };
+                let _ = self.save_json_retrying(&key, &marked, ttl).await;
+                self.revoke_replayed(&g).await;
+                return Err(replayed());
+            }
+            State::Spent(s) => {
                 let _ = self
                     .save_json_retrying(&key, &s, secs_until(&s.expires_at).max(1))
                     .await;
+                return Err(replayed());
             }
-            return Err(OAuthError::invalid_grant(CODE_REPLAYED));
+            State::Unknown => return Err(unknown()),
+        };
+        let stored = stored.unwrap_or_default();
+        let ttl = secs_until(&record.expires_at).max(1);
+        if too_late(&record.expires_at, Duration::ZERO) {
+            return Err(unknown());
         }
-        let record = live_record(&stored)?;
         if let Err(e) = check(&record) {
-            let tomb = SpentCode {
-                expires_at: record.expires_at.clone(),
-                used: true,
-                grant: None,
-            };
-            let _ = self
-                .save_json_retrying(&key, &tomb, secs_until(&tomb.expires_at).max(1))
-                .await;
+            let tomb = tombstone(&record.expires_at, None)?;
+            let _ = self.save_json_retrying(&key, &tomb, ttl).await;
             return Err(e);
         }
         Ok(HeldCode {
@@ -142,75 +237,108 @@ impl OAuthProxy {
         })
     }
 
-    /// A spent code presented again: refused, and the grant it yielded revoked, once — the replay that swaps the
-    /// tombstone for the marked one revokes; later ones find it marked.
-    async fn replayed(&self, key: &str, stored: Value, s: SpentCode) -> OAuthError {
-        if let Some(g) = s.grant.clone() {
-            let marked = SpentCode {
-                grant: None,
-                ..s.clone()
+    /// A held code presented again: refused, and the grant it yielded revoked. The replay marks the tombstone (so
+    /// the redemption still issuing sees it), then revokes; if the mark meets another value, what is there now
+    /// decides: marked already (another replay revoked), held still (mark again), or given back by a redemption
+    /// that failed to issue (this presentation spends it: it came second).
+    async fn replayed(
+        &self,
+        key: &str,
+        mut current: Value,
+        mut s: SpentCode,
+        mut grant: String,
+    ) -> OAuthError {
+        for _ in 0..SWAP_ROUNDS {
+            let marked = match tombstone(&s.expires_at, None) {
+                Ok(m) => m,
+                Err(e) => return e,
             };
-            match serde_json::to_value(&marked) {
-                Ok(m) => match self.store.replace(key, &stored, m).await {
-                    Ok(Some(Replaced::Replaced)) => self.revoke_replayed(&g).await,
-                    // Marked by another replay (which revokes), or expired.
-                    Ok(Some(_)) => {}
-                    Ok(None) => {
-                        // The store cannot swap: take the tombstone; whoever gets it revokes.
-                        if let Ok(Some(v)) = self.store.take(key).await {
-                            if let Some(s) = spent(&v) {
-                                match &s.grant {
-                                    Some(g) => self.mark_and_revoke(key, &s, g).await,
-                                    None => {
-                                        let ttl = secs_until(&s.expires_at).max(1);
-                                        let _ = self.save_json_retrying(key, &s, ttl).await;
-                                    }
+            match self.swap(key, &current, &marked).await {
+                Ok(Some(Replaced::Replaced)) => {
+                    if !self.revoke_replayed(&grant).await {
+                        // Not revoked: the unmarked tombstone goes back, so the next presentation tries again.
+                        let _ = self.swap(key, &marked, &current).await;
+                    }
+                    return replayed();
+                }
+                // Expired meanwhile: the holder's last look refuses (its tombstone is gone); revoking costs nothing.
+                Ok(Some(Replaced::Absent)) => {
+                    self.revoke_replayed(&grant).await;
+                    return replayed();
+                }
+                Ok(Some(Replaced::Changed)) => match self.get_json::<Value>(key).await {
+                    Ok(now) => match state(now.as_ref()) {
+                        State::Held(s2, g2) => (current, s, grant) = (now.unwrap_or_default(), s2, g2),
+                        State::Live(r) => {
+                            // Given back after a failed issue: spent by this (second) presentation.
+                            let Ok(tomb) = tombstone(&r.expires_at, None) else {
+                                return replayed();
+                            };
+                            let _ = self.swap(key, &now.unwrap_or_default(), &tomb).await;
+                            return replayed();
+                        }
+                        State::Spent(_) | State::Unknown => return replayed(),
+                    },
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not mark a replayed authorization code");
+                        return replayed();
+                    }
+                },
+                Ok(None) => {
+                    // The store cannot swap: take the tombstone; whoever gets it revokes.
+                    if let Ok(Some(v)) = self.store.take(key).await {
+                        match state(Some(&v)) {
+                            State::Held(s, g) => {
+                                let ttl = secs_until(&s.expires_at).max(1);
+                                let marked = SpentCode { grant: None, ..s };
+                                let _ = self.save_json_retrying(key, &marked, ttl).await;
+                                self.revoke_replayed(&g).await;
+                            }
+                            State::Spent(s) => {
+                                let _ = self
+                                    .save_json_retrying(key, &s, secs_until(&s.expires_at).max(1))
+                                    .await;
+                            }
+                            // A code given back meanwhile: spent by this (second) presentation.
+                            State::Live(r) => {
+                                if let Ok(tomb) = tombstone(&r.expires_at, None) {
+                                    let _ = self
+                                        .save_json_retrying(key, &tomb, secs_until(&r.expires_at).max(1))
+                                        .await;
                                 }
                             }
+                            State::Unknown => {}
                         }
                     }
-                    Err(e) => tracing::error!(error = %e, "could not mark a replayed authorization code"),
-                },
-                Err(e) => tracing::error!(error = %e, "could not mark a replayed authorization code"),
+                    return replayed();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not mark a replayed authorization code");
+                    return replayed();
+                }
             }
         }
-        OAuthError::invalid_grant(CODE_REPLAYED)
+        replayed()
     }
 
-    /// Writes the marked tombstone (no grant), then revokes `grant`: the mark first, so a redemption still issuing
-    /// sees it in its last look.
-    async fn mark_and_revoke(&self, key: &str, s: &SpentCode, grant: &str) {
-        let marked = SpentCode {
-            grant: None,
-            ..s.clone()
-        };
-        let _ = self
-            .save_json_retrying(key, &marked, secs_until(&s.expires_at).max(1))
-            .await;
-        self.revoke_replayed(grant).await;
-    }
-
-    async fn revoke_replayed(&self, grant: &str) {
+    /// Revokes the grant of a replayed code; whether it worked.
+    async fn revoke_replayed(&self, grant: &str) -> bool {
         tracing::warn!("authorization code replayed: the grant it yielded is revoked");
-        if let Err(e) = self.revoke_grant(grant, None).await {
-            tracing::error!(error = %e, "could not revoke the grant of a replayed authorization code");
+        match self.revoke_grant(grant, None).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "could not revoke the grant of a replayed authorization code");
+                false
+            }
         }
     }
-}
-
-/// The record under a code's key, refused as unknown when it is not one or has expired.
-fn live_record(stored: &Value) -> OAuthResult<ClientCode> {
-    let record: ClientCode = serde_json::from_value(stored.clone()).map_err(|_| unknown())?;
-    if is_past(&record.expires_at) {
-        return Err(unknown());
-    }
-    Ok(record)
 }
 
 impl HeldCode {
-    /// The redemption issued its tokens: the code stays spent. Under the swap scheme, a replay that marked the
-    /// tombstone meanwhile may have revoked the grant before its tokens were written, so they are revoked here and
-    /// the redemption is refused. A failed look is a refusal too (the tokens are revoked as far as the store lets).
+    /// The redemption issued its tokens: the code stays spent. Under the swap scheme, anything but this redemption's
+    /// own tombstone at the last look (marked by a replay, or gone) means the grant may have been revoked before its
+    /// tokens were written: they are revoked here and the redemption is refused. A look that keeps failing revokes
+    /// the tokens and gives the code back (the client's retry can then succeed).
     pub(super) async fn finish(self, proxy: &OAuthProxy) -> OAuthResult<()> {
         let Some(tomb) = &self.tomb else {
             let spent = SpentCode {
@@ -222,31 +350,38 @@ impl HeldCode {
             let _ = proxy.save_json_retrying(&self.key, &spent, ttl).await;
             return Ok(());
         };
-        let look = proxy.get_json::<Value>(&self.key).await;
-        match look {
-            // Ours still, or expired with the code's own lifetime.
-            Ok(Some(ref now)) if now == tomb => Ok(()),
-            Ok(None) => Ok(()),
-            other => {
-                if let Some(g) = &self.grant {
-                    proxy.revoke_replayed(g).await;
+        let mut attempt = 0;
+        let failure = loop {
+            match proxy.get_json::<Value>(&self.key).await {
+                Ok(Some(now)) if now == *tomb => return Ok(()),
+                Ok(now) => {
+                    if let Some(g) = &self.grant {
+                        proxy.revoke_replayed(g).await;
+                    }
+                    return Err(if now.is_some() { replayed() } else { unknown() });
                 }
-                other?;
-                Err(OAuthError::invalid_grant(CODE_REPLAYED))
+                Err(e) if attempt == 2 => break e,
+                Err(_) => {
+                    pause(attempt).await;
+                    attempt += 1;
+                }
+            }
+        };
+        if let Some(g) = &self.grant {
+            if proxy.revoke_grant(g, None).await.is_err() {
+                // Tokens that may still work: the code stays spent (a replay revokes them).
+                return Err(failure);
             }
         }
+        self.give_back(proxy).await;
+        Err(failure)
     }
 
     /// Issuing failed (a store write): the code goes back, so the client's retry succeeds instead of hearing
     /// "already used" for a code that gave it nothing — unless a replay marked it meanwhile.
     pub(super) async fn give_back(self, proxy: &OAuthProxy) {
         let r = match &self.tomb {
-            Some(tomb) => proxy
-                .store
-                .replace(&self.key, tomb, self.stored.clone())
-                .await
-                .map(|_| ())
-                .map_err(OAuthError::from),
+            Some(tomb) => proxy.swap(&self.key, tomb, &self.stored).await.map(|_| ()),
             None => {
                 let ttl = secs_until(&self.record.expires_at).max(1);
                 proxy.save_json_retrying(&self.key, &self.record, ttl).await
@@ -255,5 +390,58 @@ impl HeldCode {
         if let Err(e) = r {
             tracing::error!(error = %e, "could not give back an authorization code after a failed write");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuing_budget_and_lateness() {
+        assert_eq!(issuing_budget(300), Duration::from_secs(5));
+        assert_eq!(issuing_budget(4), Duration::from_secs(2));
+        assert_eq!(issuing_budget(1), Duration::from_millis(500));
+        assert_eq!(issuing_budget(u64::MAX), Duration::from_secs(5));
+        let at = |secs: i64| {
+            let t = if secs >= 0 {
+                SystemTime::now() + Duration::from_secs(secs as u64)
+            } else {
+                SystemTime::now() - Duration::from_secs((-secs) as u64)
+            };
+            humantime::format_rfc3339_millis(t).to_string()
+        };
+        let b = Duration::from_secs(5);
+        for (expires_at, late) in [
+            (at(60), false),
+            (at(6), false),
+            (at(4), true),
+            (at(0), true),
+            (at(-60), true),
+            ("not a time".to_owned(), true),
+            (String::new(), true),
+        ] {
+            assert_eq!(too_late(&expires_at, b), late, "{expires_at}");
+        }
+    }
+
+    #[test]
+    fn states_of_a_codes_key() {
+        let spent = |grant: Option<&str>| {
+            serde_json::to_value(SpentCode {
+                expires_at: "2099-01-01T00:00:00Z".into(),
+                used: true,
+                grant: grant.map(str::to_owned),
+            })
+            .unwrap()
+        };
+        assert!(matches!(state(None), State::Unknown));
+        assert!(matches!(state(Some(&serde_json::json!("x"))), State::Unknown));
+        assert!(matches!(
+            state(Some(&serde_json::json!({"used": false}))),
+            State::Unknown
+        ));
+        assert!(matches!(state(Some(&spent(None))), State::Spent(_)));
+        assert!(matches!(state(Some(&spent(Some("g")))), State::Held(_, g) if g == "g"));
     }
 }

@@ -238,6 +238,14 @@ impl OAuthProxy {
             // Upstream may have rotated its refresh token: the fresh one exists only here until this write lands.
             self.save_json_retrying(&up_key, &fresh, access_ttl.max(refresh_ttl).max(1))
                 .await?;
+            // A revocation of this grant while upstream was answering (a replayed code or refresh token, RFC 7009)
+            // deleted the upstream tokens before the write above brought them back: its mark says so, and the
+            // grant stays revoked. (The mark is written before the deletion and read after the write: one of the
+            // two sees the other.)
+            if self.grant_revoked(&mapping.upstream_token_key).await? {
+                self.delete_best_effort(&up_key).await;
+                return Err(OAuthError::invalid_grant("Refresh token revoked"));
+            }
             let issuer = self
                 .issuer
                 .as_ref()
@@ -356,6 +364,14 @@ impl OAuthProxy {
         })
     }
 
+    /// Whether grant `upstream_key` was revoked in the last minutes (its mark, written by `revoke_grant`).
+    pub(super) async fn grant_revoked(&self, upstream_key: &str) -> OAuthResult<bool> {
+        Ok(self
+            .get_json::<serde_json::Value>(&format!("revoked:{upstream_key}"))
+            .await?
+            .is_some())
+    }
+
     /// Revokes a whole grant: its upstream tokens (so every token of the grant stops resolving) and the live
     /// refresh tokens descending from a rotated one.
     pub(super) async fn revoke_grant(
@@ -363,6 +379,11 @@ impl OAuthProxy {
         upstream_key: &str,
         mut successor: Option<&str>,
     ) -> OAuthResult<()> {
+        // The mark first, for a rotation of this grant in flight (see `grant_revoked`): it lives as long as one
+        // can (upstream's timeout, with room), since later rotations find the upstream tokens gone.
+        let mark_ttl = self.config.upstream_request_timeout.as_secs().saturating_mul(3) + 60;
+        self.save_json_retrying(&format!("revoked:{upstream_key}"), &true, mark_ttl)
+            .await?;
         self.store.delete(&format!("upstream:{upstream_key}")).await?;
         let mut hops = 0;
         let mut owned;

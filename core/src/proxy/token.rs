@@ -29,7 +29,8 @@ impl OAuthProxy {
         }
     }
 
-    /// Redeems one of our codes: atomic take (a tombstone makes a replay report "already used"), client binding,
+    /// Redeems one of our codes: spent once (code_use.rs: a replay, even a simultaneous one, is refused and revokes
+    /// what the code yielded), client binding,
     /// client authentication for confidential clients, PKCE in constant time; answers with our JWTs (swap) or
     /// the upstream tokens (passthrough).
     pub async fn exchange_authorization_code(&self, req: &TokenRequest) -> OAuthResult<TokenResponse> {

@@ -233,13 +233,24 @@ impl SyncStore for EncryptedStore {
     }
     fn replace_sync(&self, key: &str, expected: &Value, new: Value) -> Result<Option<super::Replaced>> {
         let inner = self.sync_inner()?;
-        let stored = inner.get_sync(key)?;
-        match self.sealed_replacement(key, stored, expected, &new)? {
-            Sealed::Decided(r) => Ok(Some(r)),
-            Sealed::Swap(stored, sealed) => inner.replace_sync(key, &stored, sealed),
+        for _ in 0..CIPHERTEXT_ROUNDS {
+            let stored = inner.get_sync(key)?;
+            match self.sealed_replacement(key, stored, expected, &new)? {
+                Sealed::Decided(r) => return Ok(Some(r)),
+                Sealed::Swap(stored, sealed) => match inner.replace_sync(key, &stored, sealed)? {
+                    Some(super::Replaced::Changed) => continue,
+                    other => return Ok(other),
+                },
+            }
         }
+        Ok(Some(super::Replaced::Changed))
     }
 }
+
+/// How often `replace` reads again after the ciphertext changed under it: a change of ciphertext alone (a rekey
+/// re-encrypting the same value, fresh IV) is not a change of value, so the swap is tried again while the plaintext
+/// is still the expected one.
+const CIPHERTEXT_ROUNDS: usize = 8;
 
 /// What [`Store::replace`] through the encryption does, once the stored value is read.
 enum Sealed {
@@ -314,11 +325,17 @@ impl Store for EncryptedStore {
     /// store cannot).
     async fn replace(&self, key: &str, expected: &Value, new: Value) -> Result<Option<super::Replaced>> {
         let inner = self.live()?;
-        let stored = inner.get(key).await?;
-        match self.sealed_replacement(key, stored, expected, &new)? {
-            Sealed::Decided(r) => Ok(Some(r)),
-            Sealed::Swap(stored, sealed) => inner.replace(key, &stored, sealed).await,
+        for _ in 0..CIPHERTEXT_ROUNDS {
+            let stored = inner.get(key).await?;
+            match self.sealed_replacement(key, stored, expected, &new)? {
+                Sealed::Decided(r) => return Ok(Some(r)),
+                Sealed::Swap(stored, sealed) => match inner.replace(key, &stored, sealed).await? {
+                    Some(super::Replaced::Changed) => continue,
+                    other => return Ok(other),
+                },
+            }
         }
+        Ok(Some(super::Replaced::Changed))
     }
     /// Closes this wrapper (later operations fail with `Closed`); the inner store stays open and its owner's.
     fn close(&self) {
