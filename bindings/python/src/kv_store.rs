@@ -30,6 +30,7 @@ impl PyKvStore {
         key: &str,
         value: Option<String>,
         ttl: Option<f64>,
+        extra: Option<String>,
     ) -> Result<Py<PyAny>> {
         // The store's own error text can name keys, values or credentials: it is neither logged nor returned.
         let failed = |_: PyErr| {
@@ -41,8 +42,9 @@ impl PyKvStore {
         };
         let pending = Python::attach(|py| -> PyResult<_> {
             let locals = pyo3_async_runtimes::tokio::get_current_locals(py)?;
-            let coro = match op {
-                "save" => self.bridge.bind(py).call_method1(op, (key, value, ttl))?,
+            let coro = match (op, extra) {
+                ("save", _) => self.bridge.bind(py).call_method1(op, (key, value, ttl))?,
+                ("replace", Some(new)) => self.bridge.bind(py).call_method1(op, (key, value, new))?,
                 _ => self.bridge.bind(py).call_method1(op, (key,))?,
             };
             pyo3_async_runtimes::into_future_with_locals(&locals, coro)
@@ -53,7 +55,7 @@ impl PyKvStore {
 
     async fn text(&self, op: &'static str, key: &str) -> Result<Option<Value>> {
         fastmcp_auth::store::validate_key(key)?;
-        let answer = self.call(op, key, None, None).await?;
+        let answer = self.call(op, key, None, None, None).await?;
         let text: Option<String> = Python::attach(|py| answer.bind(py).extract()).map_err(|_| {
             Error::InvalidArgument(format!("client_storage {op} answered something other than text"))
         })?;
@@ -67,7 +69,7 @@ impl Store for PyKvStore {
     async fn save(&self, key: &str, value: Value, ttl: Option<Duration>) -> Result<()> {
         fastmcp_auth::store::validate_key(key)?;
         let ttl = ttl.filter(|t| !t.is_zero()).map(|t| t.as_secs_f64());
-        self.call("save", key, Some(value.to_string()), ttl)
+        self.call("save", key, Some(value.to_string()), ttl, None)
             .await
             .map(drop)
     }
@@ -76,11 +78,45 @@ impl Store for PyKvStore {
     }
     async fn delete(&self, key: &str) -> Result<bool> {
         fastmcp_auth::store::validate_key(key)?;
-        let answer = self.call("delete", key, None, None).await?;
+        let answer = self.call("delete", key, None, None, None).await?;
         Ok(Python::attach(|py| answer.bind(py).is_truthy()).unwrap_or(true))
     }
     async fn take(&self, key: &str) -> Result<Option<Value>> {
         self.text("take", key).await
+    }
+    /// Compare-and-swap through the bridge (atomic within this process: the key's lock, shared with `take`), so
+    /// single-use codes get the swap scheme (code_use.rs); `Ok(None)` when the Python store has no `ttl()`.
+    async fn replace(
+        &self,
+        key: &str,
+        expected: &Value,
+        new: Value,
+    ) -> Result<Option<fastmcp_auth::store::Replaced>> {
+        use fastmcp_auth::store::Replaced;
+        fastmcp_auth::store::validate_key(key)?;
+        let answer = self
+            .call(
+                "replace",
+                key,
+                Some(expected.to_string()),
+                None,
+                Some(new.to_string()),
+            )
+            .await?;
+        let said: Option<String> = Python::attach(|py| answer.bind(py).extract()).map_err(|_| {
+            Error::InvalidArgument("client_storage replace answered something other than text".into())
+        })?;
+        Ok(match said.as_deref() {
+            None => None,
+            Some("replaced") => Some(Replaced::Replaced),
+            Some("changed") => Some(Replaced::Changed),
+            Some("absent") => Some(Replaced::Absent),
+            Some(_) => {
+                return Err(Error::InvalidArgument(
+                    "client_storage replace answered something unexpected".into(),
+                ))
+            }
+        })
     }
     async fn cleanup(&self) -> Result<u64> {
         // py-key-value stores expire entries themselves (TTL on read); nothing to sweep from here.

@@ -63,8 +63,8 @@ def pkce():
     return verifier, challenge
 
 
-async def obtain_tokens(http):
-    """Registration, authorize, upstream login, callback, code exchange; returns the token response."""
+async def obtain_code(http):
+    """Registration, authorize, upstream login, callback; returns the code's token request (a form)."""
     r = await http.post("/register", json={"redirect_uris": [REDIRECT], "client_name": "test"})
     assert r.status_code in (200, 201), r.text
     reg = r.json()
@@ -77,12 +77,46 @@ async def obtain_tokens(http):
     cb = urllib.parse.urlsplit(callback)
     r = await http.get(f"{cb.path}?{cb.query}")
     back = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.headers["location"]).query))
-    r = await http.post("/token", data={
+    return {
         "grant_type": "authorization_code", "code": back["code"], "redirect_uri": REDIRECT,
         "code_verifier": verifier, "client_id": reg["client_id"], **secret(reg),
-    })
+    }
+
+
+async def obtain_tokens(http):
+    """Registration, authorize, upstream login, callback, code exchange; returns the token response."""
+    r = await http.post("/token", data=await obtain_code(http))
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def test_simultaneous_redemptions_through_an_async_key_value_client_storage(idp):
+    """RFC 6749 §4.1.2 with a py-key-value store as client_storage (the bridge's compare-and-swap): of several
+    simultaneous redemptions of one code at most one gets tokens, and those no longer work afterwards."""
+    from key_value.aio.stores.memory import MemoryStore
+
+    async def run():
+        proxy = OAuthProxy(
+            upstream_authorization_endpoint=f"{idp}/authorize", upstream_token_endpoint=f"{idp}/token",
+            upstream_client_id="upstream-client", upstream_client_secret="upstream secret+/=",
+            token_verifier=UpstreamVerifier(), base_url=BASE, client_storage=MemoryStore(),
+            jwt_signing_key=SIGNING_KEY, require_authorization_consent=False,
+        )
+        app = Starlette(routes=proxy.get_routes(mcp_path="/mcp"))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
+            for racers in (2, 3, 4, 6):
+                form = await obtain_code(http)
+                answers = await asyncio.gather(*(http.post("/token", data=form) for _ in range(racers)))
+                ok = [r.json() for r in answers if r.status_code == 200]
+                assert len(ok) <= 1, [r.text for r in answers]
+                assert all(r.status_code == 400 and r.json()["error"] == "invalid_grant"
+                           for r in answers if r.status_code != 200), [r.text for r in answers]
+                for t in ok:
+                    assert await proxy.load_access_token(t["access_token"]) is None, "revoked"
+                again = await http.post("/token", data=form)
+                assert again.status_code == 400 and again.json()["error_description"] == "Authorization code already used"
+
+    asyncio.run(run())
 
 
 async def flow(idp, directory):

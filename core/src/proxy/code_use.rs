@@ -21,8 +21,8 @@
 //! - a failed last look is retried; if it keeps failing, the tokens are revoked and the code given back, so the
 //!   client's retry can succeed; a failed revocation puts the unmarked tombstone back for the next replay.
 //!
-//! Stores that cannot swap (`replace` answers `Ok(None)`: a host's own store through the Python, Node or C faces,
-//! or a file system without `RENAME_EXCHANGE`) keep the earlier scheme: an atomic take, the tombstone written after
+//! Stores that cannot swap (`replace` answers `Ok(None)`: a host's store through the Node or C faces, a Python
+//! `AsyncKeyValue` without `ttl()`, a file system without `RENAME_EXCHANGE`) keep the earlier scheme: an atomic take, the tombstone written after
 //! issuing. There, of two simultaneous uses exactly one yields tokens, and they stay valid (the other read nothing
 //! and had nothing to revoke).
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import re
 import weakref
@@ -75,16 +76,38 @@ class _KeyValueBridge:
     async def delete(self, key: str) -> bool:
         return bool(await self._kv.delete(key, collection=self.COLLECTION))
 
-    async def take(self, key: str) -> Optional[str]:
+    def _lock(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
         if lock is None:
             lock = asyncio.Lock()
             self._locks[key] = lock
-        async with lock:
+        return lock
+
+    async def take(self, key: str) -> Optional[str]:
+        async with self._lock(key):
             v = await self.get(key)
             if v is not None:
                 await self._kv.delete(key, collection=self.COLLECTION)
             return v
+
+    async def replace(self, key: str, expected: str, new: str) -> Optional[str]:
+        """Compare-and-swap (single-use codes): ``new`` under ``key`` only if the value there is still ``expected``
+        (compared as JSON), keeping the entry's remaining lifetime; ``"replaced"``, ``"changed"`` or ``"absent"``.
+        Atomic within this process (the key's lock, shared with ``take``); ``None`` when the store cannot tell an
+        entry's remaining lifetime (no ``ttl()``), and the core then keeps to ``take``."""
+        if not callable(getattr(self._kv, "ttl", None)):
+            return None
+        async with self._lock(key):
+            value, ttl = await self._kv.ttl(key, collection=self.COLLECTION)
+            text = value.get("json") if isinstance(value, dict) else None
+            if not isinstance(text, str):
+                return "absent"
+            if json.loads(text) != json.loads(expected):
+                return "changed"
+            if ttl is not None and ttl <= 0:
+                return "absent"
+            await self._kv.put(key, {"json": new}, collection=self.COLLECTION, ttl=ttl)
+            return "replaced"
 
 
 def _storage_of(client_storage: Any) -> Any:
