@@ -730,6 +730,15 @@ fn code_redemption_when_the_store_misbehaves() {
         flaky.fail_reads_after_swap.store(1, SeqCst);
         p.token(&code_request(&c, &code, &verifier))
             .expect("one failed look is retried");
+        // 5. A replay whose revocation fails (its first write, the revocation mark): the code goes back to held,
+        // so the next presentation revokes; the tokens do not outlive it.
+        let (code, verifier) = authorize(&p, &idp, &c);
+        let t = p.token(&code_request(&c, &code, &verifier)).unwrap();
+        flaky.arm(2); // 1: the mark's swap; 2: the revocation mark
+        p.token(&code_request(&c, &code, &verifier)).unwrap_err();
+        flaky.arm(0);
+        p.token(&code_request(&c, &code, &verifier)).unwrap_err();
+        assert_revoked(&p, &c, &t);
     }
     // 3. The tombstone expires while its redemption issues (codes live 2 s, upstream writes take 2.5 s).
     let memory = Arc::new(fastmcp_auth::store::MemoryStore::new());

@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use super::error::{OAuthError, OAuthResult};
 use super::model::{parse_iso, secs_until, ClientCode, SpentCode};
-use super::provider::OAuthProxy;
+use super::provider::{random_id, OAuthProxy};
 use crate::store::Replaced;
 
 /// The answer to a code that is unknown or expired (an expired code is gone from the store like one never issued).
@@ -94,11 +94,13 @@ fn replayed() -> OAuthError {
     OAuthError::invalid_grant(CODE_REPLAYED)
 }
 
+/// A tombstone for a code expiring at `expires_at`, naming `grant` (to revoke on a replay); each one unique.
 fn tombstone(expires_at: &str, grant: Option<String>) -> OAuthResult<Value> {
     let t = SpentCode {
         expires_at: expires_at.to_owned(),
         used: true,
         grant,
+        holder: Some(random_id()),
     };
     Ok(serde_json::to_value(&t).map_err(crate::Error::from)?)
 }
@@ -139,7 +141,7 @@ impl OAuthProxy {
             };
             let record = match state(Some(&current)) {
                 State::Live(r) => *r,
-                State::Held(s, g) => return Err(self.replayed(&key, current, s, g).await),
+                State::Held(..) => return Err(self.replayed(&key, current).await),
                 State::Spent(_) => return Err(replayed()),
                 State::Unknown => return Err(unknown()),
             };
@@ -161,7 +163,21 @@ impl OAuthProxy {
                     });
                 }
                 // Another writer got there first: what is there now decides (most often: held, so a replay).
-                Some(Replaced::Changed) => stored = self.get_json::<Value>(&key).await?,
+                Some(Replaced::Changed) => {
+                    let now = self.get_json::<Value>(&key).await?;
+                    if now.as_ref() == Some(&tomb) {
+                        // Ours after all (an earlier attempt was applied; tombstones are unique).
+                        checked?;
+                        return Ok(HeldCode {
+                            record,
+                            key,
+                            stored: current,
+                            grant,
+                            tomb: Some(tomb),
+                        });
+                    }
+                    stored = now;
+                }
                 Some(Replaced::Absent) => return Err(unknown()),
                 None => return self.hold_code_by_take(key, grant, check).await,
             }
@@ -176,6 +192,14 @@ impl OAuthProxy {
         let mut attempt = 0;
         loop {
             let err = match self.store.replace(key, expected, new.clone()).await {
+                // After a failed attempt, `Changed` may be that attempt's own write: read it back.
+                Ok(Some(Replaced::Changed)) if attempt > 0 => {
+                    return Ok(match self.get_json::<Value>(key).await {
+                        Ok(Some(v)) if v == *new => Some(Replaced::Replaced),
+                        Ok(None) => Some(Replaced::Absent),
+                        _ => Some(Replaced::Changed),
+                    })
+                }
                 Ok(r) => return Ok(r),
                 Err(e) => OAuthError::from(e),
             };
@@ -205,7 +229,7 @@ impl OAuthProxy {
             State::Held(s, g) => {
                 // Taken out: whoever took it revokes, and puts the mark back first.
                 let ttl = secs_until(&s.expires_at).max(1);
-                let marked = SpentCode { grant: None, ..s };
+                let marked = tombstone(&s.expires_at, None)?;
                 let _ = self.save_json_retrying(&key, &marked, ttl).await;
                 self.revoke_replayed(&g).await;
                 return Err(replayed());
@@ -238,87 +262,76 @@ impl OAuthProxy {
     }
 
     /// A held code presented again: refused, and the grant it yielded revoked. The replay marks the tombstone (so
-    /// the redemption still issuing sees it), then revokes; if the mark meets another value, what is there now
-    /// decides: marked already (another replay revoked), held still (mark again), or given back by a redemption
-    /// that failed to issue (this presentation spends it: it came second).
-    async fn replayed(
-        &self,
-        key: &str,
-        mut current: Value,
-        mut s: SpentCode,
-        mut grant: String,
-    ) -> OAuthError {
+    /// the redemption still issuing sees it), then revokes. If the mark meets another value, what is there now
+    /// decides: held still (mark that), given back by a redemption that failed to issue (spent by this presentation,
+    /// which came second), or marked already. Every grant this presentation saw held is revoked before it answers,
+    /// whatever its marks did (revoking is idempotent), so none outlives it even when a mark's outcome is unknown.
+    async fn replayed(&self, key: &str, mut current: Value) -> OAuthError {
+        let mut seen: Vec<String> = vec![];
         for _ in 0..SWAP_ROUNDS {
-            let marked = match tombstone(&s.expires_at, None) {
-                Ok(m) => m,
-                Err(e) => return e,
+            let (expires_at, grant) = match state(Some(&current)) {
+                State::Held(s, g) => (s.expires_at, Some(g)),
+                State::Live(r) => (r.expires_at, None),
+                State::Spent(_) | State::Unknown => break,
             };
-            match self.swap(key, &current, &marked).await {
-                Ok(Some(Replaced::Replaced)) => {
-                    if !self.revoke_replayed(&grant).await {
-                        // Not revoked: the unmarked tombstone goes back, so the next presentation tries again.
-                        let _ = self.swap(key, &marked, &current).await;
-                    }
-                    return replayed();
+            if let Some(g) = &grant {
+                if !seen.contains(g) {
+                    seen.push(g.clone());
                 }
-                // Expired meanwhile: the holder's last look refuses (its tombstone is gone); revoking costs nothing.
-                Ok(Some(Replaced::Absent)) => {
-                    self.revoke_replayed(&grant).await;
-                    return replayed();
+            }
+            let Ok(target) = tombstone(&expires_at, None) else {
+                break;
+            };
+            match self.swap(key, &current, &target).await {
+                Ok(Some(Replaced::Replaced)) => {
+                    let Some(g) = grant else { break };
+                    seen.retain(|x| *x != g);
+                    if !self.revoke_replayed(&g).await {
+                        // Not revoked: a held tombstone goes back (a new one: the holder's last look refuses), so
+                        // the next presentation revokes again.
+                        if let Ok(again) = tombstone(&expires_at, Some(g)) {
+                            let _ = self.swap(key, &target, &again).await;
+                        }
+                    }
+                    break;
                 }
                 Ok(Some(Replaced::Changed)) => match self.get_json::<Value>(key).await {
-                    Ok(now) => match state(now.as_ref()) {
-                        State::Held(s2, g2) => (current, s, grant) = (now.unwrap_or_default(), s2, g2),
-                        State::Live(r) => {
-                            // Given back after a failed issue: spent by this (second) presentation.
-                            let Ok(tomb) = tombstone(&r.expires_at, None) else {
-                                return replayed();
-                            };
-                            let _ = self.swap(key, &now.unwrap_or_default(), &tomb).await;
-                            return replayed();
-                        }
-                        State::Spent(_) | State::Unknown => return replayed(),
-                    },
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not mark a replayed authorization code");
-                        return replayed();
-                    }
+                    Ok(Some(now)) => current = now,
+                    _ => break,
                 },
+                Ok(Some(Replaced::Absent)) | Err(_) => break,
                 Ok(None) => {
-                    // The store cannot swap: take the tombstone; whoever gets it revokes.
-                    if let Ok(Some(v)) = self.store.take(key).await {
-                        match state(Some(&v)) {
-                            State::Held(s, g) => {
-                                let ttl = secs_until(&s.expires_at).max(1);
-                                let marked = SpentCode { grant: None, ..s };
-                                let _ = self.save_json_retrying(key, &marked, ttl).await;
-                                self.revoke_replayed(&g).await;
-                            }
-                            State::Spent(s) => {
-                                let _ = self
-                                    .save_json_retrying(key, &s, secs_until(&s.expires_at).max(1))
-                                    .await;
-                            }
-                            // A code given back meanwhile: spent by this (second) presentation.
-                            State::Live(r) => {
-                                if let Ok(tomb) = tombstone(&r.expires_at, None) {
-                                    let _ = self
-                                        .save_json_retrying(key, &tomb, secs_until(&r.expires_at).max(1))
-                                        .await;
-                                }
-                            }
-                            State::Unknown => {}
-                        }
-                    }
-                    return replayed();
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "could not mark a replayed authorization code");
-                    return replayed();
+                    self.replayed_by_take(key).await;
+                    break;
                 }
             }
         }
+        for g in &seen {
+            self.revoke_replayed(g).await;
+        }
         replayed()
+    }
+
+    /// A replay on a store that cannot swap: take the tombstone; whoever gets it revokes (and puts the mark back).
+    async fn replayed_by_take(&self, key: &str) {
+        let Ok(Some(v)) = self.store.take(key).await else {
+            return;
+        };
+        let (expires_at, grant) = match state(Some(&v)) {
+            State::Held(s, g) => (s.expires_at, Some(g)),
+            State::Spent(s) => (s.expires_at, None),
+            // A code given back meanwhile: spent by this (second) presentation.
+            State::Live(r) => (r.expires_at, None),
+            State::Unknown => return,
+        };
+        if let Ok(marked) = tombstone(&expires_at, None) {
+            let _ = self
+                .save_json_retrying(key, &marked, secs_until(&expires_at).max(1))
+                .await;
+        }
+        if let Some(g) = grant {
+            self.revoke_replayed(&g).await;
+        }
     }
 
     /// Revokes the grant of a replayed code; whether it worked.
@@ -341,12 +354,8 @@ impl HeldCode {
     /// the tokens and gives the code back (the client's retry can then succeed).
     pub(super) async fn finish(self, proxy: &OAuthProxy) -> OAuthResult<()> {
         let Some(tomb) = &self.tomb else {
-            let spent = SpentCode {
-                expires_at: self.record.expires_at.clone(),
-                used: true,
-                grant: self.grant.clone(),
-            };
-            let ttl = secs_until(&spent.expires_at).max(1);
+            let spent = tombstone(&self.record.expires_at, self.grant.clone())?;
+            let ttl = secs_until(&self.record.expires_at).max(1);
             let _ = proxy.save_json_retrying(&self.key, &spent, ttl).await;
             return Ok(());
         };
@@ -432,6 +441,7 @@ mod tests {
                 expires_at: "2099-01-01T00:00:00Z".into(),
                 used: true,
                 grant: grant.map(str::to_owned),
+                holder: None,
             })
             .unwrap()
         };

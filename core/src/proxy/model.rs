@@ -205,6 +205,10 @@ pub struct SpentCode {
     /// None when the code was spent by a failed redemption, or in pass-through mode (no state of ours to revoke).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<String>,
+    /// A random id of the write that put this tombstone there, so no two tombstones are equal: a compare-and-swap
+    /// whose reply was lost can tell its own write from another's by reading the key back (code_use.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
 }
 
 /// One of our JWTs → the upstream tokens (`mapping:<jti>`).

@@ -236,16 +236,19 @@ impl OAuthProxy {
                 .await?;
             let (access_ttl, refresh_ttl) = self.ttls(&fresh);
             // Upstream may have rotated its refresh token: the fresh one exists only here until this write lands.
-            self.save_json_retrying(&up_key, &fresh, access_ttl.max(refresh_ttl).max(1))
-                .await?;
+            let wrote = self
+                .save_json_retrying(&up_key, &fresh, access_ttl.max(refresh_ttl).max(1))
+                .await;
             // A revocation of this grant while upstream was answering (a replayed code or refresh token, RFC 7009)
             // deleted the upstream tokens before the write above brought them back: its mark says so, and the
             // grant stays revoked. (The mark is written before the deletion and read after the write: one of the
-            // two sees the other.)
-            if self.grant_revoked(&mapping.upstream_token_key).await? {
+            // two sees the other.) Checked whatever the write answered (a failed write may have landed); a mark
+            // that cannot be read counts as there: refusing beats reviving a revoked grant.
+            if self.grant_revoked_surely(&mapping.upstream_token_key).await {
                 self.delete_best_effort(&up_key).await;
                 return Err(OAuthError::invalid_grant("Refresh token revoked"));
             }
+            wrote?;
             let issuer = self
                 .issuer
                 .as_ref()
@@ -364,12 +367,19 @@ impl OAuthProxy {
         })
     }
 
-    /// Whether grant `upstream_key` was revoked in the last minutes (its mark, written by `revoke_grant`).
-    pub(super) async fn grant_revoked(&self, upstream_key: &str) -> OAuthResult<bool> {
-        Ok(self
-            .get_json::<serde_json::Value>(&format!("revoked:{upstream_key}"))
-            .await?
-            .is_some())
+    /// Whether grant `upstream_key` was revoked in the last minutes (its mark, written by `revoke_grant`): read up to
+    /// three times while the store fails, and `true` when it never answers.
+    pub(super) async fn grant_revoked_surely(&self, upstream_key: &str) -> bool {
+        let key = format!("revoked:{upstream_key}");
+        for attempt in 0..3u32 {
+            match self.get_json::<serde_json::Value>(&key).await {
+                Ok(v) => return v.is_some(),
+                Err(_) if attempt < 2 => tokio::time::sleep(Duration::from_millis(20 << (2 * attempt))).await,
+                Err(_) => {}
+            }
+        }
+        tracing::error!("could not read a grant's revocation mark after a refresh; the refresh is refused");
+        true
     }
 
     /// Revokes a whole grant: its upstream tokens (so every token of the grant stops resolving) and the live
